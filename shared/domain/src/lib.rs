@@ -1,0 +1,10 @@
+//! The core of Cloud Images: what an image service *is*, independent of how it is hosted.
+//!
+//! Nothing here knows about HTTP, SQL or AWS; adapters implement the [`ports`] and the
+//! service crate composes them into use cases.
+
+pub mod error;
+pub mod identity;
+pub mod ports;
+
+pub use error::{DomainError, DomainResult};

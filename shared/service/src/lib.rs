@@ -1,0 +1,8 @@
+//! Use cases of Cloud Images, written against the domain's ports only.
+
+pub mod identity;
+pub mod secrets;
+pub mod tokens;
+
+pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
+pub use tokens::{SigningKey, TokenSigner};
