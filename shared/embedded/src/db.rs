@@ -1,0 +1,129 @@
+//! The SQLite connection set and its schema migrations.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::EmbeddedError;
+
+const READERS: usize = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Ordered schema migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenants (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    role          TEXT NOT NULL,
+    password_hash TEXT,
+    api_key_hash  TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+"#];
+
+/// One writer connection and a few readers on one database file.
+pub struct Sqlite {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn configure(conn: &Connection) -> Result<(), EmbeddedError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), EmbeddedError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Sqlite {
+    /// Opens the database in WAL mode and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, EmbeddedError> {
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(path, flags)?;
+                configure(&conn)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<Result<_, EmbeddedError>>()?;
+        Ok(Self { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
+    }
+
+    /// Runs a read on one of the reader connections, off the async threads.
+    pub async fn read<T, F>(self: &std::sync::Arc<Self>, f: F) -> Result<T, EmbeddedError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, EmbeddedError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let i = db.next_reader.fetch_add(1, Ordering::Relaxed) % db.readers.len();
+            let conn = db.readers[i].lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await?
+    }
+
+    /// Runs `f` in an immediate transaction on the writer and commits if it succeeds.
+    pub async fn write<T, F>(self: &std::sync::Arc<Self>, f: F) -> Result<T, EmbeddedError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, EmbeddedError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_twice_migrates_once_and_keeps_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.sqlite3");
+        {
+            let db = Sqlite::open(&path).expect("open");
+            let w = db.writer.lock().expect("lock");
+            w.execute("INSERT INTO tenants VALUES ('t1', 'acme', 'now')", []).expect("insert");
+        }
+        let db = Sqlite::open(&path).expect("reopen");
+        let r = db.readers[0].lock().expect("lock");
+        let version: usize = r.pragma_query_value(None, "user_version", |row| row.get(0)).expect("v");
+        assert_eq!(version, MIGRATIONS.len());
+        let n: i64 = r.query_row("SELECT count(*) FROM tenants", [], |row| row.get(0)).expect("count");
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,42 @@
+//! The embedded default backend: everything in one data directory, no external service.
+//!
+//! Metadata lives in SQLite (WAL, one writer connection, a few readers); writers take the
+//! database lock up front (`BEGIN IMMEDIATE`) and wait on `busy_timeout`, so concurrent
+//! writers queue instead of failing with "database is locked" — also across processes such
+//! as the admin CLI running beside the server.
+
+mod db;
+mod error;
+mod identity;
+pub mod keyfile;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use db::Sqlite;
+pub use error::EmbeddedError;
+pub use identity::SqliteIdentityStore;
+
+/// The adapters of the embedded backend, opened on one data directory.
+pub struct EmbeddedBackend {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The metadata database.
+    pub db: Arc<Sqlite>,
+    /// Tenants and users.
+    pub identity: Arc<SqliteIdentityStore>,
+}
+
+impl EmbeddedBackend {
+    /// Opens (creating when absent) the data directory and its database.
+    pub fn open(data_dir: &Path) -> Result<Self, EmbeddedError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| EmbeddedError::io(format!("creating {}", data_dir.display()), e))?;
+        let db = Arc::new(Sqlite::open(&data_dir.join("metadata.sqlite3"))?);
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            identity: Arc::new(SqliteIdentityStore::new(db.clone())),
+            db,
+        })
+    }
+}
