@@ -70,7 +70,11 @@ impl Sqlite {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<_, EmbeddedError>>()?;
-        Ok(Self { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
     }
 
     /// Runs a read on one of the reader connections, off the async threads.
@@ -117,13 +121,18 @@ mod tests {
         {
             let db = Sqlite::open(&path).expect("open");
             let w = db.writer.lock().expect("lock");
-            w.execute("INSERT INTO tenants VALUES ('t1', 'acme', 'now')", []).expect("insert");
+            w.execute("INSERT INTO tenants VALUES ('t1', 'acme', 'now')", [])
+                .expect("insert");
         }
         let db = Sqlite::open(&path).expect("reopen");
         let r = db.readers[0].lock().expect("lock");
-        let version: usize = r.pragma_query_value(None, "user_version", |row| row.get(0)).expect("v");
+        let version: usize = r
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("v");
         assert_eq!(version, MIGRATIONS.len());
-        let n: i64 = r.query_row("SELECT count(*) FROM tenants", [], |row| row.get(0)).expect("count");
+        let n: i64 = r
+            .query_row("SELECT count(*) FROM tenants", [], |row| row.get(0))
+            .expect("count");
         assert_eq!(n, 1);
     }
 }

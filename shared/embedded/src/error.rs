@@ -28,7 +28,10 @@ pub enum EmbeddedError {
 impl EmbeddedError {
     /// An I/O failure with what we were doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Whether SQLite refused the write because of a UNIQUE or PRIMARY KEY constraint.

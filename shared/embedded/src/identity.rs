@@ -51,7 +51,9 @@ fn user_from(row: &Row<'_>) -> Result<User, EmbeddedError> {
         id: UserId::from_trusted(row.get::<_, String>(0)?),
         name: name(&row.get::<_, String>(1)?)?,
         tenant_id: TenantId::from_trusted(row.get::<_, String>(2)?),
-        role: role.parse().map_err(|_| EmbeddedError::Corrupt(format!("role {role:?}")))?,
+        role: role
+            .parse()
+            .map_err(|_| EmbeddedError::Corrupt(format!("role {role:?}")))?,
         password_hash: row.get(4)?,
         api_key_hash: row.get(5)?,
         created_at: timestamp(&row.get::<_, String>(6)?)?,
@@ -59,7 +61,11 @@ fn user_from(row: &Row<'_>) -> Result<User, EmbeddedError> {
 }
 
 fn conflict_or(e: EmbeddedError, what: String) -> DomainError {
-    if e.is_unique_violation() { DomainError::Conflict(what) } else { e.into() }
+    if e.is_unique_violation() {
+        DomainError::Conflict(what)
+    } else {
+        e.into()
+    }
 }
 
 impl SqliteIdentityStore {
@@ -110,7 +116,12 @@ impl IdentityStore for SqliteIdentityStore {
                 Ok(())
             })
             .await
-            .map_err(|e| conflict_or(e, format!("a tenant named '{}' already exists", tenant.name)))
+            .map_err(|e| {
+                conflict_or(
+                    e,
+                    format!("a tenant named '{}' already exists", tenant.name),
+                )
+            })
     }
 
     async fn tenant_by_name(&self, name: &AccountName) -> DomainResult<Option<Tenant>> {
@@ -124,7 +135,11 @@ impl IdentityStore for SqliteIdentityStore {
     }
 
     async fn list_tenants(&self) -> DomainResult<Vec<Tenant>> {
-        self.all(format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"), tenant_from).await
+        self.all(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"),
+            tenant_from,
+        )
+        .await
     }
 
     async fn insert_user(&self, user: &User) -> DomainResult<()> {
@@ -161,6 +176,10 @@ impl IdentityStore for SqliteIdentityStore {
     }
 
     async fn list_users(&self) -> DomainResult<Vec<User>> {
-        self.all(format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"), user_from).await
+        self.all(
+            format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"),
+            user_from,
+        )
+        .await
     }
 }

@@ -11,7 +11,10 @@ const FILE: &str = "token-signing.key";
 ///
 /// Creation is atomic and first-writer-wins (write a private temp file, then hard-link it
 /// into place), so a CLI and a server starting together agree on one key.
-pub fn load_or_create(data_dir: &Path, generate: impl FnOnce() -> String) -> Result<String, EmbeddedError> {
+pub fn load_or_create(
+    data_dir: &Path,
+    generate: impl FnOnce() -> String,
+) -> Result<String, EmbeddedError> {
     let path = data_dir.join(FILE);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().to_owned());
@@ -24,7 +27,8 @@ pub fn load_or_create(data_dir: &Path, generate: impl FnOnce() -> String) -> Res
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp).map_err(|e| io("writing", e))?;
-        file.write_all(generate().as_bytes()).map_err(|e| io("writing", e))?;
+        file.write_all(generate().as_bytes())
+            .map_err(|e| io("writing", e))?;
         file.sync_all().map_err(|e| io("syncing", e))?;
     }
     let linked = std::fs::hard_link(&tmp, &path);
@@ -34,7 +38,9 @@ pub fn load_or_create(data_dir: &Path, generate: impl FnOnce() -> String) -> Res
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io("creating", e)),
     }
-    std::fs::read_to_string(&path).map(|k| k.trim().to_owned()).map_err(|e| io("reading", e))
+    std::fs::read_to_string(&path)
+        .map(|k| k.trim().to_owned())
+        .map_err(|e| io("reading", e))
 }
 
 #[cfg(test)]
@@ -56,7 +62,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         load_or_create(dir.path(), || "cc".repeat(32)).expect("create");
-        let mode = std::fs::metadata(dir.path().join(FILE)).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(FILE))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0);
     }
 }

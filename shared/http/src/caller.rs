@@ -1,0 +1,31 @@
+//! The `X-Auth-Token` extractor.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use cloud_images_domain::DomainError;
+use cloud_images_domain::identity::Caller;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The verified caller of a request. Extracting it rejects with 401 when the token is
+/// missing, malformed, forged or expired; no store is consulted.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get("x-auth-token")
+            .ok_or_else(|| {
+                DomainError::Unauthenticated("this request needs an X-Auth-Token header".into())
+            })?
+            .to_str()
+            .map_err(|_| DomainError::Unauthenticated("the token is malformed".into()))?;
+        let claims = state.identity.verify(token.trim())?;
+        Ok(Self(claims.caller))
+    }
+}

@@ -1,0 +1,89 @@
+//! Middleware every response passes through.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::error::PendingError;
+
+const REQUEST_ID: &str = "x-openstack-request-id";
+
+/// Gives each request an id (`x-openstack-request-id`, as Glance does), a tracing span, and
+/// one log line with its outcome. Headers and bodies are never logged: they carry secrets.
+pub(crate) async fn request_context(request: Request, next: Next) -> Response {
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let _entered = span.enter();
+    tracing::info!(
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "handled"
+    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Renders every error response with a body that says what was wrong, in the form the client
+/// asked for: Glance's flat `{"code","title","message"}` to clients that ask for JSON, and an
+/// `{"error": {...}}` envelope otherwise, because python-glanceclient (which sends
+/// `Accept: */*`) reads `message` from each nested object and crashes on the flat form.
+pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
+    let wants_flat_json = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let message = match parts.extensions.remove::<PendingError>() {
+        Some(PendingError(message)) => message,
+        // Errors produced by the framework itself (405, 413 from the body cap) have no
+        // message of ours; name the status.
+        None => default_message(status),
+    };
+    drop(body);
+    let title = status.canonical_reason().unwrap_or("Error");
+    let code = format!("{} {title}", status.as_u16());
+    let document = if wants_flat_json {
+        serde_json::json!({ "code": code, "title": title, "message": message })
+    } else {
+        serde_json::json!({ "error": { "code": status.as_u16(), "title": title, "message": message } })
+    };
+    let bytes = document.to_string();
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn default_message(status: StatusCode) -> String {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "The method is not allowed on this resource; see the Allow header.".into()
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "The request body is larger than this service accepts.".into()
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "The request's Content-Type is not supported here.".into()
+        }
+        other => other.canonical_reason().unwrap_or("Error").to_owned(),
+    }
+}

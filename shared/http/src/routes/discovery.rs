@@ -1,0 +1,60 @@
+//! API version discovery and JSON Schemas.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::public_root;
+use crate::error::ApiError;
+use crate::schemas;
+use crate::state::AppState;
+
+/// Image API versions offered, newest first; the first is `CURRENT`.
+const VERSIONS: &[&str] = &[
+    "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
+];
+
+/// `GET /`, `GET /versions` and `GET /v2/schemas/{name}`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/versions", get(versions))
+        .route("/v2/schemas/{name}", get(schema))
+}
+
+fn versions_document(root: &str) -> Value {
+    let entries: Vec<Value> = VERSIONS
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            json!({
+                "id": id,
+                "status": if i == 0 { "CURRENT" } else { "SUPPORTED" },
+                "links": [{ "rel": "self", "href": format!("{root}/v2/") }],
+            })
+        })
+        .collect();
+    json!({ "versions": entries })
+}
+
+/// Glance answers the root with 300 Multiple Choices.
+async fn root(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(versions_document(&public_root(&state, &headers))),
+    )
+}
+
+/// The same document with 200: glanceclient refuses a 300 here.
+async fn versions(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    Json(versions_document(&public_root(&state, &headers)))
+}
+
+async fn schema(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    schemas::by_name(&name)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No schema named '{name}'")))
+}
