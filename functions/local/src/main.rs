@@ -1,0 +1,40 @@
+//! `cloud-images`: the whole service in one process on the embedded default.
+
+mod admin;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use cloud_images_runtime::Config;
+
+/// Cloud Images: an OpenStack Images v2 service.
+#[derive(Parser)]
+#[command(name = "cloud-images", version)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every API on one address, on the embedded default.
+    Serve(serve::ServeArgs),
+    /// Manage tenants (Keystone projects).
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    cloud_images_runtime::init_tracing(cli.config.log_format);
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.config, args).await,
+        Command::Tenant(command) => admin::tenant(&cli.config, command).await,
+        Command::User(command) => admin::user(&cli.config, command).await,
+    }
+}

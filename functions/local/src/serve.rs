@@ -1,0 +1,80 @@
+//! `cloud-images serve`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use cloud_images_runtime::{Config, Services};
+
+/// Flags of `serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "CLOUD_IMAGES_LISTEN", default_value = "127.0.0.1:9292")]
+    listen: SocketAddr,
+}
+
+pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
+    let services = cloud_images_runtime::build_services(config)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let root = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    announce_first_admin(&services, &root).await?;
+    let state = cloud_images_runtime::app_state(&services, config);
+    let app = cloud_images_http::with_common_layers(cloud_images_http::all_routes(), state);
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
+    // The one line scripts and tests wait for: the service accepts requests from here on.
+    println!("Cloud Images listening on {root}");
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On an empty data directory, creates the `admin` account and prints its secrets, once.
+async fn announce_first_admin(services: &Services, root: &str) -> anyhow::Result<()> {
+    let Some(admin) = services.identity.bootstrap_admin().await? else {
+        return Ok(());
+    };
+    let created = &admin.created;
+    println!(
+        "Created the first administrator; these secrets are shown only now:\n\
+         \x20 tenant:   {} ({})\n  user:     {}\n  password: {}\n  API key:  {}\n\n\
+         Get a token:\n  curl -s {root}/v2.0/tokens -H 'Content-Type: application/json' \\\n\
+         \x20   -d '{{\"auth\": {{\"RAX-KSKEY:apiKeyCredentials\": {{\"username\": \"{}\", \"apiKey\": \"{}\"}}}}}}'\n",
+        created.tenant.name,
+        created.tenant.id,
+        created.user.name,
+        admin.password,
+        created.api_key,
+        created.user.name,
+        created.api_key,
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,97 @@
+//! Settings, from flags or `CLOUD_IMAGES_*` environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable on a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Settings shared by every entry point.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Directory holding the embedded default's database, image files and signing key.
+    #[arg(long, env = "CLOUD_IMAGES_DATA_DIR", default_value = "./.cloud-images")]
+    pub data_dir: PathBuf,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+
+    /// Root URL clients reach this service at, used in catalogs and links
+    /// (default: `http://` + the request's Host header).
+    #[arg(long, env = "CLOUD_IMAGES_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Region named in the service catalog.
+    #[arg(long, env = "CLOUD_IMAGES_REGION", default_value = "RegionOne")]
+    pub region: String,
+
+    /// How long an issued token stays valid, e.g. `24h`, `90m`, `3600s`.
+    #[arg(long, env = "CLOUD_IMAGES_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Hex key (≥ 32 bytes) that signs tokens; by default one is generated and kept in the
+    /// data directory. Every process serving one deployment needs the same key.
+    #[arg(long, env = "CLOUD_IMAGES_TOKEN_SIGNING_KEY", hide_env_values = true)]
+    pub token_signing_key: Option<String>,
+
+    /// Largest JSON request body accepted, in bytes.
+    #[arg(long, env = "CLOUD_IMAGES_MAX_JSON_BODY", default_value_t = 1024 * 1024)]
+    pub max_json_body: usize,
+}
+
+/// Parses `90`, `90s`, `15m`, `24h` or `2d` into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h or 2d"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}' has an unknown unit; use s, m, h or d")),
+    };
+    if n == 0 {
+        return Err("a duration must be positive".into());
+    }
+    n.checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+    }
+
+    #[test]
+    fn nonsense_durations_are_refused() {
+        for bad in ["", "h", "10x", "-5s", "0", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
