@@ -27,11 +27,11 @@ pub const DISK_FORMATS: &[&str] = &[
 pub fn by_name(name: &str) -> Option<Value> {
     match name {
         "image" => Some(image()),
-        "images" => Some(collection("images", image(), true)),
+        "images" => Some(collection("images", &image(), true)),
         "member" => Some(member()),
-        "members" => Some(collection("members", member(), false)),
+        "members" => Some(collection("members", &member(), false)),
         "task" => Some(task()),
-        "tasks" => Some(collection("tasks", task(), true)),
+        "tasks" => Some(collection("tasks", &task(), true)),
         _ => None,
     }
 }
@@ -42,7 +42,7 @@ fn nullable_enum(values: &[&str]) -> Value {
     Value::Array(all)
 }
 
-fn read_only(kind: Value, description: &str) -> Value {
+fn read_only(kind: &Value, description: &str) -> Value {
     json!({ "type": kind, "readOnly": true, "description": description })
 }
 
@@ -76,19 +76,19 @@ fn image() -> Value {
         "os_hash_algo": { "type": ["null", "string"], "readOnly": true, "description": "Algorithm to calculate the os_hash_value", "maxLength": 64 },
         "os_hash_value": { "type": ["null", "string"], "readOnly": true, "description": "Hexdigest of the image contents using the algorithm specified by the os_hash_algo", "maxLength": 128 },
         "owner": { "type": ["null", "string"], "description": "Owner of the image", "maxLength": 255 },
-        "size": read_only(json!(["null", "integer"]), "Size of image file in bytes"),
-        "virtual_size": read_only(json!(["null", "integer"]), "Virtual size of image in bytes"),
+        "size": read_only(&json!(["null", "integer"]), "Size of image file in bytes"),
+        "virtual_size": read_only(&json!(["null", "integer"]), "Virtual size of image in bytes"),
         "container_format": { "type": ["null", "string"], "description": "Format of the container", "enum": nullable_enum(CONTAINER_FORMATS) },
         "disk_format": { "type": ["null", "string"], "description": "Format of the disk", "enum": nullable_enum(DISK_FORMATS) },
-        "created_at": read_only(json!("string"), "Date and time of image registration"),
-        "updated_at": read_only(json!("string"), "Date and time of the last image modification"),
+        "created_at": read_only(&json!("string"), "Date and time of image registration"),
+        "updated_at": read_only(&json!("string"), "Date and time of the last image modification"),
         "tags": { "type": "array", "description": "List of strings related to the image", "items": { "type": "string", "maxLength": 255 } },
-        "direct_url": read_only(json!("string"), "URL to access the image file kept in external store"),
+        "direct_url": read_only(&json!("string"), "URL to access the image file kept in external store"),
         "min_ram": { "type": "integer", "description": "Amount of ram (in MB) required to boot image." },
         "min_disk": { "type": "integer", "description": "Amount of disk space (in GB) required to boot image." },
-        "self": read_only(json!("string"), "An image self url"),
-        "file": read_only(json!("string"), "An image file url"),
-        "schema": read_only(json!("string"), "An image schema url"),
+        "self": read_only(&json!("string"), "An image self url"),
+        "file": read_only(&json!("string"), "An image file url"),
+        "schema": read_only(&json!("string"), "An image schema url"),
         "locations": { "type": "array", "readOnly": true, "description": "A set of URLs to access the image file kept in external store",
                        "items": { "type": "object", "properties": { "url": { "type": "string", "maxLength": 255 }, "metadata": { "type": "object" } },
                                   "required": ["url", "metadata"] } },
@@ -142,7 +142,7 @@ fn task() -> Value {
     })
 }
 
-fn collection(name: &str, item: Value, paged: bool) -> Value {
+fn collection(name: &str, item: &Value, paged: bool) -> Value {
     let mut properties =
         json!({ name: { "type": "array", "items": item }, "schema": { "type": "string" } });
     let links = if paged {

@@ -133,12 +133,10 @@ impl IdentityService {
             .ok_or_else(|| {
                 DomainError::Unauthenticated("the user's project no longer exists".into())
             })?;
-        if let Some(scope) = scope {
-            if !principal_matches(&scope, tenant.id.as_str(), tenant.name.as_str()) {
-                return Err(DomainError::Unauthenticated(
-                    "the user has no role on the requested project".into(),
-                ));
-            }
+        if scope.is_some_and(|s| !principal_matches(&s, tenant.id.as_str(), tenant.name.as_str())) {
+            return Err(DomainError::Unauthenticated(
+                "the user has no role on the requested project".into(),
+            ));
         }
         let caller = Caller {
             tenant_id: tenant.id.clone(),

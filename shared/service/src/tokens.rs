@@ -32,7 +32,7 @@ impl SigningKey {
     /// Parses a key written as hex (as the embedded default stores it).
     pub fn from_hex(text: &str) -> Result<Self, DomainError> {
         let text = text.trim();
-        if text.len() % 2 != 0 || !text.is_ascii() {
+        if !text.len().is_multiple_of(2) || !text.is_ascii() {
             return Err(DomainError::Invalid(
                 "the token signing key must be hex".into(),
             ));

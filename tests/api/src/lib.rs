@@ -1,0 +1,288 @@
+//! Test harness: starts the real `cloud-images` binary on port 0 in its own data directory
+//! and offers a typed client per endpoint. Conformance cases live in `tests/`.
+//!
+//! The binary is found through `CLOUD_IMAGES_BIN`, or beside the test executable in the
+//! workspace target directory (`cargo build -p cloud-images` first; the test script does).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Path of the binary under test.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CLOUD_IMAGES_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = profile_dir.join("cloud-images");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p cloud-images` first",
+        path.display()
+    );
+    path
+}
+
+/// The credentials the server printed when it created the first administrator.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Tenant name.
+    pub tenant_name: String,
+    /// User name.
+    pub user_name: String,
+    /// API key.
+    pub api_key: String,
+    /// Password, when set.
+    pub password: Option<String>,
+}
+
+/// A running server with its own data directory; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// Root URL, e.g. `http://127.0.0.1:41234`.
+    pub root: String,
+    /// The administrator created on first start, if this start created it.
+    pub first_admin: Option<Account>,
+    data: DataDir,
+    http: reqwest::Client,
+}
+
+/// A data directory that outlives server restarts within one test.
+pub struct DataDir {
+    dir: tempfile::TempDir,
+}
+
+impl DataDir {
+    /// A fresh, empty data directory.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Default for DataDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory with default settings.
+    pub async fn start() -> Self {
+        Self::start_in(DataDir::new(), &[]).await
+    }
+
+    /// Starts a server on `data` with extra environment variables.
+    pub async fn start_in(data: DataDir, env: &[(&str, &str)]) -> Self {
+        let log = std::fs::File::create(data.path().join("server.log")).unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("CLOUD_IMAGES_DATA_DIR", data.path())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        let root = loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("server did not start within 30 s")
+                .unwrap()
+                .unwrap_or_else(|| panic!("server exited before listening; stdout: {printed:?}"));
+            if let Some(root) = line.strip_prefix("Cloud Images listening on ") {
+                break root.trim().to_owned();
+            }
+            printed.push(line);
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let first_admin = parse_first_admin(&printed);
+        Self {
+            child,
+            root,
+            first_admin,
+            data,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server and hands back its data directory, for restart tests.
+    pub async fn stop(mut self) -> DataDir {
+        self.child.kill().await.unwrap();
+        self.data
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.root)
+    }
+
+    /// A request to `path`, authenticated when a token is given.
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match token {
+            Some(token) => builder.header("X-Auth-Token", token),
+            None => builder,
+        }
+    }
+
+    /// Runs an admin command of the binary on this server's data directory, expecting success,
+    /// and returns its `--json` output.
+    pub async fn cli(&self, args: &[&str]) -> Value {
+        let output = self.cli_raw(args).await;
+        assert!(
+            output.status.success(),
+            "cli {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Runs an admin command with `--json` and returns the raw outcome.
+    pub async fn cli_raw(&self, args: &[&str]) -> std::process::Output {
+        self.cli_command(args).output().await.unwrap()
+    }
+
+    /// An admin command with `--json` on this server's data directory, ready to spawn.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .args(args)
+            .arg("--json")
+            .env("CLOUD_IMAGES_DATA_DIR", self.data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Creates a tenant (if new) and a user in it with `role`, returning its credentials.
+    pub async fn account(&self, tenant: &str, user: &str, role: &str) -> Account {
+        let _ = self.cli_raw(&["tenant", "create", tenant]).await;
+        let password = format!("pw-{user}");
+        let created = self
+            .cli(&[
+                "user",
+                "create",
+                "--tenant",
+                tenant,
+                user,
+                "--role",
+                role,
+                "--password",
+                &password,
+            ])
+            .await;
+        Account {
+            tenant_id: created["tenant_id"].as_str().unwrap().to_owned(),
+            tenant_name: tenant.to_owned(),
+            user_name: user.to_owned(),
+            api_key: created["api_key"].as_str().unwrap().to_owned(),
+            password: Some(password),
+        }
+    }
+
+    /// Authenticates with the Rackspace API-key flow and returns the token id.
+    pub async fn token(&self, account: &Account) -> String {
+        let response = self
+            .api_key_auth(&account.user_name, &account.api_key)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access"]["token"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v2.0/tokens` with `RAX-KSKEY:apiKeyCredentials`.
+    pub async fn api_key_auth(&self, username: &str, api_key: &str) -> Response {
+        let body = json!({ "auth": { "RAX-KSKEY:apiKeyCredentials": { "username": username, "apiKey": api_key } } });
+        self.request(Method::POST, "/v2.0/tokens", None)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v2.0/tokens` with `passwordCredentials` and an optional tenant name.
+    pub async fn v2_password_auth(
+        &self,
+        username: &str,
+        password: &str,
+        tenant: Option<&str>,
+    ) -> Response {
+        let mut auth =
+            json!({ "passwordCredentials": { "username": username, "password": password } });
+        if let Some(tenant) = tenant {
+            auth["tenantName"] = json!(tenant);
+        }
+        self.request(Method::POST, "/v2.0/tokens", None)
+            .json(&json!({ "auth": auth }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v3/auth/tokens` with the given `auth` document.
+    pub async fn v3_auth(&self, auth: Value) -> Response {
+        self.request(Method::POST, "/v3/auth/tokens", None)
+            .json(&json!({ "auth": auth }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A v3 password `auth` document naming user and project by name in the `Default` domain.
+pub fn v3_password_by_name(user: &str, password: &str, project: &str) -> Value {
+    json!({
+        "identity": { "methods": ["password"], "password": { "user": {
+            "name": user, "domain": { "name": "Default" }, "password": password } } },
+        "scope": { "project": { "name": project, "domain": { "name": "Default" } } },
+    })
+}
+
+fn parse_first_admin(printed: &[String]) -> Option<Account> {
+    let field = |label: &str| {
+        printed
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+    };
+    let tenant = field("tenant:")?;
+    let (tenant_name, tenant_id) = tenant.split_once(' ')?;
+    Some(Account {
+        tenant_id: tenant_id.trim_matches(|c| c == '(' || c == ')').to_owned(),
+        tenant_name: tenant_name.to_owned(),
+        user_name: field("user:")?,
+        api_key: field("API key:")?,
+        password: field("password:"),
+    })
+}
+
+/// Reads a response body as JSON, failing the test with the body text if it is not JSON.
+pub async fn json_body(response: Response) -> Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
