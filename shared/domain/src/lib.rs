@@ -5,6 +5,10 @@
 
 pub mod error;
 pub mod identity;
+pub mod image;
+pub mod image_patch;
+pub mod image_rules;
+pub mod listing;
 pub mod ports;
 
 pub use error::{DomainError, DomainResult};
