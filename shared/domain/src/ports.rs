@@ -25,3 +25,40 @@ pub trait IdentityStore: Send + Sync {
     /// Lists every user, ordered by name.
     async fn list_users(&self) -> DomainResult<Vec<User>>;
 }
+
+use crate::image::{Image, ImageId};
+use crate::listing::ListQuery;
+
+/// Who is listing, for the visibility scope of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// The caller's tenant id.
+    pub tenant: String,
+    /// Administrators see every image.
+    pub is_admin: bool,
+}
+
+/// Where image records live. Every change is a compare-and-set on `version`.
+#[async_trait]
+pub trait ImageRepository: Send + Sync {
+    /// Stores a new image; `Conflict` if the id is taken.
+    async fn insert(&self, image: &Image) -> DomainResult<()>;
+    /// Reads an image by id.
+    async fn get(&self, id: ImageId) -> DomainResult<Option<Image>>;
+    /// Replaces the stored image if its version is still `expected_version`; otherwise
+    /// `Conflict` (someone else changed it first).
+    async fn update(&self, image: &Image, expected_version: u64) -> DomainResult<()>;
+    /// Deletes the image if its version is still `expected_version`; otherwise `Conflict`.
+    async fn delete(&self, id: ImageId, expected_version: u64) -> DomainResult<()>;
+    /// One page of the images `viewer` may see that match `query`, in the query's order,
+    /// starting after `after` (the marker image) and holding at most `query.limit + 1`
+    /// images so the caller can tell whether another page exists.
+    async fn list(
+        &self,
+        viewer: &Viewer,
+        query: &ListQuery,
+        after: Option<&Image>,
+    ) -> DomainResult<Vec<Image>>;
+    /// How many images `owner` has.
+    async fn count_owned(&self, owner: &str) -> DomainResult<u64>;
+}

@@ -13,7 +13,8 @@ const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL UNIQUE,
@@ -28,7 +29,35 @@ CREATE TABLE users (
     api_key_hash  TEXT NOT NULL,
     created_at    TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE images (
+    id               TEXT PRIMARY KEY,
+    owner            TEXT,
+    name             TEXT,
+    status           TEXT NOT NULL,
+    visibility       TEXT NOT NULL,
+    protected        INTEGER NOT NULL,
+    os_hidden        INTEGER NOT NULL,
+    checksum         TEXT,
+    os_hash_algo     TEXT,
+    os_hash_value    TEXT,
+    size             INTEGER,
+    virtual_size     INTEGER,
+    container_format TEXT,
+    disk_format      TEXT,
+    min_ram          INTEGER NOT NULL,
+    min_disk         INTEGER NOT NULL,
+    tags             TEXT NOT NULL,
+    properties       TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    version          INTEGER NOT NULL
+);
+CREATE INDEX images_by_owner ON images (owner, created_at, id);
+CREATE INDEX images_by_visibility ON images (visibility, created_at, id);
+"#,
+];
 
 /// One writer connection and a few readers on one database file.
 pub struct Sqlite {

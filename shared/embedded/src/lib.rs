@@ -8,6 +8,7 @@
 mod db;
 mod error;
 mod identity;
+mod images;
 pub mod keyfile;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use db::Sqlite;
 pub use error::EmbeddedError;
 pub use identity::SqliteIdentityStore;
+pub use images::SqliteImageRepository;
 
 /// The adapters of the embedded backend, opened on one data directory.
 pub struct EmbeddedBackend {
@@ -25,6 +27,8 @@ pub struct EmbeddedBackend {
     pub db: Arc<Sqlite>,
     /// Tenants and users.
     pub identity: Arc<SqliteIdentityStore>,
+    /// Image records.
+    pub images: Arc<SqliteImageRepository>,
 }
 
 impl EmbeddedBackend {
@@ -36,6 +40,7 @@ impl EmbeddedBackend {
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             identity: Arc::new(SqliteIdentityStore::new(db.clone())),
+            images: Arc::new(SqliteImageRepository::new(db.clone())),
             db,
         })
     }

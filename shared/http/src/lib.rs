@@ -11,6 +11,7 @@ mod middleware;
 pub mod routes;
 mod schemas;
 mod state;
+mod views;
 
 pub use caller::Authenticated;
 pub use error::ApiError;
@@ -25,6 +26,7 @@ pub fn all_routes() -> Router<AppState> {
     Router::new()
         .merge(routes::discovery::routes())
         .merge(routes::identity::routes())
+        .merge(routes::images::routes())
 }
 
 /// Wraps a router (all groups, or one group in a function) with the layers every response

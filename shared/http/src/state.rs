@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cloud_images_service::IdentityService;
+use cloud_images_service::{IdentityService, ImageService};
 
 /// Settings that shape HTTP answers.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ impl Default for HttpSettings {
 pub struct AppState {
     /// Authentication and accounts.
     pub identity: IdentityService,
+    /// Image metadata.
+    pub images: ImageService,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
 }

@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cloud_images_domain::image_rules::ImageLimits;
+use cloud_images_domain::listing::PageLimits;
+use cloud_images_service::ImageSettings;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -49,6 +53,45 @@ pub struct Config {
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "CLOUD_IMAGES_MAX_JSON_BODY", default_value_t = 1024 * 1024)]
     pub max_json_body: usize,
+
+    /// Most additional properties per image (413 beyond).
+    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGE_PROPERTIES", default_value_t = 128)]
+    pub max_image_properties: usize,
+
+    /// Most tags per image (413 beyond).
+    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGE_TAGS", default_value_t = 128)]
+    pub max_image_tags: usize,
+
+    /// Most images one tenant may own (413 on create beyond); unlimited when unset.
+    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGES_PER_TENANT")]
+    pub max_images_per_tenant: Option<u64>,
+
+    /// Let image owners deactivate and reactivate their own images (Glance's default
+    /// policy); by default only administrators may, as the Rackspace docs describe.
+    #[arg(long, env = "CLOUD_IMAGES_OWNER_MAY_DEACTIVATE")]
+    pub owner_may_deactivate: bool,
+
+    /// Largest page a list returns, whatever `limit` asks for.
+    #[arg(long, env = "CLOUD_IMAGES_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: usize,
+}
+
+impl Config {
+    /// The image rules this configuration sets.
+    pub fn image_settings(&self) -> ImageSettings {
+        ImageSettings {
+            limits: ImageLimits {
+                max_properties: self.max_image_properties,
+                max_tags: self.max_image_tags,
+            },
+            max_images_per_tenant: self.max_images_per_tenant,
+            owner_may_deactivate: self.owner_may_deactivate,
+            page_limits: PageLimits {
+                default: 25.min(self.max_page_size),
+                max: self.max_page_size,
+            },
+        }
+    }
 }
 
 /// Parses `90`, `90s`, `15m`, `24h` or `2d` into a duration.

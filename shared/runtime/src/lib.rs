@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cloud_images_domain::DomainError;
 use cloud_images_embedded::{EmbeddedBackend, EmbeddedError};
 use cloud_images_http::{AppState, HttpSettings};
-use cloud_images_service::{IdentityService, SigningKey, TokenSigner};
+use cloud_images_service::{IdentityService, ImageService, SigningKey, TokenSigner};
 
 pub use config::{Config, LogFormat, parse_duration};
 
@@ -28,6 +28,8 @@ pub enum StartupError {
 pub struct Services {
     /// Authentication and accounts.
     pub identity: IdentityService,
+    /// Image metadata.
+    pub images: ImageService,
 }
 
 /// Opens the configured backend and builds the use cases; call once per process.
@@ -43,6 +45,7 @@ pub fn build_services(config: &Config) -> Result<Services, StartupError> {
     let signer = TokenSigner::new(key, config.token_ttl);
     Ok(Services {
         identity: IdentityService::new(backend.identity.clone() as Arc<_>, signer),
+        images: ImageService::new(backend.images.clone() as Arc<_>, config.image_settings()),
     })
 }
 
@@ -50,6 +53,7 @@ pub fn build_services(config: &Config) -> Result<Services, StartupError> {
 pub fn app_state(services: &Services, config: &Config) -> AppState {
     AppState {
         identity: services.identity.clone(),
+        images: services.images.clone(),
         settings: Arc::new(HttpSettings {
             public_url: config.public_url.clone(),
             region: config.region.clone(),

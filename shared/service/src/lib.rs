@@ -1,8 +1,10 @@
 //! Use cases of Cloud Images, written against the domain's ports only.
 
 pub mod identity;
+pub mod images;
 pub mod secrets;
 pub mod tokens;
 
 pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
+pub use images::{ImagePage, ImageService, ImageSettings};
 pub use tokens::{SigningKey, TokenSigner};

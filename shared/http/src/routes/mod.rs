@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod identity;
+pub mod images;
 
 use axum::http::HeaderMap;
 use axum::http::header::HOST;

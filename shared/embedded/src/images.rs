@@ -1,0 +1,441 @@
+//! Image records in SQLite, with compare-and-set on `version` and keyset pagination.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use cloud_images_domain::image::{Image, ImageId};
+use cloud_images_domain::listing::{ListQuery, SortDir, SortKey, TimeOp, VisibilityFilter};
+use cloud_images_domain::ports::{ImageRepository, Viewer};
+use cloud_images_domain::{DomainError, DomainResult};
+use rusqlite::types::Value as Sql;
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
+
+use crate::db::Sqlite;
+use crate::error::EmbeddedError;
+
+/// [`ImageRepository`] over the embedded database.
+pub struct SqliteImageRepository {
+    db: Arc<Sqlite>,
+}
+
+impl SqliteImageRepository {
+    /// Wraps the shared database.
+    pub fn new(db: Arc<Sqlite>) -> Self {
+        Self { db }
+    }
+}
+
+const COLUMNS: &str = "id, owner, name, status, visibility, protected, os_hidden, checksum, os_hash_algo, \
+     os_hash_value, size, virtual_size, container_format, disk_format, min_ram, min_disk, tags, properties, \
+     created_at, updated_at, version";
+
+/// Fixed-width UTC text, so text order is time order.
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+fn time_text(t: &DateTime<Utc>) -> String {
+    t.format(TIME_FORMAT).to_string()
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> EmbeddedError {
+    EmbeddedError::Corrupt(format!("{what}: {detail}"))
+}
+
+fn parse_time(raw: &str) -> Result<DateTime<Utc>, EmbeddedError> {
+    NaiveDateTime::parse_from_str(raw, TIME_FORMAT)
+        .map(|t| t.and_utc())
+        .map_err(|e| corrupt("time", e))
+}
+
+fn parse_text<T: std::str::FromStr>(
+    raw: Option<String>,
+    what: &str,
+) -> Result<Option<T>, EmbeddedError> {
+    raw.map(|s| s.parse().map_err(|_| corrupt(what, &s)))
+        .transpose()
+}
+
+fn to_u64(raw: Option<i64>) -> Option<u64> {
+    raw.and_then(|n| u64::try_from(n).ok())
+}
+
+fn image_from(row: &Row<'_>) -> Result<Image, EmbeddedError> {
+    let id: String = row.get(0)?;
+    let tags: String = row.get(16)?;
+    let properties: String = row.get(17)?;
+    Ok(Image {
+        id: ImageId::parse(&id).map_err(|e| corrupt("id", e))?,
+        owner: row.get(1)?,
+        name: row.get(2)?,
+        status: parse_text(Some(row.get(3)?), "status")?
+            .ok_or_else(|| corrupt("status", "missing"))?,
+        visibility: parse_text(Some(row.get(4)?), "visibility")?
+            .ok_or_else(|| corrupt("visibility", "missing"))?,
+        protected: row.get(5)?,
+        os_hidden: row.get(6)?,
+        checksum: row.get(7)?,
+        os_hash_algo: row.get(8)?,
+        os_hash_value: row.get(9)?,
+        size: to_u64(row.get(10)?),
+        virtual_size: to_u64(row.get(11)?),
+        container_format: parse_text(row.get(12)?, "container_format")?,
+        disk_format: parse_text(row.get(13)?, "disk_format")?,
+        min_ram: to_u64(row.get(14)?).unwrap_or(0),
+        min_disk: to_u64(row.get(15)?).unwrap_or(0),
+        tags: serde_json::from_str(&tags).map_err(|e| corrupt("tags", e))?,
+        properties: serde_json::from_str::<BTreeMap<String, String>>(&properties)
+            .map_err(|e| corrupt("properties", e))?,
+        created_at: parse_time(&row.get::<_, String>(18)?)?,
+        updated_at: parse_time(&row.get::<_, String>(19)?)?,
+        version: to_u64(row.get(20)?).unwrap_or(0),
+    })
+}
+
+fn int(n: Option<u64>) -> Sql {
+    n.map_or(Sql::Null, |n| {
+        Sql::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+    })
+}
+
+fn text(s: Option<&str>) -> Sql {
+    s.map_or(Sql::Null, |s| Sql::Text(s.to_owned()))
+}
+
+/// The values of every column, in [`COLUMNS`] order.
+fn row_values(image: &Image) -> Vec<Sql> {
+    vec![
+        Sql::Text(image.id.to_string()),
+        text(image.owner.as_deref()),
+        text(image.name.as_deref()),
+        Sql::Text(image.status.to_string()),
+        Sql::Text(image.visibility.to_string()),
+        Sql::Integer(image.protected.into()),
+        Sql::Integer(image.os_hidden.into()),
+        text(image.checksum.as_deref()),
+        text(image.os_hash_algo.as_deref()),
+        text(image.os_hash_value.as_deref()),
+        int(image.size),
+        int(image.virtual_size),
+        text(image.container_format.map(|f| f.as_str())),
+        text(image.disk_format.map(|f| f.as_str())),
+        int(Some(image.min_ram)),
+        int(Some(image.min_disk)),
+        Sql::Text(serde_json::to_string(&image.tags).unwrap_or_else(|_| "[]".into())),
+        Sql::Text(serde_json::to_string(&image.properties).unwrap_or_else(|_| "{}".into())),
+        Sql::Text(time_text(&image.created_at)),
+        Sql::Text(time_text(&image.updated_at)),
+        int(Some(image.version)),
+    ]
+}
+
+/// The SQL expression a sort key orders by; NULLs are mapped to a value so keyset
+/// comparisons stay total.
+fn sort_expression(key: SortKey) -> &'static str {
+    match key {
+        SortKey::Name => "COALESCE(name, '')",
+        SortKey::Status => "status",
+        SortKey::ContainerFormat => "COALESCE(container_format, '')",
+        SortKey::DiskFormat => "COALESCE(disk_format, '')",
+        SortKey::Size => "COALESCE(size, -1)",
+        SortKey::Id => "id",
+        SortKey::CreatedAt => "created_at",
+        SortKey::UpdatedAt => "updated_at",
+    }
+}
+
+/// The marker image's value for a sort key, matching [`sort_expression`].
+fn sort_value(image: &Image, key: SortKey) -> Sql {
+    match key {
+        SortKey::Name => Sql::Text(image.name.clone().unwrap_or_default()),
+        SortKey::Status => Sql::Text(image.status.to_string()),
+        SortKey::ContainerFormat => Sql::Text(
+            image
+                .container_format
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+        ),
+        SortKey::DiskFormat => {
+            Sql::Text(image.disk_format.map(|f| f.to_string()).unwrap_or_default())
+        }
+        SortKey::Size => image.size.map_or(Sql::Integer(-1), |s| int(Some(s))),
+        SortKey::Id => Sql::Text(image.id.to_string()),
+        SortKey::CreatedAt => Sql::Text(time_text(&image.created_at)),
+        SortKey::UpdatedAt => Sql::Text(time_text(&image.updated_at)),
+    }
+}
+
+/// Accumulates `WHERE` clauses and their parameters.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<Sql>,
+}
+
+impl Filter {
+    fn add(&mut self, clause: impl Into<String>, params: impl IntoIterator<Item = Sql>) {
+        self.clauses.push(clause.into());
+        self.params.extend(params);
+    }
+
+    fn any_of(&mut self, column: &str, values: impl IntoIterator<Item = String>) {
+        let values: Vec<Sql> = values.into_iter().map(Sql::Text).collect();
+        let marks = vec!["?"; values.len()].join(", ");
+        self.add(format!("{column} IN ({marks})"), values);
+    }
+}
+
+fn scope(filter: &mut Filter, viewer: &Viewer, visibility: VisibilityFilter) {
+    let tenant = || Sql::Text(viewer.tenant.clone());
+    match (viewer.is_admin, visibility) {
+        (true, VisibilityFilter::Default | VisibilityFilter::All) => {}
+        (true, VisibilityFilter::Only(v)) => {
+            filter.add("visibility = ?", [Sql::Text(v.to_string())])
+        }
+        (false, VisibilityFilter::Default) => {
+            filter.add("(owner = ? OR visibility = 'public')", [tenant()])
+        }
+        (false, VisibilityFilter::All) => filter.add(
+            "(owner = ? OR visibility IN ('public', 'community'))",
+            [tenant()],
+        ),
+        (false, VisibilityFilter::Only(v)) => {
+            let visibility = Sql::Text(v.to_string());
+            match v.as_str() {
+                "public" | "community" => filter.add("visibility = ?", [visibility]),
+                _ => filter.add("(visibility = ? AND owner = ?)", [visibility, tenant()]),
+            }
+        }
+    }
+}
+
+fn time_clause(filter: &mut Filter, column: &str, op: TimeOp, at: &DateTime<Utc>) {
+    let op = match op {
+        TimeOp::Gt => ">",
+        TimeOp::Gte => ">=",
+        TimeOp::Lt => "<",
+        TimeOp::Lte => "<=",
+        TimeOp::Eq => "=",
+        TimeOp::Neq => "<>",
+    };
+    filter.add(format!("{column} {op} ?"), [Sql::Text(time_text(at))]);
+}
+
+fn filters(filter: &mut Filter, query: &ListQuery) {
+    filter.add("status NOT IN ('killed', 'deleted')", []);
+    filter.add(
+        "os_hidden = ?",
+        [Sql::Integer(query.os_hidden.unwrap_or(false).into())],
+    );
+    if let Some(names) = &query.names {
+        filter.any_of("name", names.iter().cloned());
+    }
+    if let Some(statuses) = &query.statuses {
+        filter.any_of("status", statuses.iter().map(ToString::to_string));
+    }
+    if let Some(ids) = &query.ids {
+        filter.any_of("id", ids.iter().map(ToString::to_string));
+    }
+    if let Some(formats) = &query.container_formats {
+        filter.any_of("container_format", formats.iter().map(ToString::to_string));
+    }
+    if let Some(formats) = &query.disk_formats {
+        filter.any_of("disk_format", formats.iter().map(ToString::to_string));
+    }
+    for (column, value) in [
+        ("owner", &query.owner),
+        ("checksum", &query.checksum),
+        ("os_hash_value", &query.os_hash_value),
+    ] {
+        if let Some(value) = value {
+            filter.add(format!("{column} = ?"), [Sql::Text(value.clone())]);
+        }
+    }
+    for tag in &query.tags {
+        filter.add(
+            "EXISTS (SELECT 1 FROM json_each(images.tags) WHERE value = ?)",
+            [Sql::Text(tag.clone())],
+        );
+    }
+    if let Some(min) = query.size_min {
+        filter.add("size >= ?", [int(Some(min))]);
+    }
+    if let Some(max) = query.size_max {
+        filter.add("size <= ?", [int(Some(max))]);
+    }
+    if let Some(protected) = query.protected {
+        filter.add("protected = ?", [Sql::Integer(protected.into())]);
+    }
+    for (op, at) in &query.created_at {
+        time_clause(filter, "created_at", *op, at);
+    }
+    for (op, at) in &query.updated_at {
+        time_clause(filter, "updated_at", *op, at);
+    }
+    for (key, value) in &query.properties {
+        filter.add(
+            "EXISTS (SELECT 1 FROM json_each(images.properties) WHERE key = ? AND value = ?)",
+            [Sql::Text(key.clone()), Sql::Text(value.clone())],
+        );
+    }
+}
+
+/// Rows strictly after the marker in the query's order: for sort keys k1..kn,
+/// `(k1 ▷ v1) OR (k1 = v1 AND k2 ▷ v2) OR ...` where ▷ is `>` ascending and `<` descending.
+fn after_marker(filter: &mut Filter, sort: &[(SortKey, SortDir)], marker: &Image) {
+    let mut alternatives = Vec::new();
+    let mut params = Vec::new();
+    for (i, (key, dir)) in sort.iter().enumerate() {
+        let mut terms = Vec::new();
+        for (earlier, _) in &sort[..i] {
+            terms.push(format!("{} = ?", sort_expression(*earlier)));
+            params.push(sort_value(marker, *earlier));
+        }
+        let op = if *dir == SortDir::Asc { ">" } else { "<" };
+        terms.push(format!("{} {op} ?", sort_expression(*key)));
+        params.push(sort_value(marker, *key));
+        alternatives.push(format!("({})", terms.join(" AND ")));
+    }
+    filter.add(format!("({})", alternatives.join(" OR ")), params);
+}
+
+fn list_sql(viewer: &Viewer, query: &ListQuery, after: Option<&Image>) -> (String, Vec<Sql>) {
+    let mut filter = Filter::default();
+    scope(&mut filter, viewer, query.visibility);
+    filters(&mut filter, query);
+    if let Some(marker) = after {
+        after_marker(&mut filter, &query.sort, marker);
+    }
+    let order: Vec<String> = query
+        .sort
+        .iter()
+        .map(|(k, d)| {
+            format!(
+                "{} {}",
+                sort_expression(*k),
+                if *d == SortDir::Asc { "ASC" } else { "DESC" }
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM images WHERE {} ORDER BY {} LIMIT ?",
+        filter.clauses.join(" AND "),
+        order.join(", ")
+    );
+    let mut params = filter.params;
+    params.push(int(Some(query.limit as u64 + 1)));
+    (sql, params)
+}
+
+fn stale(id: ImageId) -> DomainError {
+    DomainError::Conflict(format!("Image {id} was changed concurrently"))
+}
+
+#[async_trait]
+impl ImageRepository for SqliteImageRepository {
+    async fn insert(&self, image: &Image) -> DomainResult<()> {
+        let values = row_values(image);
+        let id = image.id;
+        self.db
+            .write(move |tx| {
+                let marks = vec!["?"; values.len()].join(", ");
+                tx.execute(
+                    &format!("INSERT INTO images ({COLUMNS}) VALUES ({marks})"),
+                    params_from_iter(values),
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| {
+                if e.is_unique_violation() {
+                    DomainError::Conflict(format!("Image {id} exists"))
+                } else {
+                    e.into()
+                }
+            })
+    }
+
+    async fn get(&self, id: ImageId) -> DomainResult<Option<Image>> {
+        let found = self
+            .db
+            .read(move |c| {
+                let mut stmt =
+                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?;
+                stmt.query_row([id.to_string()], |r| Ok(image_from(r)))
+                    .optional()?
+                    .transpose()
+            })
+            .await?;
+        Ok(found)
+    }
+
+    async fn update(&self, image: &Image, expected_version: u64) -> DomainResult<()> {
+        let mut values = row_values(image);
+        let id = image.id;
+        values.push(int(Some(expected_version)));
+        let changed = self
+            .db
+            .write(move |tx| {
+                let assignments: Vec<String> = COLUMNS
+                    .split(", ")
+                    .skip(1)
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = ?{}", i + 2))
+                    .collect();
+                let sql = format!(
+                    "UPDATE images SET {} WHERE id = ?1 AND version = ?{}",
+                    assignments.join(", "),
+                    values.len()
+                );
+                Ok(tx.execute(&sql, params_from_iter(values))?)
+            })
+            .await?;
+        if changed == 1 { Ok(()) } else { Err(stale(id)) }
+    }
+
+    async fn delete(&self, id: ImageId, expected_version: u64) -> DomainResult<()> {
+        let changed = self
+            .db
+            .write(move |tx| {
+                Ok(tx.execute(
+                    "DELETE FROM images WHERE id = ?1 AND version = ?2",
+                    params![id.to_string(), int(Some(expected_version))],
+                )?)
+            })
+            .await?;
+        if changed == 1 { Ok(()) } else { Err(stale(id)) }
+    }
+
+    async fn list(
+        &self,
+        viewer: &Viewer,
+        query: &ListQuery,
+        after: Option<&Image>,
+    ) -> DomainResult<Vec<Image>> {
+        let (sql, params) = list_sql(viewer, query, after);
+        let images = self
+            .db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params_from_iter(params), |r| Ok(image_from(r)))?;
+                rows.map(|r| r?).collect()
+            })
+            .await?;
+        Ok(images)
+    }
+
+    async fn count_owned(&self, owner: &str) -> DomainResult<u64> {
+        let owner = owner.to_owned();
+        let count = self
+            .db
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM images WHERE owner = ?1",
+                    [owner],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}

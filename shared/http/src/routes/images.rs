@@ -1,0 +1,181 @@
+//! Image metadata routes: create, show, list, patch, delete, tags and actions.
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post, put};
+use cloud_images_domain::image_patch::{self, Dialect};
+use cloud_images_domain::listing::parse_list_query;
+use serde_json::{Value, json};
+
+use super::public_root;
+use crate::caller::Authenticated;
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::state::AppState;
+use crate::views;
+
+const PATCH_V2_1: &str = "application/openstack-images-v2.1-json-patch";
+const PATCH_V2_0: &str = "application/openstack-images-v2.0-json-patch";
+
+/// `/v2/images`, `/v2/images/{id}`, its tags and its actions.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2/images", get(list).post(create))
+        .route("/v2/images/{id}", get(show).patch(patch).delete(delete))
+        .route(
+            "/v2/images/{id}/tags/{tag}",
+            put(add_tag).delete(remove_tag),
+        )
+        .route("/v2/images/{id}/actions/deactivate", post(deactivate))
+        .route("/v2/images/{id}/actions/reactivate", post(reactivate))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let Value::Object(properties) = body else {
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object of image properties",
+        ));
+    };
+    let image = state.images.create(&caller, properties).await?;
+    let location = format!("{}/v2/images/{}", public_root(&state, &headers), image.id);
+    let mut response = (StatusCode::CREATED, Json(views::image(&image))).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = location.parse() {
+        headers.insert(LOCATION, value);
+    }
+    // No interoperable-import methods are offered; clients then upload with PUT .../file.
+    headers.insert(
+        "openstack-image-import-methods",
+        axum::http::HeaderValue::from_static(""),
+    );
+    Ok(response)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::image(&state.images.show(&caller, &id).await?)))
+}
+
+fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("The query string is malformed: {e}")))
+}
+
+fn encoded(pairs: &[(String, String)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let pairs = query_pairs(raw.as_deref())?;
+    let query = parse_list_query(&pairs, state.images.page_limits())?;
+    let page = state.images.list(&caller, &query).await?;
+    let images: Vec<Value> = page.images.iter().map(views::image).collect();
+    // Links keep every parameter, repeated ones included, and swap in the new marker.
+    let mut kept: Vec<(String, String)> =
+        pairs.into_iter().filter(|(k, _)| k != "marker").collect();
+    let first = if kept.is_empty() {
+        "/v2/images".to_owned()
+    } else {
+        format!("/v2/images?{}", encoded(&kept))
+    };
+    let mut body = json!({ "images": images, "first": first, "schema": "/v2/schemas/images" });
+    if let (true, Some(last)) = (page.has_more, page.images.last()) {
+        kept.push(("marker".into(), last.id.to_string()));
+        body["next"] = json!(format!("/v2/images?{}", encoded(&kept)));
+    }
+    Ok(Json(body))
+}
+
+fn patch_dialect(headers: &HeaderMap) -> Result<Dialect, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    match media_type {
+        PATCH_V2_1 => Ok(Dialect::V2_1),
+        PATCH_V2_0 => Ok(Dialect::V2_0),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Unsupported Content-Type '{other}'; use {PATCH_V2_1}"),
+        )
+        .with_header(
+            axum::http::HeaderName::from_static("accept-patch"),
+            &format!("{PATCH_V2_1}, {PATCH_V2_0}"),
+        )),
+    }
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(document): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let dialect = patch_dialect(&headers)?;
+    let ops = image_patch::parse_document(&document, dialect)?;
+    Ok(Json(views::image(
+        &state.images.patch(&caller, &id, &ops).await?,
+    )))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.images.delete(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn add_tag(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.images.add_tag(&caller, &id, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_tag(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.images.remove_tag(&caller, &id, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn deactivate(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.images.set_deactivated(&caller, &id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reactivate(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.images.set_deactivated(&caller, &id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,319 @@
+//! Image metadata use cases: create, show, list, patch, tags, delete, deactivate.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use cloud_images_domain::identity::Caller;
+use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
+use cloud_images_domain::image_patch::{self, PatchOp};
+use cloud_images_domain::image_rules::{self, EditContext, ImageLimits};
+use cloud_images_domain::listing::{ListQuery, PageLimits};
+use cloud_images_domain::ports::{ImageRepository, Viewer};
+use cloud_images_domain::{DomainError, DomainResult};
+use serde_json::{Map, Value};
+
+/// How many times a change is re-applied after losing a compare-and-set race.
+const CAS_ATTEMPTS: usize = 16;
+
+/// Operator settings for images.
+#[derive(Debug, Clone)]
+pub struct ImageSettings {
+    /// Per-image limits on properties and tags.
+    pub limits: ImageLimits,
+    /// Most images a tenant may own; `None` for no limit.
+    pub max_images_per_tenant: Option<u64>,
+    /// Whether owners (not only admins) may deactivate and reactivate their images.
+    pub owner_may_deactivate: bool,
+    /// Default and maximum page sizes of lists.
+    pub page_limits: PageLimits,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        Self {
+            limits: ImageLimits::default(),
+            max_images_per_tenant: None,
+            owner_may_deactivate: false,
+            page_limits: PageLimits::default(),
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ImagePage {
+    /// The images of this page.
+    pub images: Vec<Image>,
+    /// Whether another page follows.
+    pub has_more: bool,
+}
+
+/// Image metadata use cases.
+#[derive(Clone)]
+pub struct ImageService {
+    repo: Arc<dyn ImageRepository>,
+    settings: Arc<ImageSettings>,
+}
+
+fn now() -> DateTime<Utc> {
+    // Whole seconds, as displayed, so `created_at=eq:<shown value>` filters match.
+    Utc::now().trunc_subsecs(0)
+}
+
+fn not_found(id: &str) -> DomainError {
+    DomainError::NotFound(format!("No image found with ID {id}"))
+}
+
+/// Whether `caller` may see `image` at all (members arrive with sharing).
+fn visible_to(image: &Image, caller: &Caller) -> bool {
+    caller.is_admin()
+        || image.is_owned_by(caller.tenant_id.as_str())
+        || matches!(image.visibility, Visibility::Public | Visibility::Community)
+}
+
+impl ImageService {
+    /// Builds the service over a repository.
+    pub fn new(repo: Arc<dyn ImageRepository>, settings: ImageSettings) -> Self {
+        Self {
+            repo,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Page sizes for parsing list queries.
+    pub fn page_limits(&self) -> PageLimits {
+        self.settings.page_limits
+    }
+
+    fn context(&self, caller: &Caller, creating: bool) -> EditContext {
+        EditContext {
+            is_admin: caller.is_admin(),
+            creating,
+            limits: self.settings.limits,
+        }
+    }
+
+    /// Reads an image the caller may see; anything else is 404 (never 403, so existence
+    /// does not leak).
+    async fn visible(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
+        let id = ImageId::parse(raw_id).map_err(|_| not_found(raw_id))?;
+        match self.repo.get(id).await? {
+            Some(image) if visible_to(&image, caller) => Ok(image),
+            _ => Err(not_found(raw_id)),
+        }
+    }
+
+    /// Reads an image the caller may change: visible, owned (or admin), and a writer role.
+    async fn writable(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
+        let image = self.visible(caller, raw_id).await?;
+        if !caller.is_admin() && !image.is_owned_by(caller.tenant_id.as_str()) {
+            return Err(DomainError::Forbidden(
+                "You are not the owner of this image.".into(),
+            ));
+        }
+        caller.require_writer()?;
+        Ok(image)
+    }
+
+    /// Creates a queued image from the properties of a create request.
+    pub async fn create(&self, caller: &Caller, body: Map<String, Value>) -> DomainResult<Image> {
+        caller.require_writer()?;
+        let mut body = body;
+        let id = match body.remove("id") {
+            None | Some(Value::Null) => ImageId::random(),
+            Some(Value::String(raw)) => ImageId::parse(&raw)?,
+            Some(_) => return Err(DomainError::Invalid("'id' must be a UUID string".into())),
+        };
+        let created = now();
+        let mut image = Image {
+            id,
+            name: None,
+            status: ImageStatus::Queued,
+            visibility: Visibility::Shared,
+            protected: false,
+            os_hidden: false,
+            owner: Some(caller.tenant_id.to_string()),
+            checksum: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+            size: None,
+            virtual_size: None,
+            container_format: None,
+            disk_format: None,
+            min_ram: 0,
+            min_disk: 0,
+            tags: Vec::new(),
+            properties: Default::default(),
+            created_at: created,
+            updated_at: created,
+            version: 1,
+        };
+        let ctx = self.context(caller, true);
+        for (key, value) in &body {
+            image_rules::set(&mut image, key, value, &ctx)?;
+        }
+        image_rules::check_limits(&image, &ctx.limits)?;
+        if let (Some(max), Some(owner)) =
+            (self.settings.max_images_per_tenant, image.owner.as_deref())
+        {
+            if self.repo.count_owned(owner).await? >= max {
+                return Err(DomainError::QuotaExceeded(format!(
+                    "the tenant already has its quota of {max} images"
+                )));
+            }
+        }
+        self.repo.insert(&image).await.map_err(|e| match e {
+            DomainError::Conflict(_) => {
+                DomainError::Conflict(format!("An image with ID {id} already exists"))
+            }
+            other => other,
+        })?;
+        Ok(image)
+    }
+
+    /// Shows an image the caller may see.
+    pub async fn show(&self, caller: &Caller, id: &str) -> DomainResult<Image> {
+        self.visible(caller, id).await
+    }
+
+    /// Lists one page of the images the caller may see.
+    pub async fn list(&self, caller: &Caller, query: &ListQuery) -> DomainResult<ImagePage> {
+        let after = match query.marker {
+            Some(marker) => Some(self.visible(caller, &marker.to_string()).await.map_err(
+                |_| DomainError::Invalid(format!("marker '{marker}' is not an image you can see")),
+            )?),
+            None => None,
+        };
+        let viewer = Viewer {
+            tenant: caller.tenant_id.to_string(),
+            is_admin: caller.is_admin(),
+        };
+        let mut images = self.repo.list(&viewer, query, after.as_ref()).await?;
+        let has_more = images.len() > query.limit;
+        images.truncate(query.limit);
+        Ok(ImagePage { images, has_more })
+    }
+
+    /// Re-reads and re-applies `change` until its compare-and-set wins, so concurrent
+    /// changes never lose an update.
+    async fn change(
+        &self,
+        caller: &Caller,
+        id: &str,
+        change: impl Fn(&Image) -> DomainResult<Option<Image>>,
+    ) -> DomainResult<Image> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.writable(caller, id).await?;
+            let Some(mut next) = change(&current)? else {
+                return Ok(current);
+            };
+            next.version = current.version + 1;
+            next.updated_at = now();
+            match self.repo.update(&next, current.version).await {
+                Ok(()) => return Ok(next),
+                Err(DomainError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DomainError::Conflict(
+            "The image is being changed by others; try again.".into(),
+        ))
+    }
+
+    /// Applies a JSON-Patch, all operations or none.
+    pub async fn patch(&self, caller: &Caller, id: &str, ops: &[PatchOp]) -> DomainResult<Image> {
+        let ctx = self.context(caller, false);
+        self.change(caller, id, |image| {
+            image_patch::apply(image, ops, &ctx).map(Some)
+        })
+        .await
+    }
+
+    /// Adds a tag (idempotent).
+    pub async fn add_tag(&self, caller: &Caller, id: &str, tag: &str) -> DomainResult<()> {
+        image_rules::check_tag(tag)?;
+        let limits = self.settings.limits;
+        self.change(caller, id, |image| {
+            if image.tags.iter().any(|t| t == tag) {
+                return Ok(None);
+            }
+            let mut next = image.clone();
+            next.tags.push(tag.to_owned());
+            image_rules::check_limits(&next, &limits)?;
+            Ok(Some(next))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a tag; 404 when the image does not have it.
+    pub async fn remove_tag(&self, caller: &Caller, id: &str, tag: &str) -> DomainResult<()> {
+        self.change(caller, id, |image| {
+            let mut next = image.clone();
+            let before = next.tags.len();
+            next.tags.retain(|t| t != tag);
+            if next.tags.len() == before {
+                return Err(DomainError::NotFound(format!("Tag {tag} not found")));
+            }
+            Ok(Some(next))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes an image the caller owns (or any, for an admin) unless it is protected.
+    pub async fn delete(&self, caller: &Caller, id: &str) -> DomainResult<()> {
+        for _ in 0..CAS_ATTEMPTS {
+            let image = self.writable(caller, id).await?;
+            if image.protected {
+                return Err(DomainError::Forbidden(format!(
+                    "Image {id} is protected and cannot be deleted."
+                )));
+            }
+            match self.repo.delete(image.id, image.version).await {
+                Ok(()) => return Ok(()),
+                Err(DomainError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DomainError::Conflict(
+            "The image is being changed by others; try again.".into(),
+        ))
+    }
+
+    /// Deactivates (`true`) or reactivates (`false`) an image, as an admin or, when the
+    /// setting allows, its owner. Repeating the current state is a no-op, as Glance does.
+    pub async fn set_deactivated(
+        &self,
+        caller: &Caller,
+        id: &str,
+        deactivate: bool,
+    ) -> DomainResult<()> {
+        let image = self.visible(caller, id).await?;
+        let owner_allowed =
+            self.settings.owner_may_deactivate && image.is_owned_by(caller.tenant_id.as_str());
+        if !caller.is_admin() && !owner_allowed {
+            return Err(DomainError::Forbidden(
+                "Only administrators may deactivate or reactivate images.".into(),
+            ));
+        }
+        let (target, verb) = if deactivate {
+            (ImageStatus::Deactivated, "deactivate")
+        } else {
+            (ImageStatus::Active, "reactivate")
+        };
+        self.change(caller, id, |image| match image.status {
+            s if s == target => Ok(None),
+            ImageStatus::Active | ImageStatus::Deactivated => {
+                let mut next = image.clone();
+                next.status = target;
+                Ok(Some(next))
+            }
+            other => Err(DomainError::Forbidden(format!(
+                "Not allowed to {verb} an image in status '{other}'"
+            ))),
+        })
+        .await
+        .map(|_| ())
+    }
+}
