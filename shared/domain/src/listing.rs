@@ -271,7 +271,8 @@ fn sort_order(pairs: &[(String, String)]) -> DomainResult<Vec<(SortKey, SortDir)
             .collect::<Vec<_>>()
     };
     let (keys, dirs, combined) = (values("sort_key"), values("sort_dir"), values("sort"));
-    if !combined.is_empty() && !(keys.is_empty() && dirs.is_empty()) {
+    let separate_form = !keys.is_empty() || !dirs.is_empty();
+    if !combined.is_empty() && separate_form {
         return Err(invalid(
             "use either 'sort' or 'sort_key'/'sort_dir', not both".into(),
         ));

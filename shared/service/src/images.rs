@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 const CAS_ATTEMPTS: usize = 16;
 
 /// Operator settings for images.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ImageSettings {
     /// Per-image limits on properties and tags.
     pub limits: ImageLimits,
@@ -26,17 +26,6 @@ pub struct ImageSettings {
     pub owner_may_deactivate: bool,
     /// Default and maximum page sizes of lists.
     pub page_limits: PageLimits,
-}
-
-impl Default for ImageSettings {
-    fn default() -> Self {
-        Self {
-            limits: ImageLimits::default(),
-            max_images_per_tenant: None,
-            owner_may_deactivate: false,
-            page_limits: PageLimits::default(),
-        }
-    }
 }
 
 /// One page of a list.
@@ -153,14 +142,8 @@ impl ImageService {
             image_rules::set(&mut image, key, value, &ctx)?;
         }
         image_rules::check_limits(&image, &ctx.limits)?;
-        if let (Some(max), Some(owner)) =
-            (self.settings.max_images_per_tenant, image.owner.as_deref())
-        {
-            if self.repo.count_owned(owner).await? >= max {
-                return Err(DomainError::QuotaExceeded(format!(
-                    "the tenant already has its quota of {max} images"
-                )));
-            }
+        if let Some(owner) = image.owner.as_deref() {
+            self.check_image_quota(owner).await?;
         }
         self.repo.insert(&image).await.map_err(|e| match e {
             DomainError::Conflict(_) => {
@@ -169,6 +152,18 @@ impl ImageService {
             other => other,
         })?;
         Ok(image)
+    }
+
+    async fn check_image_quota(&self, owner: &str) -> DomainResult<()> {
+        let Some(max) = self.settings.max_images_per_tenant else {
+            return Ok(());
+        };
+        if self.repo.count_owned(owner).await? >= max {
+            return Err(DomainError::QuotaExceeded(format!(
+                "the tenant already has its quota of {max} images"
+            )));
+        }
+        Ok(())
     }
 
     /// Shows an image the caller may see.
