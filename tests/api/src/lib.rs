@@ -286,3 +286,122 @@ pub async fn json_body(response: Response) -> Value {
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
+
+/// The PATCH media type clients use.
+pub const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
+
+/// Typed calls to the images API.
+impl Server {
+    /// `POST /v2/images`.
+    pub async fn create_image(&self, token: &str, body: Value) -> Response {
+        self.request(Method::POST, "/v2/images", Some(token)).json(&body).send().await.unwrap()
+    }
+
+    /// Creates an image, expecting 201, and returns its document.
+    pub async fn new_image(&self, token: &str, body: Value) -> Value {
+        let response = self.create_image(token, body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        json_body(response).await
+    }
+
+    /// `GET /v2/images/{id}`.
+    pub async fn show_image(&self, token: &str, id: &str) -> Response {
+        self.request(Method::GET, &format!("/v2/images/{id}"), Some(token)).send().await.unwrap()
+    }
+
+    /// `GET /v2/images?{query}`.
+    pub async fn list_images(&self, token: &str, query: &str) -> Response {
+        let path = if query.is_empty() { "/v2/images".to_owned() } else { format!("/v2/images?{query}") };
+        self.request(Method::GET, &path, Some(token)).send().await.unwrap()
+    }
+
+    /// The ids of one list page, expecting 200.
+    pub async fn listed_ids(&self, token: &str, query: &str) -> Vec<String> {
+        let response = self.list_images(token, query).await;
+        assert_eq!(response.status(), StatusCode::OK, "list ?{query}");
+        ids_of(&json_body(response).await)
+    }
+
+    /// Follows `next` links from `first_path` to the end, returning every id in order.
+    pub async fn list_all(&self, token: &str, first_path: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut path = Some(first_path.to_owned());
+        while let Some(current) = path {
+            let response = self.request(Method::GET, &current, Some(token)).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{current}");
+            let page = json_body(response).await;
+            ids.extend(ids_of(&page));
+            path = page.get("next").and_then(Value::as_str).map(str::to_owned);
+        }
+        ids
+    }
+
+    /// `PATCH /v2/images/{id}` with the v2.1 media type.
+    pub async fn patch_image(&self, token: &str, id: &str, ops: Value) -> Response {
+        self.request(Method::PATCH, &format!("/v2/images/{id}"), Some(token))
+            .header("Content-Type", PATCH_TYPE)
+            .body(ops.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE /v2/images/{id}`.
+    pub async fn delete_image(&self, token: &str, id: &str) -> Response {
+        self.request(Method::DELETE, &format!("/v2/images/{id}"), Some(token)).send().await.unwrap()
+    }
+
+    /// `PUT` (add) or `DELETE` (remove) `/v2/images/{id}/tags/{tag}`.
+    pub async fn tag(&self, method: Method, token: &str, id: &str, tag: &str) -> Response {
+        self.request(method, &format!("/v2/images/{id}/tags/{tag}"), Some(token)).send().await.unwrap()
+    }
+
+    /// `POST /v2/images/{id}/actions/{action}`.
+    pub async fn image_action(&self, token: &str, id: &str, action: &str) -> Response {
+        self.request(Method::POST, &format!("/v2/images/{id}/actions/{action}"), Some(token)).send().await.unwrap()
+    }
+}
+
+/// The `id`s of an image list body.
+pub fn ids_of(page: &Value) -> Vec<String> {
+    page["images"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The `id` of an image document.
+pub fn id_of(image: &Value) -> String {
+    image["id"].as_str().unwrap().to_owned()
+}
+
+/// A server with three callers: `alice` (member of acme), `bob` (member of globex) and the
+/// first administrator.
+pub struct World {
+    /// The server.
+    pub server: Server,
+    /// alice's token.
+    pub alice: String,
+    /// acme's tenant id.
+    pub acme: String,
+    /// bob's token.
+    pub bob: String,
+    /// globex's tenant id.
+    pub globex: String,
+    /// The administrator's token.
+    pub admin: String,
+}
+
+impl World {
+    /// Starts a server with default settings and the three callers.
+    pub async fn new() -> Self {
+        Self::with_env(&[]).await
+    }
+
+    /// Starts a server with extra environment and the three callers.
+    pub async fn with_env(env: &[(&str, &str)]) -> Self {
+        let server = Server::start_in(DataDir::new(), env).await;
+        let (alice, bob) = tokio::join!(server.account("acme", "alice", "member"), server.account("globex", "bob", "member"));
+        let admin_account = server.first_admin.clone().unwrap();
+        let (alice_token, bob_token, admin) =
+            tokio::join!(server.token(&alice), server.token(&bob), server.token(&admin_account));
+        Self { acme: alice.tenant_id, globex: bob.tenant_id, alice: alice_token, bob: bob_token, admin, server }
+    }
+}
