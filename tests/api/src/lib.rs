@@ -294,7 +294,11 @@ pub const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
 impl Server {
     /// `POST /v2/images`.
     pub async fn create_image(&self, token: &str, body: Value) -> Response {
-        self.request(Method::POST, "/v2/images", Some(token)).json(&body).send().await.unwrap()
+        self.request(Method::POST, "/v2/images", Some(token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates an image, expecting 201, and returns its document.
@@ -306,13 +310,23 @@ impl Server {
 
     /// `GET /v2/images/{id}`.
     pub async fn show_image(&self, token: &str, id: &str) -> Response {
-        self.request(Method::GET, &format!("/v2/images/{id}"), Some(token)).send().await.unwrap()
+        self.request(Method::GET, &format!("/v2/images/{id}"), Some(token))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `GET /v2/images?{query}`.
     pub async fn list_images(&self, token: &str, query: &str) -> Response {
-        let path = if query.is_empty() { "/v2/images".to_owned() } else { format!("/v2/images?{query}") };
-        self.request(Method::GET, &path, Some(token)).send().await.unwrap()
+        let path = if query.is_empty() {
+            "/v2/images".to_owned()
+        } else {
+            format!("/v2/images?{query}")
+        };
+        self.request(Method::GET, &path, Some(token))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The ids of one list page, expecting 200.
@@ -327,7 +341,11 @@ impl Server {
         let mut ids = Vec::new();
         let mut path = Some(first_path.to_owned());
         while let Some(current) = path {
-            let response = self.request(Method::GET, &current, Some(token)).send().await.unwrap();
+            let response = self
+                .request(Method::GET, &current, Some(token))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{current}");
             let page = json_body(response).await;
             ids.extend(ids_of(&page));
@@ -348,23 +366,41 @@ impl Server {
 
     /// `DELETE /v2/images/{id}`.
     pub async fn delete_image(&self, token: &str, id: &str) -> Response {
-        self.request(Method::DELETE, &format!("/v2/images/{id}"), Some(token)).send().await.unwrap()
+        self.request(Method::DELETE, &format!("/v2/images/{id}"), Some(token))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `PUT` (add) or `DELETE` (remove) `/v2/images/{id}/tags/{tag}`.
     pub async fn tag(&self, method: Method, token: &str, id: &str, tag: &str) -> Response {
-        self.request(method, &format!("/v2/images/{id}/tags/{tag}"), Some(token)).send().await.unwrap()
+        self.request(method, &format!("/v2/images/{id}/tags/{tag}"), Some(token))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `POST /v2/images/{id}/actions/{action}`.
     pub async fn image_action(&self, token: &str, id: &str, action: &str) -> Response {
-        self.request(Method::POST, &format!("/v2/images/{id}/actions/{action}"), Some(token)).send().await.unwrap()
+        self.request(
+            Method::POST,
+            &format!("/v2/images/{id}/actions/{action}"),
+            Some(token),
+        )
+        .send()
+        .await
+        .unwrap()
     }
 }
 
 /// The `id`s of an image list body.
 pub fn ids_of(page: &Value) -> Vec<String> {
-    page["images"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
+    page["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The `id` of an image document.
@@ -398,10 +434,23 @@ impl World {
     /// Starts a server with extra environment and the three callers.
     pub async fn with_env(env: &[(&str, &str)]) -> Self {
         let server = Server::start_in(DataDir::new(), env).await;
-        let (alice, bob) = tokio::join!(server.account("acme", "alice", "member"), server.account("globex", "bob", "member"));
+        let (alice, bob) = tokio::join!(
+            server.account("acme", "alice", "member"),
+            server.account("globex", "bob", "member")
+        );
         let admin_account = server.first_admin.clone().unwrap();
-        let (alice_token, bob_token, admin) =
-            tokio::join!(server.token(&alice), server.token(&bob), server.token(&admin_account));
-        Self { acme: alice.tenant_id, globex: bob.tenant_id, alice: alice_token, bob: bob_token, admin, server }
+        let (alice_token, bob_token, admin) = tokio::join!(
+            server.token(&alice),
+            server.token(&bob),
+            server.token(&admin_account)
+        );
+        Self {
+            acme: alice.tenant_id,
+            globex: bob.tenant_id,
+            alice: alice_token,
+            bob: bob_token,
+            admin,
+            server,
+        }
     }
 }

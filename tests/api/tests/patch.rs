@@ -8,7 +8,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 async fn image_with_property(w: &World) -> String {
-    id_of(&w.server.new_image(&w.alice, json!({ "name": "base", "os_version": "11" })).await)
+    id_of(
+        &w.server
+            .new_image(&w.alice, json!({ "name": "base", "os_version": "11" }))
+            .await,
+    )
 }
 
 #[tokio::test]
@@ -30,10 +34,20 @@ async fn add_replace_and_remove_answer_200_with_the_updated_image() {
     assert_eq!(image["os_version"], "12");
     assert_eq!(image["min_disk"], 10);
     assert_eq!(image["tags"], json!(["x", "y"]));
-    let removed = w.server.patch_image(&w.alice, &id, json!([{ "op": "remove", "path": "/os_version" }])).await;
+    let removed = w
+        .server
+        .patch_image(
+            &w.alice,
+            &id,
+            json!([{ "op": "remove", "path": "/os_version" }]),
+        )
+        .await;
     let image = json_body(removed).await;
     assert!(image.get("os_version").is_none());
-    assert_eq!(json_body(w.server.show_image(&w.alice, &id).await).await, image);
+    assert_eq!(
+        json_body(w.server.show_image(&w.alice, &id).await).await,
+        image
+    );
 }
 
 #[tokio::test]
@@ -43,8 +57,14 @@ async fn the_deprecated_v2_0_dialect_is_accepted() {
     let response = w
         .server
         .request(Method::PATCH, &format!("/v2/images/{id}"), Some(&w.alice))
-        .header("Content-Type", "application/openstack-images-v2.0-json-patch")
-        .body(json!([{ "replace": "/name", "value": "old-style" }, { "remove": "/os_version" }]).to_string())
+        .header(
+            "Content-Type",
+            "application/openstack-images-v2.0-json-patch",
+        )
+        .body(
+            json!([{ "replace": "/name", "value": "old-style" }, { "remove": "/os_version" }])
+                .to_string(),
+        )
         .send()
         .await
         .unwrap();
@@ -58,7 +78,11 @@ async fn the_deprecated_v2_0_dialect_is_accepted() {
 async fn other_media_types_get_415_with_accept_patch() {
     let w = World::new().await;
     let id = image_with_property(&w).await;
-    for content_type in ["application/json", "application/json-patch+json", "text/plain"] {
+    for content_type in [
+        "application/json",
+        "application/json-patch+json",
+        "text/plain",
+    ] {
         let response = w
             .server
             .request(Method::PATCH, &format!("/v2/images/{id}"), Some(&w.alice))
@@ -67,10 +91,22 @@ async fn other_media_types_get_415_with_accept_patch() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
-        let accept = response.headers()["accept-patch"].to_str().unwrap().to_owned();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
+        let accept = response.headers()["accept-patch"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(accept.contains("application/openstack-images-v2.1-json-patch"));
-        assert!(json_body(response).await["error"]["message"].as_str().unwrap().contains(content_type));
+        assert!(
+            json_body(response).await["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(content_type)
+        );
     }
 }
 
@@ -80,35 +116,89 @@ async fn each_rule_violation_gets_its_glance_status() {
     let id = image_with_property(&w).await;
     let long_key = format!("/{}", "k".repeat(256));
     let cases = [
-        (json!([{ "op": "replace", "path": "/absent", "value": "x" }]), StatusCode::CONFLICT),
-        (json!([{ "op": "remove", "path": "/absent" }]), StatusCode::CONFLICT),
-        (json!([{ "op": "remove", "path": "/name" }]), StatusCode::FORBIDDEN),
-        (json!([{ "op": "replace", "path": "/status", "value": "active" }]), StatusCode::FORBIDDEN),
-        (json!([{ "op": "add", "path": "/checksum", "value": "0" }]), StatusCode::FORBIDDEN),
-        (json!([{ "op": "add", "path": "/os_glance_x", "value": "1" }]), StatusCode::FORBIDDEN),
-        (json!([{ "op": "add", "path": "/owner", "value": "someone" }]), StatusCode::FORBIDDEN),
-        (json!([{ "op": "replace", "path": "/visibility", "value": "bogus" }]), StatusCode::BAD_REQUEST),
-        (json!([{ "op": "add", "path": "/tags/-", "value": "x" }]), StatusCode::BAD_REQUEST),
-        (json!([{ "op": "add", "path": "name", "value": "x" }]), StatusCode::BAD_REQUEST),
-        (json!([{ "op": "move", "path": "/name", "from": "/os_version" }]), StatusCode::BAD_REQUEST),
-        (json!([{ "op": "add", "path": long_key, "value": "v" }]), StatusCode::BAD_REQUEST),
-        (json!({ "op": "add", "path": "/name", "value": "x" }), StatusCode::BAD_REQUEST),
+        (
+            json!([{ "op": "replace", "path": "/absent", "value": "x" }]),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!([{ "op": "remove", "path": "/absent" }]),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!([{ "op": "remove", "path": "/name" }]),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!([{ "op": "replace", "path": "/status", "value": "active" }]),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!([{ "op": "add", "path": "/checksum", "value": "0" }]),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!([{ "op": "add", "path": "/os_glance_x", "value": "1" }]),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!([{ "op": "add", "path": "/owner", "value": "someone" }]),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!([{ "op": "replace", "path": "/visibility", "value": "bogus" }]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!([{ "op": "add", "path": "/tags/-", "value": "x" }]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!([{ "op": "add", "path": "name", "value": "x" }]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!([{ "op": "move", "path": "/name", "from": "/os_version" }]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!([{ "op": "add", "path": long_key, "value": "v" }]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "op": "add", "path": "/name", "value": "x" }),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (ops, expected) in cases {
         let response = w.server.patch_image(&w.alice, &id, ops.clone()).await;
         assert_eq!(response.status(), expected, "{ops}");
-        assert!(json_body(response).await["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            json_body(response).await["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     let image = json_body(w.server.show_image(&w.alice, &id).await).await;
     assert_eq!(image["name"], "base");
-    assert_eq!(image["owner"], w.acme.as_str(), "a refused owner change must not be stored");
+    assert_eq!(
+        image["owner"],
+        w.acme.as_str(),
+        "a refused owner change must not be stored"
+    );
 }
 
 #[tokio::test]
 async fn escaped_pointers_name_keys_with_slashes_and_tildes() {
     let w = World::new().await;
     let id = image_with_property(&w).await;
-    let response = w.server.patch_image(&w.alice, &id, json!([{ "op": "add", "path": "/a~1b~0c", "value": "v" }])).await;
+    let response = w
+        .server
+        .patch_image(
+            &w.alice,
+            &id,
+            json!([{ "op": "add", "path": "/a~1b~0c", "value": "v" }]),
+        )
+        .await;
     assert_eq!(json_body(response).await["a/b~c"], "v");
 }
 
@@ -121,7 +211,10 @@ async fn a_patch_with_one_bad_operation_changes_nothing() {
         { "op": "add", "path": "/extra", "value": "x" },
         { "op": "replace", "path": "/visibility", "value": "nonsense" },
     ]);
-    assert_eq!(w.server.patch_image(&w.alice, &id, ops).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        w.server.patch_image(&w.alice, &id, ops).await.status(),
+        StatusCode::BAD_REQUEST
+    );
     let image = json_body(w.server.show_image(&w.alice, &id).await).await;
     assert_eq!(image["name"], "base");
     assert!(image.get("extra").is_none());
@@ -139,8 +232,17 @@ async fn admins_may_change_the_owner_and_make_images_public() {
     assert_eq!(image["owner"], w.globex.as_str());
     assert_eq!(image["visibility"], "public");
     let rename = json!([{ "op": "replace", "path": "/name", "value": "bob's now" }]);
-    assert_eq!(w.server.patch_image(&w.bob, &id, rename.clone()).await.status(), StatusCode::OK);
-    assert_eq!(w.server.patch_image(&w.alice, &id, rename).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.server
+            .patch_image(&w.bob, &id, rename.clone())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        w.server.patch_image(&w.alice, &id, rename).await.status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -157,7 +259,11 @@ async fn twenty_concurrent_patches_lose_no_update() {
     }
     let image = json_body(w.server.show_image(&w.alice, &id).await).await;
     for i in 0..20 {
-        assert_eq!(image[format!("key{i}")], format!("{i}"), "update {i} was lost");
+        assert_eq!(
+            image[format!("key{i}")],
+            format!("{i}"),
+            "update {i} was lost"
+        );
     }
 }
 
@@ -166,8 +272,16 @@ async fn concurrent_tag_additions_all_land() {
     let w = World::new().await;
     let id = image_with_property(&w).await;
     let tags: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
-    let responses = join_all(tags.iter().map(|t| w.server.tag(Method::PUT, &w.alice, &id, t))).await;
-    assert!(responses.iter().all(|r| r.status() == StatusCode::NO_CONTENT));
+    let responses = join_all(
+        tags.iter()
+            .map(|t| w.server.tag(Method::PUT, &w.alice, &id, t)),
+    )
+    .await;
+    assert!(
+        responses
+            .iter()
+            .all(|r| r.status() == StatusCode::NO_CONTENT)
+    );
     let image = json_body(w.server.show_image(&w.alice, &id).await).await;
     assert_eq!(image["tags"].as_array().unwrap().len(), 12);
 }
