@@ -50,6 +50,18 @@ class Service:
         self.log.close()
 
 
+def keystone_session(svc, account, tenant):
+    """A keystoneauth session for an account, through the service's v3 token endpoint."""
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(
+        auth_url=svc.root + "/v3", username=account["user_name"], password=account["password"],
+        project_name=tenant, user_domain_name="Default", project_domain_name="Default",
+    )
+    return session.Session(auth=auth)
+
+
 @pytest.fixture
 def service(tmp_path):
     svc = Service(tmp_path)
