@@ -23,10 +23,7 @@ use axum::extract::DefaultBodyLimit;
 
 /// Every route group of the service on one router, as the local binary serves it.
 pub fn all_routes() -> Router<AppState> {
-    Router::new()
-        .merge(routes::discovery::routes())
-        .merge(routes::identity::routes())
-        .merge(routes::images::routes())
+    routes::router(routes::all_tables())
 }
 
 /// Wraps a router (all groups, or one group in a function) with the layers every response

@@ -6,10 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod spec;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -28,6 +31,55 @@ pub fn binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A response read whole and already checked against the OpenAPI description.
+#[derive(Debug)]
+pub struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// Response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// The body as text.
+    pub fn text(&self) -> &str {
+        &self.body
+    }
+}
+
+/// Sends a request and checks the response against the served OpenAPI description.
+pub trait Checked {
+    /// Sends, reads the whole body and validates status and body for the route.
+    fn checked(self) -> impl std::future::Future<Output = Reply> + Send;
+}
+
+impl Checked for RequestBuilder {
+    async fn checked(self) -> Reply {
+        let (client, request) = self.build_split();
+        let request = request.unwrap();
+        let (method, url) = (request.method().clone(), request.url().clone());
+        let response = client.execute(request).await.unwrap();
+        let root = format!("{}://{}", url.scheme(), url.authority());
+        spec::ensure_loaded(&client, &root).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap();
+        spec::check(&method, url.path(), status, &body);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
 }
 
 /// The credentials the server printed when it created the first administrator.
@@ -212,18 +264,17 @@ impl Server {
             .api_key_auth(&account.user_name, &account.api_key)
             .await;
         assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.unwrap();
+        let body = json_body(response).await;
         body["access"]["token"]["id"].as_str().unwrap().to_owned()
     }
 
     /// `POST /v2.0/tokens` with `RAX-KSKEY:apiKeyCredentials`.
-    pub async fn api_key_auth(&self, username: &str, api_key: &str) -> Response {
+    pub async fn api_key_auth(&self, username: &str, api_key: &str) -> Reply {
         let body = json!({ "auth": { "RAX-KSKEY:apiKeyCredentials": { "username": username, "apiKey": api_key } } });
         self.request(Method::POST, "/v2.0/tokens", None)
             .json(&body)
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// `POST /v2.0/tokens` with `passwordCredentials` and an optional tenant name.
@@ -232,7 +283,7 @@ impl Server {
         username: &str,
         password: &str,
         tenant: Option<&str>,
-    ) -> Response {
+    ) -> Reply {
         let mut auth =
             json!({ "passwordCredentials": { "username": username, "password": password } });
         if let Some(tenant) = tenant {
@@ -240,18 +291,16 @@ impl Server {
         }
         self.request(Method::POST, "/v2.0/tokens", None)
             .json(&json!({ "auth": auth }))
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// `POST /v3/auth/tokens` with the given `auth` document.
-    pub async fn v3_auth(&self, auth: Value) -> Response {
+    pub async fn v3_auth(&self, auth: Value) -> Reply {
         self.request(Method::POST, "/v3/auth/tokens", None)
             .json(&json!({ "auth": auth }))
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 }
 
@@ -282,9 +331,8 @@ fn parse_first_admin(printed: &[String]) -> Option<Account> {
 }
 
 /// Reads a response body as JSON, failing the test with the body text if it is not JSON.
-pub async fn json_body(response: Response) -> Value {
-    let text = response.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+pub async fn json_body(reply: Reply) -> Value {
+    serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", reply.body))
 }
 
 /// The PATCH media type clients use.
@@ -293,12 +341,11 @@ pub const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
 /// Typed calls to the images API.
 impl Server {
     /// `POST /v2/images`.
-    pub async fn create_image(&self, token: &str, body: Value) -> Response {
+    pub async fn create_image(&self, token: &str, body: Value) -> Reply {
         self.request(Method::POST, "/v2/images", Some(token))
             .json(&body)
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// Creates an image, expecting 201, and returns its document.
@@ -309,24 +356,22 @@ impl Server {
     }
 
     /// `GET /v2/images/{id}`.
-    pub async fn show_image(&self, token: &str, id: &str) -> Response {
+    pub async fn show_image(&self, token: &str, id: &str) -> Reply {
         self.request(Method::GET, &format!("/v2/images/{id}"), Some(token))
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// `GET /v2/images?{query}`.
-    pub async fn list_images(&self, token: &str, query: &str) -> Response {
+    pub async fn list_images(&self, token: &str, query: &str) -> Reply {
         let path = if query.is_empty() {
             "/v2/images".to_owned()
         } else {
             format!("/v2/images?{query}")
         };
         self.request(Method::GET, &path, Some(token))
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// The ids of one list page, expecting 200.
@@ -343,9 +388,8 @@ impl Server {
         while let Some(current) = path {
             let response = self
                 .request(Method::GET, &current, Some(token))
-                .send()
-                .await
-                .unwrap();
+                .checked()
+                .await;
             assert_eq!(response.status(), StatusCode::OK, "{current}");
             let page = json_body(response).await;
             ids.extend(ids_of(&page));
@@ -355,41 +399,37 @@ impl Server {
     }
 
     /// `PATCH /v2/images/{id}` with the v2.1 media type.
-    pub async fn patch_image(&self, token: &str, id: &str, ops: Value) -> Response {
+    pub async fn patch_image(&self, token: &str, id: &str, ops: Value) -> Reply {
         self.request(Method::PATCH, &format!("/v2/images/{id}"), Some(token))
             .header("Content-Type", PATCH_TYPE)
             .body(ops.to_string())
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// `DELETE /v2/images/{id}`.
-    pub async fn delete_image(&self, token: &str, id: &str) -> Response {
+    pub async fn delete_image(&self, token: &str, id: &str) -> Reply {
         self.request(Method::DELETE, &format!("/v2/images/{id}"), Some(token))
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// `PUT` (add) or `DELETE` (remove) `/v2/images/{id}/tags/{tag}`.
-    pub async fn tag(&self, method: Method, token: &str, id: &str, tag: &str) -> Response {
+    pub async fn tag(&self, method: Method, token: &str, id: &str, tag: &str) -> Reply {
         self.request(method, &format!("/v2/images/{id}/tags/{tag}"), Some(token))
-            .send()
+            .checked()
             .await
-            .unwrap()
     }
 
     /// `POST /v2/images/{id}/actions/{action}`.
-    pub async fn image_action(&self, token: &str, id: &str, action: &str) -> Response {
+    pub async fn image_action(&self, token: &str, id: &str, action: &str) -> Reply {
         self.request(
             Method::POST,
             &format!("/v2/images/{id}/actions/{action}"),
             Some(token),
         )
-        .send()
+        .checked()
         .await
-        .unwrap()
     }
 }
 

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cloud_images_api_tests::{Server, json_body};
+use cloud_images_api_tests::{Checked, Server, json_body};
 use reqwest::{Method, StatusCode};
 
 #[tokio::test]
@@ -38,9 +38,8 @@ async fn a_restart_keeps_accounts_and_tokens_and_prints_no_new_admin() {
     let path = format!("/v3/projects/{}", alice.tenant_id);
     let old_token = again
         .request(Method::GET, &path, Some(&token))
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(
         old_token.status(),
         StatusCode::OK,

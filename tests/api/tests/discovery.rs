@@ -2,20 +2,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cloud_images_api_tests::{Server, json_body};
+use cloud_images_api_tests::{Checked, Server, json_body};
 use reqwest::{Method, StatusCode};
 
 #[tokio::test]
 async fn the_root_answers_300_and_versions_answers_200_with_one_current_v2() {
     let server = Server::start().await;
-    let root = server.request(Method::GET, "/", None).send().await.unwrap();
+    let root = server.request(Method::GET, "/", None).checked().await;
     assert_eq!(root.status(), StatusCode::MULTIPLE_CHOICES);
     let root_body = json_body(root).await;
     let versions = server
         .request(Method::GET, "/versions", None)
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(versions.status(), StatusCode::OK);
     let body = json_body(versions).await;
     assert_eq!(body, root_body);
@@ -43,18 +42,16 @@ async fn every_glance_schema_is_served() {
     for name in ["image", "images", "member", "members", "task", "tasks"] {
         let response = server
             .request(Method::GET, &format!("/v2/schemas/{name}"), None)
-            .send()
-            .await
-            .unwrap();
+            .checked()
+            .await;
         assert_eq!(response.status(), StatusCode::OK, "{name}");
         assert_eq!(json_body(response).await["name"], name);
     }
     let image = json_body(
         server
             .request(Method::GET, "/v2/schemas/image", None)
-            .send()
-            .await
-            .unwrap(),
+            .checked()
+            .await,
     )
     .await;
     let disk_formats = image["properties"]["disk_format"]["enum"]
@@ -73,9 +70,8 @@ async fn every_glance_schema_is_served() {
     assert_eq!(image["properties"]["status"]["readOnly"], true);
     let missing = server
         .request(Method::GET, "/v2/schemas/nothing", None)
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
@@ -89,7 +85,7 @@ async fn every_response_carries_a_distinct_request_id() {
         (Method::DELETE, "/versions"),
         (Method::GET, "/v3/users"),
     ] {
-        let response = server.request(method, path, None).send().await.unwrap();
+        let response = server.request(method, path, None).checked().await;
         let id = response
             .headers()
             .get("x-openstack-request-id")
@@ -108,9 +104,8 @@ async fn errors_are_flat_glance_json_when_json_is_asked_for_and_enveloped_otherw
     let flat = server
         .request(Method::GET, "/nowhere", None)
         .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(flat.status(), StatusCode::NOT_FOUND);
     let flat = json_body(flat).await;
     assert_eq!(flat["code"], "404 Not Found");
@@ -121,9 +116,8 @@ async fn errors_are_flat_glance_json_when_json_is_asked_for_and_enveloped_otherw
     let nested = server
         .request(Method::GET, "/nowhere", None)
         .header("Accept", "*/*")
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     let nested = json_body(nested).await;
     assert_eq!(nested["error"]["code"], 404);
     assert!(
@@ -139,9 +133,8 @@ async fn a_wrong_method_gets_405_with_allow() {
     let server = Server::start().await;
     let response = server
         .request(Method::PUT, "/v2.0/tokens", None)
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(
         response.headers()["allow"]
@@ -172,9 +165,8 @@ async fn malformed_and_oversized_bodies_get_400_and_413_with_a_message() {
                 .request(Method::POST, path, None)
                 .header("Content-Type", "application/json")
                 .body(body.clone())
-                .send()
-                .await
-                .unwrap();
+                .checked()
+                .await;
             assert_eq!(
                 response.status(),
                 expected,

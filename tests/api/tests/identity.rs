@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cloud_images_api_tests::{DataDir, Server, json_body, v3_password_by_name};
+use cloud_images_api_tests::{Checked, DataDir, Server, json_body, v3_password_by_name};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -41,9 +41,8 @@ async fn a_rackspace_api_key_token_opens_the_api_and_lists_an_unversioned_image_
             &format!("/v3/projects/{}", alice.tenant_id),
             Some(token),
         )
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(project.status(), StatusCode::OK);
 }
 
@@ -63,9 +62,8 @@ async fn a_v2_password_token_works_and_may_name_its_tenant() {
                 &format!("/v3/projects/{}", bob.tenant_id),
                 Some(token),
             )
-            .send()
-            .await
-            .unwrap();
+            .checked()
+            .await;
         assert_eq!(me.status(), StatusCode::OK);
     }
 }
@@ -107,9 +105,8 @@ async fn a_v3_password_token_comes_in_x_subject_token_with_a_catalog() {
     let validated = server
         .request(Method::GET, "/v3/auth/tokens", Some(&token))
         .header("X-Subject-Token", &token)
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(validated.status(), StatusCode::OK);
     assert_eq!(json_body(validated).await["token"]["user"]["name"], "carol");
 }
@@ -203,17 +200,12 @@ async fn missing_malformed_forged_and_tampered_tokens_get_401() {
     assert_eq!(
         server
             .request(Method::GET, &path, Some(&good))
-            .send()
+            .checked()
             .await
-            .unwrap()
             .status(),
         StatusCode::OK
     );
-    let missing = server
-        .request(Method::GET, &path, None)
-        .send()
-        .await
-        .unwrap();
+    let missing = server.request(Method::GET, &path, None).checked().await;
     assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
     assert!(
         json_body(missing).await["error"]["message"]
@@ -229,9 +221,8 @@ async fn missing_malformed_forged_and_tampered_tokens_get_401() {
     ] {
         let response = server
             .request(Method::GET, &path, Some(bad))
-            .send()
-            .await
-            .unwrap();
+            .checked()
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bad}");
         assert!(json_body(response).await["error"]["message"].is_string());
     }
@@ -247,9 +238,8 @@ async fn a_token_stops_working_when_it_expires() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let response = server
         .request(Method::GET, &path, Some(&token))
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(
         json_body(response).await["error"]["message"]
@@ -268,9 +258,8 @@ async fn a_member_token_on_an_admin_route_gets_403_and_an_admin_token_gets_200()
     for path in ["/v3/projects", "/v3/users"] {
         let refused = server
             .request(Method::GET, path, Some(&member_token))
-            .send()
-            .await
-            .unwrap();
+            .checked()
+            .await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{path}");
         assert!(
             json_body(refused).await["error"]["message"]
@@ -280,17 +269,15 @@ async fn a_member_token_on_an_admin_route_gets_403_and_an_admin_token_gets_200()
         );
         let allowed = server
             .request(Method::GET, path, Some(&admin_token))
-            .send()
-            .await
-            .unwrap();
+            .checked()
+            .await;
         assert_eq!(allowed.status(), StatusCode::OK, "{path}");
     }
     let users = json_body(
         server
             .request(Method::GET, "/v3/users", Some(&admin_token))
-            .send()
-            .await
-            .unwrap(),
+            .checked()
+            .await,
     )
     .await;
     let text = users.to_string();
@@ -313,9 +300,8 @@ async fn another_tenants_project_is_forbidden_not_missing() {
             &format!("/v3/projects/{}", bob.tenant_id),
             Some(&token),
         )
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
     let admin_token = server.token(server.first_admin.as_ref().unwrap()).await;
     let as_admin = server
@@ -324,9 +310,8 @@ async fn another_tenants_project_is_forbidden_not_missing() {
             &format!("/v3/projects/{}", bob.tenant_id),
             Some(&admin_token),
         )
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(json_body(as_admin).await["project"]["name"], "globex");
 }
 
@@ -337,9 +322,8 @@ async fn identity_discovery_documents_name_their_versions() {
         let response = server
             .request(Method::GET, path, None)
             .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+            .checked()
+            .await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let body = json_body(response).await;
         assert_eq!(body["version"]["id"], id);

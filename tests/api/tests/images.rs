@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cloud_images_api_tests::{Server, World, id_of, json_body};
+use cloud_images_api_tests::{Checked, Server, World, id_of, json_body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -605,9 +605,8 @@ async fn no_input_on_image_routes_produces_a_server_error() {
                         "application/openstack-images-v2.1-json-patch",
                     )
                     .body(body.to_vec())
-                    .send()
-                    .await
-                    .unwrap();
+                    .checked()
+                    .await;
                 assert!(
                     response.status().as_u16() < 500,
                     "{method} {path} {body:?} -> {}",

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use cloud_images_api_tests::{World, id_of, json_body};
+use cloud_images_api_tests::{Checked, World, id_of, json_body};
 use serde_json::json;
 
 #[tokio::test]
@@ -156,9 +156,8 @@ async fn paging_while_images_are_created_never_repeats_or_skips_an_existing_imag
         let page = json_body(
             w.server
                 .request(reqwest::Method::GET, &current, Some(&w.alice))
-                .send()
-                .await
-                .unwrap(),
+                .checked()
+                .await,
         )
         .await;
         seen.extend(cloud_images_api_tests::ids_of(&page));

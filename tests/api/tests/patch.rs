@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cloud_images_api_tests::{World, id_of, json_body};
+use cloud_images_api_tests::{Checked, World, id_of, json_body};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -65,9 +65,8 @@ async fn the_deprecated_v2_0_dialect_is_accepted() {
             json!([{ "replace": "/name", "value": "old-style" }, { "remove": "/os_version" }])
                 .to_string(),
         )
-        .send()
-        .await
-        .unwrap();
+        .checked()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let image = json_body(response).await;
     assert_eq!(image["name"], "old-style");
@@ -88,9 +87,8 @@ async fn other_media_types_get_415_with_accept_patch() {
             .request(Method::PATCH, &format!("/v2/images/{id}"), Some(&w.alice))
             .header("Content-Type", content_type)
             .body(json!([{ "op": "replace", "path": "/name", "value": "x" }]).to_string())
-            .send()
-            .await
-            .unwrap();
+            .checked()
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,13 +1,12 @@
 //! API version discovery and JSON Schemas.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::public_root;
+use super::{RouteTable, public_root};
 use crate::error::ApiError;
 use crate::schemas;
 use crate::state::AppState;
@@ -17,12 +16,14 @@ const VERSIONS: &[&str] = &[
     "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
 ];
 
-/// `GET /`, `GET /versions` and `GET /v2/schemas/{name}`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(root))
-        .route("/versions", get(versions))
-        .route("/v2/schemas/{name}", get(schema))
+/// `GET /`, `GET /versions`, `GET /v2/schemas/{name}` and `GET /openapi.json`.
+pub fn table() -> RouteTable {
+    vec![
+        ("/", get(root)),
+        ("/versions", get(versions)),
+        ("/v2/schemas/{name}", get(schema)),
+        ("/openapi.json", get(openapi)),
+    ]
 }
 
 fn versions_document(root: &str) -> Value {
@@ -57,4 +58,15 @@ async fn schema(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     schemas::by_name(&name)
         .map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No schema named '{name}'")))
+}
+
+/// The OpenAPI 3.1 description of every route, kept beside the handlers.
+static OPENAPI: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json is valid JSON")
+});
+
+async fn openapi(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let mut document = OPENAPI.clone();
+    document["servers"] = json!([{ "url": public_root(&state, &headers) }]);
+    Json(document)
 }

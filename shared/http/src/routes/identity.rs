@@ -1,7 +1,6 @@
 //! A Keystone-compatible token service (v2.0 with Rackspace API keys, and v3 password auth),
 //! so OpenStack clients and the Rackspace curl flow authenticate the ordinary way.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
@@ -14,7 +13,7 @@ use cloud_images_service::{Credentials, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::public_root;
+use super::{RouteTable, public_root};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -25,18 +24,19 @@ const DOMAIN_ID: &str = "default";
 const DOMAIN_NAME: &str = "Default";
 
 /// Token, discovery and project routes under `/v2.0` and `/v3`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.0", get(v2_discovery))
-        .route("/v2.0/", get(v2_discovery))
-        .route("/v2.0/tokens", post(v2_tokens))
-        .route("/v3", get(v3_discovery))
-        .route("/v3/", get(v3_discovery))
-        .route("/v3/auth/tokens", post(v3_tokens).get(v3_validate))
-        .route("/v3/auth/projects", get(v3_my_projects))
-        .route("/v3/projects", get(v3_all_projects))
-        .route("/v3/projects/{id}", get(v3_project))
-        .route("/v3/users", get(v3_users))
+pub fn table() -> RouteTable {
+    vec![
+        ("/v2.0", get(v2_discovery)),
+        ("/v2.0/", get(v2_discovery)),
+        ("/v2.0/tokens", post(v2_tokens)),
+        ("/v3", get(v3_discovery)),
+        ("/v3/", get(v3_discovery)),
+        ("/v3/auth/tokens", post(v3_tokens).get(v3_validate)),
+        ("/v3/auth/projects", get(v3_my_projects)),
+        ("/v3/projects", get(v3_all_projects)),
+        ("/v3/projects/{project_id}", get(v3_project)),
+        ("/v3/users", get(v3_users)),
+    ]
 }
 
 fn version_document(root: &str, id: &str, path: &str, media: &str) -> Json<Value> {

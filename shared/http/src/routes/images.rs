@@ -1,6 +1,5 @@
 //! Image metadata routes: create, show, list, patch, delete, tags and actions.
 
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,7 +9,7 @@ use cloud_images_domain::image_patch::{self, Dialect};
 use cloud_images_domain::listing::parse_list_query;
 use serde_json::{Value, json};
 
-use super::public_root;
+use super::{RouteTable, public_root};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -20,17 +19,21 @@ use crate::views;
 const PATCH_V2_1: &str = "application/openstack-images-v2.1-json-patch";
 const PATCH_V2_0: &str = "application/openstack-images-v2.0-json-patch";
 
-/// `/v2/images`, `/v2/images/{id}`, its tags and its actions.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2/images", get(list).post(create))
-        .route("/v2/images/{id}", get(show).patch(patch).delete(delete))
-        .route(
-            "/v2/images/{id}/tags/{tag}",
+/// `/v2/images`, `/v2/images/{image_id}`, its tags and its actions.
+pub fn table() -> RouteTable {
+    vec![
+        ("/v2/images", get(list).post(create)),
+        (
+            "/v2/images/{image_id}",
+            get(show).patch(patch).delete(delete),
+        ),
+        (
+            "/v2/images/{image_id}/tags/{tag}",
             put(add_tag).delete(remove_tag),
-        )
-        .route("/v2/images/{id}/actions/deactivate", post(deactivate))
-        .route("/v2/images/{id}/actions/reactivate", post(reactivate))
+        ),
+        ("/v2/images/{image_id}/actions/deactivate", post(deactivate)),
+        ("/v2/images/{image_id}/actions/reactivate", post(reactivate)),
+    ]
 }
 
 async fn create(

@@ -4,10 +4,40 @@ pub mod discovery;
 pub mod identity;
 pub mod images;
 
+use axum::Router;
 use axum::http::HeaderMap;
 use axum::http::header::HOST;
+use axum::routing::MethodRouter;
 
 use crate::state::AppState;
+
+/// A route group: each path with the methods it answers. Routers are built from these tables
+/// so the list of mounted paths cannot drift from what is served.
+pub type RouteTable = Vec<(&'static str, MethodRouter<AppState>)>;
+
+/// A router serving one or more route tables.
+pub fn router(tables: impl IntoIterator<Item = RouteTable>) -> Router<AppState> {
+    tables
+        .into_iter()
+        .flatten()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
+}
+
+/// Every route table of the service.
+pub fn all_tables() -> Vec<RouteTable> {
+    vec![discovery::table(), identity::table(), images::table()]
+}
+
+/// Every mounted path template, for checking the OpenAPI description covers them all.
+pub fn mounted_paths() -> Vec<&'static str> {
+    all_tables()
+        .into_iter()
+        .flatten()
+        .map(|(path, _)| path)
+        .collect()
+}
 
 /// The externally visible root URL: configured, or derived from the request's `Host`.
 pub(crate) fn public_root(state: &AppState, headers: &HeaderMap) -> String {
