@@ -50,8 +50,8 @@ CREATE TABLE images (
     min_disk         INTEGER NOT NULL,
     tags             TEXT NOT NULL,
     properties       TEXT NOT NULL,
-    created_at       TEXT NOT NULL,
-    updated_at       TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
     version          INTEGER NOT NULL
 );
 CREATE INDEX images_by_owner ON images (owner, created_at, id);

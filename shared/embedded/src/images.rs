@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use cloud_images_domain::image::{Image, ImageId};
 use cloud_images_domain::listing::{ListQuery, SortDir, SortKey, TimeOp, VisibilityFilter};
 use cloud_images_domain::ports::{ImageRepository, Viewer};
@@ -31,21 +31,17 @@ const COLUMNS: &str = "id, owner, name, status, visibility, protected, os_hidden
      os_hash_value, size, virtual_size, container_format, disk_format, min_ram, min_disk, tags, properties, \
      created_at, updated_at, version";
 
-/// Fixed-width UTC text, so text order is time order.
-const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
-
-fn time_text(t: &DateTime<Utc>) -> String {
-    t.format(TIME_FORMAT).to_string()
+/// Times are stored as whole seconds since the epoch: cheap to compare, sort and read.
+fn seconds(t: &DateTime<Utc>) -> Sql {
+    Sql::Integer(t.timestamp())
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> EmbeddedError {
     EmbeddedError::Corrupt(format!("{what}: {detail}"))
 }
 
-fn parse_time(raw: &str) -> Result<DateTime<Utc>, EmbeddedError> {
-    NaiveDateTime::parse_from_str(raw, TIME_FORMAT)
-        .map(|t| t.and_utc())
-        .map_err(|e| corrupt("time", e))
+fn parse_time(raw: i64) -> Result<DateTime<Utc>, EmbeddedError> {
+    DateTime::from_timestamp(raw, 0).ok_or_else(|| corrupt("time", raw))
 }
 
 fn parse_text<T: std::str::FromStr>(
@@ -86,8 +82,8 @@ fn image_from(row: &Row<'_>) -> Result<Image, EmbeddedError> {
         tags: serde_json::from_str(&tags).map_err(|e| corrupt("tags", e))?,
         properties: serde_json::from_str::<BTreeMap<String, String>>(&properties)
             .map_err(|e| corrupt("properties", e))?,
-        created_at: parse_time(&row.get::<_, String>(18)?)?,
-        updated_at: parse_time(&row.get::<_, String>(19)?)?,
+        created_at: parse_time(row.get(18)?)?,
+        updated_at: parse_time(row.get(19)?)?,
         version: to_u64(row.get(20)?).unwrap_or(0),
     })
 }
@@ -123,8 +119,8 @@ fn row_values(image: &Image) -> Vec<Sql> {
         int(Some(image.min_disk)),
         Sql::Text(serde_json::to_string(&image.tags).unwrap_or_else(|_| "[]".into())),
         Sql::Text(serde_json::to_string(&image.properties).unwrap_or_else(|_| "{}".into())),
-        Sql::Text(time_text(&image.created_at)),
-        Sql::Text(time_text(&image.updated_at)),
+        seconds(&image.created_at),
+        seconds(&image.updated_at),
         int(Some(image.version)),
     ]
 }
@@ -160,8 +156,8 @@ fn sort_value(image: &Image, key: SortKey) -> Sql {
         }
         SortKey::Size => image.size.map_or(Sql::Integer(-1), |s| int(Some(s))),
         SortKey::Id => Sql::Text(image.id.to_string()),
-        SortKey::CreatedAt => Sql::Text(time_text(&image.created_at)),
-        SortKey::UpdatedAt => Sql::Text(time_text(&image.updated_at)),
+        SortKey::CreatedAt => seconds(&image.created_at),
+        SortKey::UpdatedAt => seconds(&image.updated_at),
     }
 }
 
@@ -218,7 +214,7 @@ fn time_clause(filter: &mut Filter, column: &str, op: TimeOp, at: &DateTime<Utc>
         TimeOp::Eq => "=",
         TimeOp::Neq => "<>",
     };
-    filter.add(format!("{column} {op} ?"), [Sql::Text(time_text(at))]);
+    filter.add(format!("{column} {op} ?"), [seconds(at)]);
 }
 
 fn filters(filter: &mut Filter, query: &ListQuery) {

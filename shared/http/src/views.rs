@@ -1,47 +1,93 @@
-//! Glance-shaped JSON documents of domain entities.
+//! Glance-shaped JSON documents of domain entities, serialized straight from the entities.
 
-use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use cloud_images_domain::image::Image;
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
 
 /// Timestamps as Glance writes them: whole seconds, UTC, `Z`.
 pub fn time(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn glance_time<S: Serializer>(t: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&time(t))
 }
 
 /// The image document: every core property present (`null` when unset), additional
 /// properties as top-level string values, and the `self`/`file`/`schema` links.
-pub fn image(image: &Image) -> Value {
+#[derive(Serialize)]
+pub struct ImageView<'a> {
+    id: String,
+    name: &'a Option<String>,
+    status: &'static str,
+    visibility: &'static str,
+    protected: bool,
+    os_hidden: bool,
+    checksum: &'a Option<String>,
+    os_hash_algo: &'a Option<String>,
+    os_hash_value: &'a Option<String>,
+    owner: &'a Option<String>,
+    size: Option<u64>,
+    virtual_size: Option<u64>,
+    container_format: Option<&'static str>,
+    disk_format: Option<&'static str>,
+    min_ram: u64,
+    min_disk: u64,
+    tags: &'a [String],
+    #[serde(serialize_with = "glance_time")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "glance_time")]
+    updated_at: DateTime<Utc>,
+    #[serde(rename = "self")]
+    self_link: String,
+    file: String,
+    schema: &'static str,
+    #[serde(flatten)]
+    properties: &'a BTreeMap<String, String>,
+}
+
+/// The view of one image.
+pub fn image(image: &Image) -> ImageView<'_> {
     let id = image.id.to_string();
-    let mut document = json!({
-        "id": id,
-        "name": image.name,
-        "status": image.status.as_str(),
-        "visibility": image.visibility.as_str(),
-        "protected": image.protected,
-        "os_hidden": image.os_hidden,
-        "checksum": image.checksum,
-        "os_hash_algo": image.os_hash_algo,
-        "os_hash_value": image.os_hash_value,
-        "owner": image.owner,
-        "size": image.size,
-        "virtual_size": image.virtual_size,
-        "container_format": image.container_format.map(|f| f.as_str()),
-        "disk_format": image.disk_format.map(|f| f.as_str()),
-        "min_ram": image.min_ram,
-        "min_disk": image.min_disk,
-        "tags": image.tags,
-        "created_at": time(&image.created_at),
-        "updated_at": time(&image.updated_at),
-        "self": format!("/v2/images/{id}"),
-        "file": format!("/v2/images/{id}/file"),
-        "schema": "/v2/schemas/image",
-    });
-    if let Some(map) = document.as_object_mut() {
-        for (key, value) in &image.properties {
-            map.entry(key.clone())
-                .or_insert_with(|| Value::String(value.clone()));
-        }
+    ImageView {
+        self_link: format!("/v2/images/{id}"),
+        file: format!("/v2/images/{id}/file"),
+        id,
+        name: &image.name,
+        status: image.status.as_str(),
+        visibility: image.visibility.as_str(),
+        protected: image.protected,
+        os_hidden: image.os_hidden,
+        checksum: &image.checksum,
+        os_hash_algo: &image.os_hash_algo,
+        os_hash_value: &image.os_hash_value,
+        owner: &image.owner,
+        size: image.size,
+        virtual_size: image.virtual_size,
+        container_format: image.container_format.map(|f| f.as_str()),
+        disk_format: image.disk_format.map(|f| f.as_str()),
+        min_ram: image.min_ram,
+        min_disk: image.min_disk,
+        tags: &image.tags,
+        created_at: image.created_at,
+        updated_at: image.updated_at,
+        schema: "/v2/schemas/image",
+        properties: &image.properties,
     }
-    document
+}
+
+/// A page of images with its links.
+#[derive(Serialize)]
+pub struct ImageListView<'a> {
+    /// The images.
+    pub images: Vec<ImageView<'a>>,
+    /// Link to the first page.
+    pub first: String,
+    /// Link to the next page, when one exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// The collection schema.
+    pub schema: &'static str,
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 use cloud_images_domain::image_patch::{self, Dialect};
 use cloud_images_domain::listing::parse_list_query;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{RouteTable, public_root};
 use crate::caller::Authenticated;
@@ -66,8 +66,9 @@ async fn show(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::image(&state.images.show(&caller, &id).await?)))
+) -> Result<Response, ApiError> {
+    let image = state.images.show(&caller, &id).await?;
+    Ok(Json(views::image(&image)).into_response())
 }
 
 fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
@@ -83,11 +84,10 @@ async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let pairs = query_pairs(raw.as_deref())?;
     let query = parse_list_query(&pairs, state.images.page_limits())?;
     let page = state.images.list(&caller, &query).await?;
-    let images: Vec<Value> = page.images.iter().map(views::image).collect();
     // Links keep every parameter, repeated ones included, and swap in the new marker.
     let mut kept: Vec<(String, String)> =
         pairs.into_iter().filter(|(k, _)| k != "marker").collect();
@@ -96,12 +96,20 @@ async fn list(
     } else {
         format!("/v2/images?{}", encoded(&kept))
     };
-    let mut body = json!({ "images": images, "first": first, "schema": "/v2/schemas/images" });
-    if let (true, Some(last)) = (page.has_more, page.images.last()) {
-        kept.push(("marker".into(), last.id.to_string()));
-        body["next"] = json!(format!("/v2/images?{}", encoded(&kept)));
-    }
-    Ok(Json(body))
+    let next = match (page.has_more, page.images.last()) {
+        (true, Some(last)) => {
+            kept.push(("marker".into(), last.id.to_string()));
+            Some(format!("/v2/images?{}", encoded(&kept)))
+        }
+        _ => None,
+    };
+    let body = views::ImageListView {
+        images: page.images.iter().map(views::image).collect(),
+        first,
+        next,
+        schema: "/v2/schemas/images",
+    };
+    Ok(Json(body).into_response())
 }
 
 fn patch_dialect(headers: &HeaderMap) -> Result<Dialect, ApiError> {
@@ -130,12 +138,11 @@ async fn patch(
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(document): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let dialect = patch_dialect(&headers)?;
     let ops = image_patch::parse_document(&document, dialect)?;
-    Ok(Json(views::image(
-        &state.images.patch(&caller, &id, &ops).await?,
-    )))
+    let image = state.images.patch(&caller, &id, &ops).await?;
+    Ok(Json(views::image(&image)).into_response())
 }
 
 async fn delete(
