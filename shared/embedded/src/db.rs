@@ -60,10 +60,16 @@ CREATE INDEX images_by_visibility ON images (visibility, created_at, id);
 ];
 
 /// One writer connection and a few readers on one database file.
+///
+/// Permits bound the blocking threads to the connections there are: callers beyond that
+/// wait asynchronously instead of each parking a blocking thread on a mutex (under load
+/// that grew the blocking pool to hundreds of threads and their memory).
 pub struct Sqlite {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    read_permits: tokio::sync::Semaphore,
+    write_permit: tokio::sync::Semaphore,
 }
 
 fn configure(conn: &Connection) -> Result<(), EmbeddedError> {
@@ -103,6 +109,8 @@ impl Sqlite {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            read_permits: tokio::sync::Semaphore::new(READERS),
+            write_permit: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -112,6 +120,11 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, EmbeddedError> + Send + 'static,
     {
+        let _permit = self
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| EmbeddedError::Closed)?;
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
             let i = db.next_reader.fetch_add(1, Ordering::Relaxed) % db.readers.len();
@@ -127,6 +140,11 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     {
+        let _permit = self
+            .write_permit
+            .acquire()
+            .await
+            .map_err(|_| EmbeddedError::Closed)?;
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = db.writer.lock().unwrap_or_else(|p| p.into_inner());

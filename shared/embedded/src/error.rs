@@ -20,6 +20,9 @@ pub enum EmbeddedError {
     /// A blocking task was cancelled or panicked.
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The database is shutting down.
+    #[error("the database is closed")]
+    Closed,
     /// Stored data could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
