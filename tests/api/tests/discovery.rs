@@ -157,7 +157,6 @@ async fn malformed_and_oversized_bodies_get_400_and_413_with_a_message() {
             StatusCode::BAD_REQUEST,
         ),
         (vec![0xff, 0xfe, 0x00], StatusCode::BAD_REQUEST),
-        (vec![b' '; 2 * 1024 * 1024], StatusCode::PAYLOAD_TOO_LARGE),
     ];
     for (body, expected) in cases {
         for path in ["/v2.0/tokens", "/v3/auth/tokens"] {
@@ -179,5 +178,31 @@ async fn malformed_and_oversized_bodies_get_400_and_413_with_a_message() {
                     .is_some_and(|m| !m.is_empty())
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_gets_413_before_it_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start().await;
+    let address = server.root.trim_start_matches("http://").to_owned();
+    for path in ["/v2.0/tokens", "/v3/auth/tokens"] {
+        // A raw socket, because the server answers (and may close) before the body is sent,
+        // which HTTP clients report as a write error instead of the answer.
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            2 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let _ = stream.write_all(&vec![b' '; 2 * 1024 * 1024]).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(
+            answer.contains("larger than this service accepts"),
+            "{path}: {answer}"
+        );
     }
 }
