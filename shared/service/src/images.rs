@@ -12,8 +12,17 @@ use cloud_images_domain::ports::{ImageRepository, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
 use serde_json::{Map, Value};
 
-/// How many times a change is re-applied after losing a compare-and-set race.
-const CAS_ATTEMPTS: usize = 16;
+/// How many times a change is re-applied after losing a compare-and-set race; with the
+/// jittered back-off below, even dozens of simultaneous writers of one image all land.
+const CAS_ATTEMPTS: u32 = 32;
+
+/// Waits a random 0..=2^min(attempt,6) milliseconds so racing writers spread out.
+async fn back_off(attempt: u32) {
+    use rand_core::RngCore;
+    let ceiling = 1u64 << attempt.min(6);
+    let millis = u64::from(rand_core::OsRng.next_u32()) % (ceiling + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
 
 /// Operator settings for images.
 #[derive(Debug, Clone, Default)]
@@ -197,7 +206,7 @@ impl ImageService {
         id: &str,
         change: impl Fn(&Image) -> DomainResult<Option<Image>>,
     ) -> DomainResult<Image> {
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 0..CAS_ATTEMPTS {
             let current = self.writable(caller, id).await?;
             let Some(mut next) = change(&current)? else {
                 return Ok(current);
@@ -206,7 +215,7 @@ impl ImageService {
             next.updated_at = now();
             match self.repo.update(&next, current.version).await {
                 Ok(()) => return Ok(next),
-                Err(DomainError::Conflict(_)) => continue,
+                Err(DomainError::Conflict(_)) => back_off(attempt).await,
                 Err(e) => return Err(e),
             }
         }
@@ -258,7 +267,7 @@ impl ImageService {
 
     /// Deletes an image the caller owns (or any, for an admin) unless it is protected.
     pub async fn delete(&self, caller: &Caller, id: &str) -> DomainResult<()> {
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 0..CAS_ATTEMPTS {
             let image = self.writable(caller, id).await?;
             if image.protected {
                 return Err(DomainError::Forbidden(format!(
@@ -267,7 +276,7 @@ impl ImageService {
             }
             match self.repo.delete(image.id, image.version).await {
                 Ok(()) => return Ok(()),
-                Err(DomainError::Conflict(_)) => continue,
+                Err(DomainError::Conflict(_)) => back_off(attempt).await,
                 Err(e) => return Err(e),
             }
         }
