@@ -62,3 +62,54 @@ pub trait ImageRepository: Send + Sync {
     /// How many images `owner` has.
     async fn count_owned(&self, owner: &str) -> DomainResult<u64>;
 }
+
+/// A stream of image bytes, as uploaded or stored.
+pub type ByteStream = std::pin::Pin<
+    Box<dyn futures_core::Stream<Item = DomainResult<bytes::Bytes>> + Send + 'static>,
+>;
+
+/// An inclusive byte range `first..=last` of stored data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub first: u64,
+    /// Last byte (inclusive).
+    pub last: u64,
+}
+
+impl ByteRange {
+    /// Number of bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.last - self.first + 1
+    }
+
+    /// Never true: a range holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// An upload in progress: bytes go to a private temporary object that becomes the image's
+/// data only on [`UploadSink::commit`]. Dropping it without committing must leave nothing.
+#[async_trait]
+pub trait UploadSink: Send {
+    /// Appends bytes.
+    async fn write(&mut self, chunk: bytes::Bytes) -> DomainResult<()>;
+    /// Makes the written bytes durable and the image's data, atomically.
+    async fn commit(self: Box<Self>) -> DomainResult<()>;
+    /// Discards everything written.
+    async fn abort(self: Box<Self>);
+}
+
+/// Where image bytes live.
+#[async_trait]
+pub trait ImageStore: Send + Sync {
+    /// Starts writing the data of `id` (not visible until committed).
+    async fn begin_upload(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>>;
+    /// Streams the stored data of `id`, or the given range of it.
+    async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream>;
+    /// Removes the data of `id`; removing absent data succeeds.
+    async fn delete(&self, id: ImageId) -> DomainResult<()>;
+    /// Removes temporary objects a killed process left behind; run before serving.
+    async fn sweep_incomplete(&self) -> DomainResult<usize>;
+}
