@@ -420,6 +420,35 @@ impl ImageRepository for SqliteImageRepository {
         Ok(images)
     }
 
+    async fn stored_bytes(&self, owner: &str) -> DomainResult<u64> {
+        let owner = owner.to_owned();
+        let total = self
+            .db
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT COALESCE(SUM(size), 0) FROM images WHERE owner = ?1",
+                    [owner],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .await?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    async fn requeue_interrupted_uploads(&self) -> DomainResult<usize> {
+        let reset = self
+            .db
+            .write(|tx| {
+                Ok(tx.execute(
+                    "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, checksum = NULL, \
+                     os_hash_algo = NULL, os_hash_value = NULL, version = version + 1 WHERE status = 'saving'",
+                    [],
+                )?)
+            })
+            .await?;
+        Ok(reset)
+    }
+
     async fn count_owned(&self, owner: &str) -> DomainResult<u64> {
         let owner = owner.to_owned();
         let count = self

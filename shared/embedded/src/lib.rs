@@ -7,6 +7,7 @@
 
 mod db;
 mod error;
+mod files;
 mod identity;
 mod images;
 pub mod keyfile;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use db::Sqlite;
 pub use error::EmbeddedError;
+pub use files::FileImageStore;
 pub use identity::SqliteIdentityStore;
 pub use images::SqliteImageRepository;
 
@@ -29,6 +31,8 @@ pub struct EmbeddedBackend {
     pub identity: Arc<SqliteIdentityStore>,
     /// Image records.
     pub images: Arc<SqliteImageRepository>,
+    /// Image bytes.
+    pub files: Arc<FileImageStore>,
 }
 
 impl EmbeddedBackend {
@@ -41,6 +45,7 @@ impl EmbeddedBackend {
             data_dir: data_dir.to_path_buf(),
             identity: Arc::new(SqliteIdentityStore::new(db.clone())),
             images: Arc::new(SqliteImageRepository::new(db.clone())),
+            files: Arc::new(FileImageStore::open(&data_dir.join("images"))?),
             db,
         })
     }
