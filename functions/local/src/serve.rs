@@ -16,6 +16,16 @@ pub struct ServeArgs {
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let services = cloud_images_runtime::build_services(config)?;
+    // Nothing else writes this data directory's images while serve starts, so anything left
+    // mid-upload belongs to a process that was killed.
+    let (requeued, swept) = services.images.recover_interrupted_uploads().await?;
+    if requeued + swept > 0 {
+        tracing::warn!(
+            requeued,
+            swept,
+            "recovered uploads interrupted by an earlier stop"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

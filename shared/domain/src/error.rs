@@ -23,6 +23,12 @@ pub enum DomainError {
     /// The input is malformed or violates a rule.
     #[error("{0}")]
     Invalid(String),
+    /// A `Range` selects no byte of data of this size.
+    #[error("The requested range is not satisfiable; the data has {size} bytes")]
+    RangeNotSatisfiable {
+        /// Size of the data.
+        size: u64,
+    },
     /// A configured limit would be exceeded.
     #[error("{0}")]
     QuotaExceeded(String),

@@ -118,3 +118,86 @@ pub trait ImageStore: Send + Sync {
     /// Removes temporary objects a killed process left behind; run before serving.
     async fn sweep_incomplete(&self) -> DomainResult<usize>;
 }
+
+/// A client's `Range` request, before it is resolved against the data's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// `bytes=a-b`.
+    Between(u64, u64),
+    /// `bytes=a-`.
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Last(u64),
+}
+
+impl RangeRequest {
+    /// The bytes this request selects from data of `size` bytes, or `None` when it selects
+    /// none (416).
+    pub fn resolve(self, size: u64) -> Option<ByteRange> {
+        let last_byte = size.checked_sub(1)?;
+        match self {
+            RangeRequest::Between(first, last) if first <= last && first <= last_byte => {
+                Some(ByteRange {
+                    first,
+                    last: last.min(last_byte),
+                })
+            }
+            RangeRequest::From(first) if first <= last_byte => Some(ByteRange {
+                first,
+                last: last_byte,
+            }),
+            RangeRequest::Last(n) if n > 0 => Some(ByteRange {
+                first: size.saturating_sub(n),
+                last: last_byte,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_against_the_size_and_clamp_the_end() {
+        assert_eq!(
+            RangeRequest::Between(0, 9).resolve(100),
+            Some(ByteRange { first: 0, last: 9 })
+        );
+        assert_eq!(
+            RangeRequest::Between(90, 200).resolve(100),
+            Some(ByteRange {
+                first: 90,
+                last: 99
+            })
+        );
+        assert_eq!(
+            RangeRequest::From(95).resolve(100),
+            Some(ByteRange {
+                first: 95,
+                last: 99
+            })
+        );
+        assert_eq!(
+            RangeRequest::Last(10).resolve(100),
+            Some(ByteRange {
+                first: 90,
+                last: 99
+            })
+        );
+        assert_eq!(
+            RangeRequest::Last(500).resolve(100),
+            Some(ByteRange { first: 0, last: 99 })
+        );
+    }
+
+    #[test]
+    fn unsatisfiable_ranges_select_nothing() {
+        assert_eq!(RangeRequest::Between(100, 200).resolve(100), None);
+        assert_eq!(RangeRequest::Between(5, 4).resolve(100), None);
+        assert_eq!(RangeRequest::From(100).resolve(100), None);
+        assert_eq!(RangeRequest::Last(0).resolve(100), None);
+        assert_eq!(RangeRequest::From(0).resolve(0), None);
+    }
+}

@@ -49,6 +49,11 @@ impl From<DomainError> for ApiError {
             DomainError::Conflict(_) => StatusCode::CONFLICT,
             DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
             DomainError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            DomainError::RangeNotSatisfiable { size } => {
+                let unsatisfied = format!("bytes */{size}");
+                return Self::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string())
+                    .with_header(axum::http::header::CONTENT_RANGE, &unsatisfied);
+            }
             DomainError::Unavailable { .. } => {
                 // The details stay in the log; the client learns only that it was us.
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e), "request failed");

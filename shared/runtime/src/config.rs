@@ -6,6 +6,7 @@ use std::time::Duration;
 use cloud_images_domain::image_rules::ImageLimits;
 use cloud_images_domain::listing::PageLimits;
 use cloud_images_service::ImageSettings;
+use cloud_images_service::image_data::HashAlgo;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -74,6 +75,37 @@ pub struct Config {
     /// Largest page a list returns, whatever `limit` asks for.
     #[arg(long, env = "CLOUD_IMAGES_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: usize,
+
+    /// Most bytes of image data one tenant may store, e.g. `500G`; uploads past it are cut
+    /// off with 413. Unlimited when unset.
+    #[arg(long, env = "CLOUD_IMAGES_STORAGE_QUOTA", value_parser = parse_bytes)]
+    pub storage_quota: Option<u64>,
+
+    /// Algorithm of `os_hash_value`: sha256, sha384 or sha512.
+    #[arg(long, env = "CLOUD_IMAGES_HASH_ALGO", default_value = "sha512")]
+    pub hash_algo: HashAlgo,
+}
+
+/// Parses `1048576`, `512K`, `100M`, `20G` or `2T` (powers of 1024) into bytes.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 1048576, 512K, 100M or 20G"))?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("'{text}' has an unknown unit; use K, M, G or T")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 impl Config {
@@ -90,6 +122,8 @@ impl Config {
                 default: 25.min(self.max_page_size),
                 max: self.max_page_size,
             },
+            hash_algo: self.hash_algo,
+            storage_quota_bytes: self.storage_quota,
         }
     }
 }
@@ -129,6 +163,15 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("512K"), Ok(512 << 10));
+        assert_eq!(parse_bytes("20g"), Ok(20 << 30));
+        assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("99999999999T").is_err());
     }
 
     #[test]

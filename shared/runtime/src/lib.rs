@@ -10,7 +10,7 @@ use cloud_images_embedded::{EmbeddedBackend, EmbeddedError};
 use cloud_images_http::{AppState, HttpSettings};
 use cloud_images_service::{IdentityService, ImageService, SigningKey, TokenSigner};
 
-pub use config::{Config, LogFormat, parse_duration};
+pub use config::{Config, LogFormat, parse_bytes, parse_duration};
 
 /// Why the process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,11 @@ pub fn build_services(config: &Config) -> Result<Services, StartupError> {
     let signer = TokenSigner::new(key, config.token_ttl);
     Ok(Services {
         identity: IdentityService::new(backend.identity.clone() as Arc<_>, signer),
-        images: ImageService::new(backend.images.clone() as Arc<_>, config.image_settings()),
+        images: ImageService::new(
+            backend.images.clone() as Arc<_>,
+            backend.files.clone() as Arc<_>,
+            config.image_settings(),
+        ),
     })
 }
 

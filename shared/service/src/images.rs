@@ -8,7 +8,7 @@ use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::image_patch::{self, PatchOp};
 use cloud_images_domain::image_rules::{self, EditContext, ImageLimits};
 use cloud_images_domain::listing::{ListQuery, PageLimits};
-use cloud_images_domain::ports::{ImageRepository, Viewer};
+use cloud_images_domain::ports::{ImageRepository, ImageStore, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
 use serde_json::{Map, Value};
 
@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 const CAS_ATTEMPTS: u32 = 32;
 
 /// Waits a random 0..=2^min(attempt,6) milliseconds so racing writers spread out.
-async fn back_off(attempt: u32) {
+pub(crate) async fn back_off(attempt: u32) {
     use rand_core::RngCore;
     let ceiling = 1u64 << attempt.min(6);
     let millis = u64::from(rand_core::OsRng.next_u32()) % (ceiling + 1);
@@ -35,6 +35,10 @@ pub struct ImageSettings {
     pub owner_may_deactivate: bool,
     /// Default and maximum page sizes of lists.
     pub page_limits: PageLimits,
+    /// The multihash algorithm of `os_hash_value`.
+    pub hash_algo: crate::image_data::HashAlgo,
+    /// Most bytes of image data a tenant may store; `None` for no limit.
+    pub storage_quota_bytes: Option<u64>,
 }
 
 /// One page of a list.
@@ -49,16 +53,17 @@ pub struct ImagePage {
 /// Image metadata use cases.
 #[derive(Clone)]
 pub struct ImageService {
-    repo: Arc<dyn ImageRepository>,
-    settings: Arc<ImageSettings>,
+    pub(crate) repo: Arc<dyn ImageRepository>,
+    pub(crate) store: Arc<dyn ImageStore>,
+    pub(crate) settings: Arc<ImageSettings>,
 }
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     // Whole seconds, as displayed, so `created_at=eq:<shown value>` filters match.
     Utc::now().trunc_subsecs(0)
 }
 
-fn not_found(id: &str) -> DomainError {
+pub(crate) fn not_found(id: &str) -> DomainError {
     DomainError::NotFound(format!("No image found with ID {id}"))
 }
 
@@ -70,10 +75,15 @@ fn visible_to(image: &Image, caller: &Caller) -> bool {
 }
 
 impl ImageService {
-    /// Builds the service over a repository.
-    pub fn new(repo: Arc<dyn ImageRepository>, settings: ImageSettings) -> Self {
+    /// Builds the service over a repository of records and a store of bytes.
+    pub fn new(
+        repo: Arc<dyn ImageRepository>,
+        store: Arc<dyn ImageStore>,
+        settings: ImageSettings,
+    ) -> Self {
         Self {
             repo,
+            store,
             settings: Arc::new(settings),
         }
     }
@@ -93,7 +103,7 @@ impl ImageService {
 
     /// Reads an image the caller may see; anything else is 404 (never 403, so existence
     /// does not leak).
-    async fn visible(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
+    pub(crate) async fn visible(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
         let id = ImageId::parse(raw_id).map_err(|_| not_found(raw_id))?;
         match self.repo.get(id).await? {
             Some(image) if visible_to(&image, caller) => Ok(image),
@@ -102,7 +112,7 @@ impl ImageService {
     }
 
     /// Reads an image the caller may change: visible, owned (or admin), and a writer role.
-    async fn writable(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
+    pub(crate) async fn writable(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
         let image = self.visible(caller, raw_id).await?;
         if !caller.is_admin() && !image.is_owned_by(caller.tenant_id.as_str()) {
             return Err(DomainError::Forbidden(
@@ -275,7 +285,9 @@ impl ImageService {
                 )));
             }
             match self.repo.delete(image.id, image.version).await {
-                Ok(()) => return Ok(()),
+                // Record first, bytes second: an upload still running then fails its final
+                // compare-and-set and removes what it wrote, so nothing is orphaned.
+                Ok(()) => return self.store.delete(image.id).await,
                 Err(DomainError::Conflict(_)) => back_off(attempt).await,
                 Err(e) => return Err(e),
             }

@@ -1,6 +1,7 @@
 //! Use cases of Cloud Images, written against the domain's ports only.
 
 pub mod identity;
+pub mod image_data;
 pub mod images;
 pub mod secrets;
 pub mod tokens;

@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod identity;
+pub mod image_data;
 pub mod images;
 
 use axum::Router;
@@ -27,7 +28,12 @@ pub fn router(tables: impl IntoIterator<Item = RouteTable>) -> Router<AppState> 
 
 /// Every route table of the service.
 pub fn all_tables() -> Vec<RouteTable> {
-    vec![discovery::table(), identity::table(), images::table()]
+    vec![
+        discovery::table(),
+        identity::table(),
+        images::table(),
+        image_data::table(),
+    ]
 }
 
 /// Every mounted path template, for checking the OpenAPI description covers them all.

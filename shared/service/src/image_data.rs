@@ -1,0 +1,469 @@
+//! Image bytes: streaming upload with hashing, quota and format inspection, and download.
+//!
+//! An upload moves the image `queued → saving → active` with compare-and-set writes; the
+//! bytes go to a temporary object committed only when complete. Any failure, including the
+//! client vanishing (the request future is dropped), returns the image to `queued` and
+//! leaves no bytes behind.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use cloud_images_domain::identity::Caller;
+use cloud_images_domain::image::{DiskFormat, Image, ImageStatus};
+use cloud_images_domain::inspection::{self, HEAD_BYTES, TAIL_BYTES};
+use cloud_images_domain::ports::{
+    ByteRange, ByteStream, ImageRepository, RangeRequest, UploadSink,
+};
+use cloud_images_domain::{DomainError, DomainResult};
+use futures_util::StreamExt;
+use md5::Md5;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use tokio::sync::mpsc;
+
+use crate::images::{ImageService, now};
+
+/// Bytes gathered before a write and a hash update: large blocks keep per-chunk costs
+/// (a blocking file write, two channel hops) small next to the work on the bytes.
+const BLOCK: usize = 1024 * 1024;
+
+/// The algorithm of `os_hash_value`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HashAlgo {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512, Glance's default.
+    #[default]
+    Sha512,
+}
+
+impl HashAlgo {
+    /// The name stored in `os_hash_algo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashAlgo::Sha256 => "sha256",
+            HashAlgo::Sha384 => "sha384",
+            HashAlgo::Sha512 => "sha512",
+        }
+    }
+}
+
+impl std::str::FromStr for HashAlgo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sha256" => Ok(HashAlgo::Sha256),
+            "sha384" => Ok(HashAlgo::Sha384),
+            "sha512" => Ok(HashAlgo::Sha512),
+            other => Err(format!(
+                "unknown hash algorithm '{other}'; use sha256, sha384 or sha512"
+            )),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Feeds blocks to a hasher on its own blocking thread, so MD5 and the multihash run on two
+/// cores at once.
+struct HashWorker {
+    blocks: mpsc::Sender<Bytes>,
+    digest: tokio::task::JoinHandle<String>,
+}
+
+impl HashWorker {
+    fn start<D: Digest + Send + 'static>(mut hasher: D) -> Self {
+        let (blocks, mut receiver) = mpsc::channel::<Bytes>(4);
+        let digest = tokio::task::spawn_blocking(move || {
+            while let Some(block) = receiver.blocking_recv() {
+                hasher.update(&block);
+            }
+            hex(&hasher.finalize())
+        });
+        Self { blocks, digest }
+    }
+
+    async fn feed(&self, block: Bytes) -> DomainResult<()> {
+        self.blocks
+            .send(block)
+            .await
+            .map_err(|_| DomainError::unavailable("hashing image data", "hasher stopped"))
+    }
+
+    async fn finish(self) -> DomainResult<String> {
+        drop(self.blocks);
+        self.digest
+            .await
+            .map_err(|e| DomainError::unavailable("hashing image data", e))
+    }
+}
+
+fn multihash(algo: HashAlgo) -> HashWorker {
+    match algo {
+        HashAlgo::Sha256 => HashWorker::start(Sha256::new()),
+        HashAlgo::Sha384 => HashWorker::start(Sha384::new()),
+        HashAlgo::Sha512 => HashWorker::start(Sha512::new()),
+    }
+}
+
+/// The first and last bytes of a stream, for inspection.
+#[derive(Default)]
+struct HeadAndTail {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl HeadAndTail {
+    fn observe(&mut self, block: &[u8]) {
+        let wanted = HEAD_BYTES.saturating_sub(self.head.len());
+        self.head
+            .extend_from_slice(&block[..wanted.min(block.len())]);
+        if block.len() >= TAIL_BYTES {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&block[block.len() - TAIL_BYTES..]);
+        } else {
+            self.tail.extend_from_slice(block);
+            let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+            self.tail.drain(..excess);
+        }
+    }
+}
+
+/// What an upload learned about the bytes.
+struct Received {
+    size: u64,
+    checksum: String,
+    os_hash_value: String,
+    virtual_size: Option<u64>,
+}
+
+/// Restores `queued` if an upload ends any way other than success, including by being
+/// dropped mid-stream when the client disconnects.
+struct RequeueOnDrop {
+    repo: Arc<dyn ImageRepository>,
+    saving: Option<Image>,
+}
+
+impl RequeueOnDrop {
+    fn disarm(&mut self) {
+        self.saving = None;
+    }
+}
+
+impl Drop for RequeueOnDrop {
+    fn drop(&mut self) {
+        if let Some(saving) = self.saving.take() {
+            let repo = self.repo.clone();
+            tokio::spawn(async move {
+                if let Err(e) = requeue(repo.as_ref(), &saving).await {
+                    tracing::warn!(image = %saving.id, error = %e, "could not return an interrupted upload to queued");
+                }
+            });
+        }
+    }
+}
+
+async fn requeue(repo: &dyn ImageRepository, saving: &Image) -> DomainResult<()> {
+    let mut queued = saving.clone();
+    queued.status = ImageStatus::Queued;
+    queued.version = saving.version + 1;
+    queued.updated_at = now();
+    match repo.update(&queued, saving.version).await {
+        // Deleted or changed meanwhile: nothing of ours to restore.
+        Ok(()) | Err(DomainError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A download: the image, and its bytes unless it has none.
+pub struct Download {
+    /// The image.
+    pub image: Image,
+    /// The bytes (`None`: the image has no data, answer 204).
+    pub body: Option<ByteStream>,
+    /// The range served, when a range was asked for.
+    pub range: Option<ByteRange>,
+}
+
+impl ImageService {
+    /// Uploads the data of a queued image from a stream of unknown length.
+    pub async fn upload(
+        &self,
+        caller: &Caller,
+        id: &str,
+        body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> DomainResult<Image> {
+        let image = self.writable(caller, id).await?;
+        let (Some(declared), Some(_)) = (image.disk_format, image.container_format) else {
+            return Err(DomainError::Invalid(
+                "Set disk_format and container_format before uploading image data".into(),
+            ));
+        };
+        if image.status != ImageStatus::Queued {
+            return Err(DomainError::Conflict(format!(
+                "Image status transition from {} to saving is not allowed; data may be uploaded only to a queued image",
+                image.status
+            )));
+        }
+        let allowance = self.storage_allowance(&image).await?;
+        if let (Some(hint), Some(allowance)) = (size_hint, allowance) {
+            if hint > allowance {
+                return Err(quota_exceeded(allowance));
+            }
+        }
+        let saving = self.mark_saving(&image).await?;
+        let mut guard = RequeueOnDrop {
+            repo: self.repo.clone(),
+            saving: Some(saving.clone()),
+        };
+        let sink = self.store.begin_upload(image.id).await?;
+        let received = self
+            .receive(sink, body, declared, allowance, size_hint)
+            .await?;
+        let active = self.mark_active(&saving, received).await;
+        guard.disarm();
+        match active {
+            Ok(image) => Ok(image),
+            Err(e) => {
+                // Deleted or changed while uploading: remove the bytes we committed.
+                self.store.delete(image.id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn storage_allowance(&self, image: &Image) -> DomainResult<Option<u64>> {
+        let (Some(quota), Some(owner)) =
+            (self.settings.storage_quota_bytes, image.owner.as_deref())
+        else {
+            return Ok(None);
+        };
+        let used = self.repo.stored_bytes(owner).await?;
+        Ok(Some(quota.saturating_sub(used)))
+    }
+
+    async fn mark_saving(&self, queued: &Image) -> DomainResult<Image> {
+        let mut saving = queued.clone();
+        saving.status = ImageStatus::Saving;
+        saving.version = queued.version + 1;
+        saving.updated_at = now();
+        self.repo
+            .update(&saving, queued.version)
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict(_) => DomainError::Conflict(
+                    "Another upload to this image is in progress or the image changed".into(),
+                ),
+                other => other,
+            })?;
+        Ok(saving)
+    }
+
+    async fn mark_active(&self, saving: &Image, received: Received) -> DomainResult<Image> {
+        let mut active = saving.clone();
+        active.status = ImageStatus::Active;
+        active.size = Some(received.size);
+        active.virtual_size = received.virtual_size;
+        active.checksum = Some(received.checksum);
+        active.os_hash_algo = Some(self.settings.hash_algo.as_str().to_owned());
+        active.os_hash_value = Some(received.os_hash_value);
+        active.version = saving.version + 1;
+        active.updated_at = now();
+        self.repo
+            .update(&active, saving.version)
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict(_) => DomainError::Conflict(
+                    "The image was deleted or changed during the upload".into(),
+                ),
+                other => other,
+            })?;
+        Ok(active)
+    }
+
+    /// Streams the body into the sink while hashing and inspecting it; commits the sink only
+    /// when everything checked out, and aborts it otherwise.
+    async fn receive(
+        &self,
+        mut sink: Box<dyn UploadSink>,
+        body: ByteStream,
+        declared: DiskFormat,
+        allowance: Option<u64>,
+        size_hint: Option<u64>,
+    ) -> DomainResult<Received> {
+        match self
+            .pump(sink.as_mut(), body, declared, allowance, size_hint)
+            .await
+        {
+            Ok(received) => {
+                sink.commit().await?;
+                Ok(received)
+            }
+            Err(e) => {
+                sink.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn pump(
+        &self,
+        sink: &mut dyn UploadSink,
+        mut body: ByteStream,
+        declared: DiskFormat,
+        allowance: Option<u64>,
+        size_hint: Option<u64>,
+    ) -> DomainResult<Received> {
+        let md5 = HashWorker::start(Md5::new());
+        let multihash = multihash(self.settings.hash_algo);
+        let mut seen = HeadAndTail::default();
+        let mut head_checked = false;
+        let mut size: u64 = 0;
+        let mut pending = BytesMut::with_capacity(BLOCK);
+        loop {
+            let chunk = body.next().await.transpose()?;
+            if let Some(chunk) = &chunk {
+                size += chunk.len() as u64;
+                if allowance.is_some_and(|a| size > a) {
+                    return Err(quota_exceeded(allowance.unwrap_or(0)));
+                }
+                pending.extend_from_slice(chunk);
+                if pending.len() < BLOCK {
+                    continue;
+                }
+            }
+            let block = pending.split().freeze();
+            if !block.is_empty() {
+                seen.observe(&block);
+                if !head_checked && seen.head.len() >= HEAD_BYTES {
+                    head_checked = true;
+                    if let Some(verdict) = inspection::inspect_head(declared, &seen.head) {
+                        verdict?;
+                    }
+                }
+                md5.feed(block.clone()).await?;
+                multihash.feed(block.clone()).await?;
+                sink.write(block).await?;
+            }
+            if chunk.is_none() {
+                break;
+            }
+        }
+        if size_hint.is_some_and(|hint| hint != size) {
+            return Err(DomainError::Invalid(format!(
+                "The upload had {size} bytes but x-openstack-image-size announced {}",
+                size_hint.unwrap_or(0)
+            )));
+        }
+        let virtual_size = inspection::inspect(declared, &seen.head, &seen.tail, size)?;
+        Ok(Received {
+            size,
+            checksum: md5.finish().await?,
+            os_hash_value: multihash.finish().await?,
+            virtual_size,
+        })
+    }
+
+    /// Opens the data of an image the caller may see, whole or a range of it.
+    pub async fn download(
+        &self,
+        caller: &Caller,
+        id: &str,
+        range: Option<RangeRequest>,
+    ) -> DomainResult<Download> {
+        let image = self.visible(caller, id).await?;
+        if image.status == ImageStatus::Deactivated && !caller.is_admin() {
+            return Err(DomainError::Forbidden(
+                "The image is deactivated; its data cannot be downloaded".into(),
+            ));
+        }
+        let size = match (image.status, image.size) {
+            (ImageStatus::Active | ImageStatus::Deactivated, Some(size)) => size,
+            _ => {
+                return Ok(Download {
+                    image,
+                    body: None,
+                    range: None,
+                });
+            }
+        };
+        let range = match range {
+            Some(request) => Some(
+                request
+                    .resolve(size)
+                    .ok_or(DomainError::RangeNotSatisfiable { size })?,
+            ),
+            None => None,
+        };
+        let body = self.store.read(image.id, range).await?;
+        Ok(Download {
+            image,
+            body: Some(body),
+            range,
+        })
+    }
+
+    /// Start-up recovery of the embedded host: images a killed process left `saving` go back
+    /// to `queued` and partial bytes are removed. Returns (images reset, partials removed).
+    pub async fn recover_interrupted_uploads(&self) -> DomainResult<(usize, usize)> {
+        let images = self.repo.requeue_interrupted_uploads().await?;
+        let partials = self.store.sweep_incomplete().await?;
+        Ok((images, partials))
+    }
+}
+
+fn quota_exceeded(allowance: u64) -> DomainError {
+    DomainError::QuotaExceeded(format!(
+        "The upload exceeds the tenant's storage quota; {allowance} bytes remain"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_and_tail_keep_only_the_ends() {
+        let mut seen = HeadAndTail::default();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for piece in data.chunks(7000) {
+            seen.observe(piece);
+        }
+        assert_eq!(seen.head, data[..HEAD_BYTES]);
+        assert_eq!(seen.tail, data[data.len() - TAIL_BYTES..]);
+    }
+
+    #[test]
+    fn small_streams_keep_everything_as_head_and_tail() {
+        let mut seen = HeadAndTail::default();
+        seen.observe(b"abc");
+        seen.observe(b"def");
+        assert_eq!(seen.head, b"abcdef");
+        assert_eq!(seen.tail, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn hash_workers_match_known_digests() {
+        let md5 = HashWorker::start(Md5::new());
+        let sha = multihash(HashAlgo::Sha512);
+        for part in [&b"hello "[..], &b"world"[..]] {
+            md5.feed(Bytes::copy_from_slice(part)).await.expect("feed");
+            sha.feed(Bytes::copy_from_slice(part)).await.expect("feed");
+        }
+        assert_eq!(
+            md5.finish().await.expect("md5"),
+            "5eb63bbbe01eeed093cb22bb8f5acdc3"
+        );
+        assert!(
+            sha.finish()
+                .await
+                .expect("sha")
+                .starts_with("309ecc489c12d6eb4cc40f50c902f2b4")
+        );
+    }
+}
