@@ -259,11 +259,11 @@ mod tests {
 
     #[test]
     fn a_qcow2_with_a_backing_file_or_external_data_is_refused() {
-        let backing =
-            inspect(DiskFormat::Qcow2, &qcow2_header(3, 512, 1 << 20, 0), &[], 0).unwrap_err();
+        let backing = inspect(DiskFormat::Qcow2, &qcow2_header(3, 512, 1 << 20, 0), &[], 0)
+            .expect_err("refused");
         assert!(backing.to_string().contains("backing file"));
-        let external =
-            inspect(DiskFormat::Qcow2, &qcow2_header(3, 0, 1 << 20, 4), &[], 0).unwrap_err();
+        let external = inspect(DiskFormat::Qcow2, &qcow2_header(3, 0, 1 << 20, 4), &[], 0)
+            .expect_err("refused");
         assert!(external.to_string().contains("external data file"));
         assert!(
             inspect(DiskFormat::Qcow2, &qcow2_header(2, 0, 1 << 20, 4), &[], 0).is_ok(),
@@ -273,13 +273,15 @@ mod tests {
 
     #[test]
     fn raw_declared_but_qcow2_inside_is_refused_naming_qcow2() {
-        let error = inspect(DiskFormat::Raw, &qcow2_header(3, 0, 1, 0), &[], 512).unwrap_err();
+        let error =
+            inspect(DiskFormat::Raw, &qcow2_header(3, 0, 1, 0), &[], 512).expect_err("refused");
         assert!(error.to_string().contains("looks like qcow2"), "{error}");
     }
 
     #[test]
     fn qcow2_declared_but_raw_data_is_refused() {
-        let error = inspect(DiskFormat::Qcow2, &[0u8; 1024], &[0u8; 512], 1024).unwrap_err();
+        let error =
+            inspect(DiskFormat::Qcow2, &[0u8; 1024], &[0u8; 512], 1024).expect_err("refused");
         assert!(error.to_string().contains("raw data"), "{error}");
     }
 
@@ -316,7 +318,7 @@ mod tests {
             Some(Some(2048 * 512))
         );
         assert!(inspect(DiskFormat::Vmdk, &vmdk("streamOptimized"), &[], 0).is_ok());
-        let flat = inspect(DiskFormat::Vmdk, &vmdk("monolithicFlat"), &[], 0).unwrap_err();
+        let flat = inspect(DiskFormat::Vmdk, &vmdk("monolithicFlat"), &[], 0).expect_err("refused");
         assert!(flat.to_string().contains("monolithicFlat"));
         let text = b"# Disk DescriptorFile\ncreateType=\"twoGbMaxExtentSparse\"\n";
         assert!(inspect(DiskFormat::Vmdk, text, text, 60).is_err());

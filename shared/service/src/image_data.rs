@@ -211,10 +211,10 @@ impl ImageService {
             )));
         }
         let allowance = self.storage_allowance(&image).await?;
-        if let (Some(hint), Some(allowance)) = (size_hint, allowance) {
-            if hint > allowance {
-                return Err(quota_exceeded(allowance));
-            }
+        if let (Some(hint), Some(allowance)) = (size_hint, allowance)
+            && hint > allowance
+        {
+            return Err(quota_exceeded(allowance));
         }
         let saving = self.mark_saving(&image).await?;
         let mut guard = RequeueOnDrop {
