@@ -118,10 +118,11 @@ async fn download(
     out.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
     out.insert(CONTENT_LENGTH, HeaderValue::from(length));
     out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Some(r) = download.range {
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", r.first, r.last)) {
-            out.insert(CONTENT_RANGE, value);
-        }
+    if let Some(value) = download
+        .range
+        .and_then(|r| HeaderValue::from_str(&format!("bytes {}-{}/{size}", r.first, r.last)).ok())
+    {
+        out.insert(CONTENT_RANGE, value);
     }
     // Glance sends the hex MD5 here (not base64), and glanceclient compares it.
     if let Some(value) = download
