@@ -38,7 +38,7 @@ pub fn binary() -> PathBuf {
 pub struct Reply {
     status: StatusCode,
     headers: HeaderMap,
-    body: String,
+    body: Vec<u8>,
 }
 
 impl Reply {
@@ -51,7 +51,11 @@ impl Reply {
         &self.headers
     }
     /// The body as text.
-    pub fn text(&self) -> &str {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// The body as bytes.
+    pub fn bytes(&self) -> &[u8] {
         &self.body
     }
 }
@@ -72,8 +76,8 @@ impl Checked for RequestBuilder {
         spec::ensure_loaded(&client, &root).await;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.text().await.unwrap();
-        spec::check(&method, url.path(), status, &body);
+        let body = response.bytes().await.unwrap().to_vec();
+        spec::check(&method, url.path(), status, &String::from_utf8_lossy(&body));
         Reply {
             status,
             headers,
@@ -332,7 +336,8 @@ fn parse_first_admin(printed: &[String]) -> Option<Account> {
 
 /// Reads a response body as JSON, failing the test with the body text if it is not JSON.
 pub async fn json_body(reply: Reply) -> Value {
-    serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", reply.body))
+    serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", reply.text()))
 }
 
 /// The PATCH media type clients use.
@@ -433,6 +438,77 @@ impl Server {
     }
 }
 
+/// Typed calls to the image data API.
+impl Server {
+    /// `PUT /v2/images/{id}/file` with the whole body (sent with `Content-Length`).
+    pub async fn upload(&self, token: &str, id: &str, data: Vec<u8>) -> Reply {
+        self.request(Method::PUT, &format!("/v2/images/{id}/file"), Some(token))
+            .header("Content-Type", "application/octet-stream")
+            .body(data)
+            .checked()
+            .await
+    }
+
+    /// `PUT /v2/images/{id}/file` chunked, in pieces of `chunk` bytes, as glanceclient sends.
+    pub async fn upload_chunked(
+        &self,
+        token: &str,
+        id: &str,
+        data: Vec<u8>,
+        chunk: usize,
+    ) -> Reply {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+            data.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+        self.request(Method::PUT, &format!("/v2/images/{id}/file"), Some(token))
+            .header("Content-Type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+            .checked()
+            .await
+    }
+
+    /// `GET /v2/images/{id}/file`, optionally with a `Range` header.
+    pub async fn download(&self, token: &str, id: &str, range: Option<&str>) -> Reply {
+        let request = self.request(Method::GET, &format!("/v2/images/{id}/file"), Some(token));
+        match range {
+            Some(range) => request.header("Range", range),
+            None => request,
+        }
+        .checked()
+        .await
+    }
+
+    /// The data directory of this server.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Files left in the image store that are not committed image data.
+    pub fn partial_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.data.path().join("images"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Deterministic pseudo-random bytes, so failures are reproducible.
+pub fn sample_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
 /// The `id`s of an image list body.
 pub fn ids_of(page: &Value) -> Vec<String> {
     page["images"]
@@ -493,4 +569,76 @@ impl World {
             server,
         }
     }
+}
+
+/// An upload driven by hand over a raw socket, to test what HTTP clients cannot easily do:
+/// stop halfway, disconnect, or keep sending after the server has answered.
+pub struct RawUpload {
+    reader: tokio::net::tcp::OwnedReadHalf,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl RawUpload {
+    /// Sends the request head of a chunked `PUT .../file`.
+    pub async fn start(server: &Server, token: &str, id: &str) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let address = server.root.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let (reader, mut writer) = stream.into_split();
+        let head = format!(
+            "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {address}\r\nX-Auth-Token: {token}\r\n\
+             Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n"
+        );
+        writer.write_all(head.as_bytes()).await.unwrap();
+        Self { reader, writer }
+    }
+
+    /// Sends one chunk; false once the server no longer accepts bytes.
+    pub async fn send(&mut self, data: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        let framed = [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
+        self.writer.write_all(&framed).await.is_ok()
+    }
+
+    /// Sends the final empty chunk and reads the response status line.
+    pub async fn finish(mut self) -> String {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.writer.write_all(b"0\r\n\r\n").await;
+        self.response().await
+    }
+
+    /// Reads the status line of the response (waiting up to 30 s).
+    pub async fn response(&mut self) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 4096];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            self.reader.read(&mut buffer),
+        )
+        .await
+        .expect("no response within 30 s")
+        .unwrap_or(0);
+        String::from_utf8_lossy(&buffer[..read])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// Polls an image until `check` holds (up to 10 s), returning its last document.
+pub async fn eventually(
+    server: &Server,
+    token: &str,
+    id: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..200 {
+        let image = json_body(server.show_image(token, id).await).await;
+        if check(&image) {
+            return image;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("image {id} never reached the expected state");
 }
