@@ -23,12 +23,18 @@ class Service:
             [binary(), "serve", "--listen", "127.0.0.1:0"],
             env=env, stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
+        printed = {}
         for line in self.process.stdout:
             if line.startswith("Cloud Images listening on "):
                 self.root = line.split()[-1]
                 break
+            key, _, value = line.strip().partition(":")
+            printed[key] = value.strip()
         else:
             raise RuntimeError("cloud-images exited before it listened")
+        # The first start prints the administrator's credentials once.
+        self.admin = {"user_name": "admin", "tenant_name": "admin", "password": printed.get("password"),
+                      "api_key": printed.get("API key")}
 
     def cli(self, *args):
         env = dict(os.environ, CLOUD_IMAGES_DATA_DIR=self.data_dir, RUST_LOG="warn")
