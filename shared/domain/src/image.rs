@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,25 +55,27 @@ macro_rules! name_enum {
             }
         }
 
-        impl FromStr for $name {
-            type Err = DomainError;
-            fn from_str(s: &str) -> DomainResult<Self> {
+        impl std::str::FromStr for $name {
+            type Err = $crate::error::DomainError;
+            fn from_str(s: &str) -> $crate::error::DomainResult<Self> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(DomainError::Invalid(format!(
+                    other => Err($crate::error::DomainError::Invalid(format!(
                         "'{other}' is not a valid {}; allowed: {}", $what, Self::allowed()
                     ))),
                 }
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+
+pub(crate) use name_enum;
 
 name_enum!(
     /// Where an image is in its lifecycle.

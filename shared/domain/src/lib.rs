@@ -10,6 +10,7 @@ pub mod image_patch;
 pub mod image_rules;
 pub mod inspection;
 pub mod listing;
+pub mod member;
 pub mod ports;
 
 pub use error::{DomainError, DomainResult};

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use crate::error::DomainResult;
 use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
+use crate::member::Member;
 
 /// Where tenants and users live. Names are unique; creating a duplicate is a `Conflict`.
 #[async_trait]
@@ -153,6 +154,24 @@ impl RangeRequest {
             _ => None,
         }
     }
+}
+
+/// Where image memberships live.
+#[async_trait]
+pub trait MemberRepository: Send + Sync {
+    /// Adds a member unless the image already has `max_members` members (`QuotaExceeded`)
+    /// or this member (`Conflict`); the count and the insert are one atomic step.
+    async fn insert(&self, member: &Member, max_members: usize) -> DomainResult<()>;
+    /// One membership.
+    async fn get(&self, image_id: ImageId, member_id: &str) -> DomainResult<Option<Member>>;
+    /// Every membership of an image, oldest first.
+    async fn list(&self, image_id: ImageId) -> DomainResult<Vec<Member>>;
+    /// Sets a membership's status; `NotFound` when there is no such membership.
+    async fn set_status(&self, member: &Member) -> DomainResult<()>;
+    /// Removes a membership; `NotFound` when there is no such membership.
+    async fn delete(&self, image_id: ImageId, member_id: &str) -> DomainResult<()>;
+    /// Removes every membership of a deleted image.
+    async fn delete_all(&self, image_id: ImageId) -> DomainResult<()>;
 }
 
 #[cfg(test)]

@@ -57,6 +57,17 @@ CREATE TABLE images (
 CREATE INDEX images_by_owner ON images (owner, created_at, id);
 CREATE INDEX images_by_visibility ON images (visibility, created_at, id);
 "#,
+    r#"
+CREATE TABLE members (
+    image_id   TEXT NOT NULL,
+    member_id  TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (image_id, member_id)
+);
+CREATE INDEX members_by_member ON members (member_id, status, image_id);
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

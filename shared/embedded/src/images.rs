@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cloud_images_domain::image::{Image, ImageId};
-use cloud_images_domain::listing::{ListQuery, SortDir, SortKey, TimeOp, VisibilityFilter};
+use cloud_images_domain::image::{Image, ImageId, Visibility};
+use cloud_images_domain::listing::{
+    ListQuery, MemberStatusFilter, SortDir, SortKey, TimeOp, VisibilityFilter,
+};
 use cloud_images_domain::ports::{ImageRepository, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
 use rusqlite::types::Value as Sql;
@@ -181,27 +183,65 @@ impl Filter {
     }
 }
 
-fn scope(filter: &mut Filter, viewer: &Viewer, visibility: VisibilityFilter) {
-    let tenant = || Sql::Text(viewer.tenant.clone());
-    match (viewer.is_admin, visibility) {
-        (true, VisibilityFilter::Default | VisibilityFilter::All) => {}
-        (true, VisibilityFilter::Only(v)) => {
+/// Shared images the viewer is a member of with one of the given statuses.
+fn member_of(viewer: &Viewer, statuses: &[&str]) -> (String, Vec<Sql>) {
+    let marks = vec!["?"; statuses.len()].join(", ");
+    let mut params = vec![Sql::Text(viewer.tenant.clone())];
+    params.extend(statuses.iter().map(|s| Sql::Text((*s).to_owned())));
+    let clause = format!(
+        "(visibility = 'shared' AND id IN \
+         (SELECT image_id FROM members WHERE member_id = ? AND status IN ({marks})))"
+    );
+    (clause, params)
+}
+
+fn member_statuses(filter: MemberStatusFilter) -> Vec<&'static str> {
+    match filter {
+        MemberStatusFilter::Accepted => vec!["accepted"],
+        MemberStatusFilter::Pending => vec!["pending"],
+        MemberStatusFilter::Rejected => vec!["rejected"],
+        MemberStatusFilter::All => vec!["pending", "accepted", "rejected"],
+    }
+}
+
+/// What the viewer may list: its own images, public ones, shared ones it accepted (or, with
+/// `visibility=shared`, those of the asked member status) and community ones when asked.
+fn scope(filter: &mut Filter, viewer: &Viewer, query: &ListQuery) {
+    if viewer.is_admin {
+        if let VisibilityFilter::Only(v) = query.visibility {
+            filter.add("visibility = ?", [Sql::Text(v.to_string())]);
+        }
+        return;
+    }
+    let owner_then = |params: Vec<Sql>| {
+        let mut all = vec![Sql::Text(viewer.tenant.clone())];
+        all.extend(params);
+        all
+    };
+    let (accepted, accepted_params) = member_of(viewer, &["accepted"]);
+    match query.visibility {
+        VisibilityFilter::Default => filter.add(
+            format!("(owner = ? OR visibility = 'public' OR {accepted})"),
+            owner_then(accepted_params),
+        ),
+        VisibilityFilter::All => filter.add(
+            format!("(owner = ? OR visibility IN ('public', 'community') OR {accepted})"),
+            owner_then(accepted_params),
+        ),
+        VisibilityFilter::Only(v @ (Visibility::Public | Visibility::Community)) => {
             filter.add("visibility = ?", [Sql::Text(v.to_string())])
         }
-        (false, VisibilityFilter::Default) => {
-            filter.add("(owner = ? OR visibility = 'public')", [tenant()])
+        VisibilityFilter::Only(Visibility::Shared) => {
+            let (member, params) = member_of(viewer, &member_statuses(query.member_status));
+            filter.add(
+                format!("((visibility = 'shared' AND owner = ?) OR {member})"),
+                owner_then(params),
+            );
         }
-        (false, VisibilityFilter::All) => filter.add(
-            "(owner = ? OR visibility IN ('public', 'community'))",
-            [tenant()],
+        VisibilityFilter::Only(Visibility::Private) => filter.add(
+            "(visibility = 'private' AND owner = ?)",
+            owner_then(Vec::new()),
         ),
-        (false, VisibilityFilter::Only(v)) => {
-            let visibility = Sql::Text(v.to_string());
-            match v.as_str() {
-                "public" | "community" => filter.add("visibility = ?", [visibility]),
-                _ => filter.add("(visibility = ? AND owner = ?)", [visibility, tenant()]),
-            }
-        }
     }
 }
 
@@ -297,7 +337,7 @@ fn after_marker(filter: &mut Filter, sort: &[(SortKey, SortDir)], marker: &Image
 
 fn list_sql(viewer: &Viewer, query: &ListQuery, after: Option<&Image>) -> (String, Vec<Sql>) {
     let mut filter = Filter::default();
-    scope(&mut filter, viewer, query.visibility);
+    scope(&mut filter, viewer, query);
     filters(&mut filter, query);
     if let Some(marker) = after {
         after_marker(&mut filter, &query.sort, marker);

@@ -11,6 +11,7 @@ mod files;
 mod identity;
 mod images;
 pub mod keyfile;
+mod members;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use error::EmbeddedError;
 pub use files::FileImageStore;
 pub use identity::SqliteIdentityStore;
 pub use images::SqliteImageRepository;
+pub use members::SqliteMemberRepository;
 
 /// The adapters of the embedded backend, opened on one data directory.
 pub struct EmbeddedBackend {
@@ -33,6 +35,8 @@ pub struct EmbeddedBackend {
     pub images: Arc<SqliteImageRepository>,
     /// Image bytes.
     pub files: Arc<FileImageStore>,
+    /// Image memberships.
+    pub members: Arc<SqliteMemberRepository>,
 }
 
 impl EmbeddedBackend {
@@ -46,6 +50,7 @@ impl EmbeddedBackend {
             identity: Arc::new(SqliteIdentityStore::new(db.clone())),
             images: Arc::new(SqliteImageRepository::new(db.clone())),
             files: Arc::new(FileImageStore::open(&data_dir.join("images"))?),
+            members: Arc::new(SqliteMemberRepository::new(db.clone())),
             db,
         })
     }

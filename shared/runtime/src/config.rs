@@ -81,6 +81,10 @@ pub struct Config {
     #[arg(long, env = "CLOUD_IMAGES_STORAGE_QUOTA", value_parser = parse_bytes)]
     pub storage_quota: Option<u64>,
 
+    /// Most members (consumer tenants) one image may be shared with (413 beyond).
+    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGE_MEMBERS", default_value_t = 128)]
+    pub max_image_members: usize,
+
     /// Algorithm of `os_hash_value`: sha256, sha384 or sha512.
     #[arg(long, env = "CLOUD_IMAGES_HASH_ALGO", default_value = "sha512")]
     pub hash_algo: HashAlgo,
@@ -124,6 +128,7 @@ impl Config {
             },
             hash_algo: self.hash_algo,
             storage_quota_bytes: self.storage_quota,
+            max_members_per_image: self.max_image_members,
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn build_services(config: &Config) -> Result<Services, StartupError> {
         images: ImageService::new(
             backend.images.clone() as Arc<_>,
             backend.files.clone() as Arc<_>,
+            backend.members.clone() as Arc<_>,
             config.image_settings(),
         ),
     })

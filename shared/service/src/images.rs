@@ -8,7 +8,7 @@ use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::image_patch::{self, PatchOp};
 use cloud_images_domain::image_rules::{self, EditContext, ImageLimits};
 use cloud_images_domain::listing::{ListQuery, PageLimits};
-use cloud_images_domain::ports::{ImageRepository, ImageStore, Viewer};
+use cloud_images_domain::ports::{ImageRepository, ImageStore, MemberRepository, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
 use serde_json::{Map, Value};
 
@@ -39,6 +39,8 @@ pub struct ImageSettings {
     pub hash_algo: crate::image_data::HashAlgo,
     /// Most bytes of image data a tenant may store; `None` for no limit.
     pub storage_quota_bytes: Option<u64>,
+    /// Most members one image may have (Glance ships 128).
+    pub max_members_per_image: usize,
 }
 
 /// One page of a list.
@@ -55,6 +57,7 @@ pub struct ImagePage {
 pub struct ImageService {
     pub(crate) repo: Arc<dyn ImageRepository>,
     pub(crate) store: Arc<dyn ImageStore>,
+    pub(crate) members: Arc<dyn MemberRepository>,
     pub(crate) settings: Arc<ImageSettings>,
 }
 
@@ -67,8 +70,8 @@ pub(crate) fn not_found(id: &str) -> DomainError {
     DomainError::NotFound(format!("No image found with ID {id}"))
 }
 
-/// Whether `caller` may see `image` at all (members arrive with sharing).
-fn visible_to(image: &Image, caller: &Caller) -> bool {
+/// Whether `caller` may see `image` without consulting memberships.
+fn visible_without_membership(image: &Image, caller: &Caller) -> bool {
     caller.is_admin()
         || image.is_owned_by(caller.tenant_id.as_str())
         || matches!(image.visibility, Visibility::Public | Visibility::Community)
@@ -79,11 +82,13 @@ impl ImageService {
     pub fn new(
         repo: Arc<dyn ImageRepository>,
         store: Arc<dyn ImageStore>,
+        members: Arc<dyn MemberRepository>,
         settings: ImageSettings,
     ) -> Self {
         Self {
             repo,
             store,
+            members,
             settings: Arc::new(settings),
         }
     }
@@ -105,10 +110,25 @@ impl ImageService {
     /// does not leak).
     pub(crate) async fn visible(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
         let id = ImageId::parse(raw_id).map_err(|_| not_found(raw_id))?;
-        match self.repo.get(id).await? {
-            Some(image) if visible_to(&image, caller) => Ok(image),
-            _ => Err(not_found(raw_id)),
+        let image = self.repo.get(id).await?.ok_or_else(|| not_found(raw_id))?;
+        if visible_without_membership(&image, caller) || self.is_member(&image, caller).await? {
+            Ok(image)
+        } else {
+            Err(not_found(raw_id))
         }
+    }
+
+    /// Whether the caller's tenant is a member of a shared image (any member status: a
+    /// member may use the image before accepting it).
+    pub(crate) async fn is_member(&self, image: &Image, caller: &Caller) -> DomainResult<bool> {
+        if image.visibility != Visibility::Shared {
+            return Ok(false);
+        }
+        Ok(self
+            .members
+            .get(image.id, caller.tenant_id.as_str())
+            .await?
+            .is_some())
     }
 
     /// Reads an image the caller may change: visible, owned (or admin), and a writer role.
@@ -287,7 +307,10 @@ impl ImageService {
             match self.repo.delete(image.id, image.version).await {
                 // Record first, bytes second: an upload still running then fails its final
                 // compare-and-set and removes what it wrote, so nothing is orphaned.
-                Ok(()) => return self.store.delete(image.id).await,
+                Ok(()) => {
+                    self.members.delete_all(image.id).await?;
+                    return self.store.delete(image.id).await;
+                }
                 Err(DomainError::Conflict(_)) => back_off(attempt).await,
                 Err(e) => return Err(e),
             }

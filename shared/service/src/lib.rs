@@ -3,6 +3,7 @@
 pub mod identity;
 pub mod image_data;
 pub mod images;
+pub mod members;
 pub mod secrets;
 pub mod tokens;
 

@@ -4,6 +4,7 @@ pub mod discovery;
 pub mod identity;
 pub mod image_data;
 pub mod images;
+pub mod members;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -33,6 +34,7 @@ pub fn all_tables() -> Vec<RouteTable> {
         identity::table(),
         images::table(),
         image_data::table(),
+        members::table(),
     ]
 }
 
