@@ -642,3 +642,69 @@ pub async fn eventually(
     }
     panic!("image {id} never reached the expected state");
 }
+
+/// Typed calls to the members API.
+impl Server {
+    /// `POST /v2/images/{id}/members`.
+    pub async fn add_member(&self, token: &str, id: &str, member: &str) -> Reply {
+        self.request(
+            Method::POST,
+            &format!("/v2/images/{id}/members"),
+            Some(token),
+        )
+        .json(&json!({ "member": member }))
+        .checked()
+        .await
+    }
+
+    /// `GET /v2/images/{id}/members`.
+    pub async fn list_members(&self, token: &str, id: &str) -> Reply {
+        self.request(
+            Method::GET,
+            &format!("/v2/images/{id}/members"),
+            Some(token),
+        )
+        .checked()
+        .await
+    }
+
+    /// `GET /v2/images/{id}/members/{member}`.
+    pub async fn show_member(&self, token: &str, id: &str, member: &str) -> Reply {
+        self.request(
+            Method::GET,
+            &format!("/v2/images/{id}/members/{member}"),
+            Some(token),
+        )
+        .checked()
+        .await
+    }
+
+    /// `PUT /v2/images/{id}/members/{member}` with a new status.
+    pub async fn set_member_status(
+        &self,
+        token: &str,
+        id: &str,
+        member: &str,
+        status: &str,
+    ) -> Reply {
+        self.request(
+            Method::PUT,
+            &format!("/v2/images/{id}/members/{member}"),
+            Some(token),
+        )
+        .json(&json!({ "status": status }))
+        .checked()
+        .await
+    }
+
+    /// `DELETE /v2/images/{id}/members/{member}`.
+    pub async fn remove_member(&self, token: &str, id: &str, member: &str) -> Reply {
+        self.request(
+            Method::DELETE,
+            &format!("/v2/images/{id}/members/{member}"),
+            Some(token),
+        )
+        .checked()
+        .await
+    }
+}
