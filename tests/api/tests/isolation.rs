@@ -1,0 +1,441 @@
+//! Tenant isolation as a security boundary: every image-scoped route, for every kind of
+//! caller, against every visibility, must answer exactly the status in [`expected`].
+//!
+//! The rows come from one table, and a test checks that the table names every image-scoped
+//! route and method the OpenAPI description lists, so a new route cannot be added without
+//! deciding its row here.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use cloud_images_api_tests::{Checked, Server, id_of, json_body};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Owner,
+    MemberPending,
+    MemberAccepted,
+    MemberRejected,
+    FormerMember,
+    Stranger,
+    Admin,
+}
+
+const ROLES: [Role; 7] = [
+    Role::Owner,
+    Role::MemberPending,
+    Role::MemberAccepted,
+    Role::MemberRejected,
+    Role::FormerMember,
+    Role::Stranger,
+    Role::Admin,
+];
+const VISIBILITIES: [&str; 4] = ["private", "shared", "community", "public"];
+
+/// The one visibility rule everything else derives from: may this caller see the image?
+fn sees(role: Role, visibility: &str) -> bool {
+    matches!(
+        (role, visibility),
+        (Role::Owner | Role::Admin, _)
+            | (_, "public" | "community")
+            | (
+                Role::MemberPending | Role::MemberAccepted | Role::MemberRejected,
+                "shared"
+            )
+    )
+}
+
+fn manages(role: Role) -> bool {
+    matches!(role, Role::Owner | Role::Admin)
+}
+
+/// What the fixture image looks like before the call.
+#[derive(Debug, Clone, Copy)]
+enum Fixture {
+    /// Active, with data and a `probe` tag.
+    Active,
+    /// Queued, without data.
+    Queued,
+}
+
+/// A row: the route, the fixture, and the status each caller must get.
+struct Row {
+    method: Method,
+    template: &'static str,
+    fixture: Fixture,
+    body: fn(&Tenants) -> Option<Value>,
+    expected: fn(Role, &str) -> u16,
+}
+
+fn no_body(_: &Tenants) -> Option<Value> {
+    None
+}
+
+/// Answer of a route anyone who sees the image may use.
+fn readable(ok: u16) -> impl Fn(Role, &str) -> u16 {
+    move |role, visibility| if sees(role, visibility) { ok } else { 404 }
+}
+
+/// Answer of a route only the owner or an admin may use.
+fn owner_only(ok: u16) -> impl Fn(Role, &str) -> u16 {
+    move |role, visibility| match (sees(role, visibility), manages(role)) {
+        (false, _) => 404,
+        (true, true) => ok,
+        (true, false) => 403,
+    }
+}
+
+/// Member routes exist only on shared images.
+fn shared_only(role: Role, visibility: &str, ok_for: fn(Role) -> Option<u16>) -> u16 {
+    if !sees(role, visibility) {
+        404
+    } else if visibility != "shared" {
+        403
+    } else {
+        ok_for(role).unwrap_or(403)
+    }
+}
+
+fn table() -> Vec<Row> {
+    vec![
+        Row {
+            method: Method::GET,
+            template: "/v2/images/{image_id}",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| readable(200)(r, v),
+        },
+        Row {
+            method: Method::PATCH,
+            template: "/v2/images/{image_id}",
+            fixture: Fixture::Active,
+            body: |_| Some(json!([{ "op": "replace", "path": "/name", "value": "changed" }])),
+            expected: |r, v| owner_only(200)(r, v),
+        },
+        Row {
+            method: Method::DELETE,
+            template: "/v2/images/{image_id}",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| owner_only(204)(r, v),
+        },
+        Row {
+            method: Method::PUT,
+            template: "/v2/images/{image_id}/tags/{tag}",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| owner_only(204)(r, v),
+        },
+        Row {
+            method: Method::DELETE,
+            template: "/v2/images/{image_id}/tags/{tag}",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| owner_only(204)(r, v),
+        },
+        Row {
+            method: Method::POST,
+            template: "/v2/images/{image_id}/actions/deactivate",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| {
+                if !sees(r, v) {
+                    404
+                } else if r == Role::Admin {
+                    204
+                } else {
+                    403
+                }
+            },
+        },
+        Row {
+            method: Method::POST,
+            template: "/v2/images/{image_id}/actions/reactivate",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| {
+                if !sees(r, v) {
+                    404
+                } else if r == Role::Admin {
+                    204
+                } else {
+                    403
+                }
+            },
+        },
+        Row {
+            method: Method::PUT,
+            template: "/v2/images/{image_id}/file",
+            fixture: Fixture::Queued,
+            body: no_body,
+            expected: |r, v| owner_only(204)(r, v),
+        },
+        Row {
+            method: Method::GET,
+            template: "/v2/images/{image_id}/file",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| readable(200)(r, v),
+        },
+        Row {
+            method: Method::GET,
+            template: "/v2/images/{image_id}/members",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| shared_only(r, v, |_| Some(200)),
+        },
+        Row {
+            method: Method::POST,
+            template: "/v2/images/{image_id}/members",
+            fixture: Fixture::Active,
+            body: |t| Some(json!({ "member": t.newcomer })),
+            // Ownership is checked before visibility: non-owners get 403 either way.
+            expected: |r, v| match (sees(r, v), manages(r), v) {
+                (false, _, _) => 404,
+                (true, true, "shared") => 200,
+                _ => 403,
+            },
+        },
+        Row {
+            method: Method::GET,
+            template: "/v2/images/{image_id}/members/{member_id}",
+            fixture: Fixture::Active,
+            body: no_body,
+            // Another member's entry is hidden from members: 404, not 403.
+            expected: |r, v| {
+                shared_only(r, v, |r| match r {
+                    Role::Owner | Role::Admin | Role::MemberAccepted => Some(200),
+                    _ => Some(404),
+                })
+            },
+        },
+        Row {
+            method: Method::PUT,
+            template: "/v2/images/{image_id}/members/{member_id}",
+            fixture: Fixture::Active,
+            body: |_| Some(json!({ "status": "rejected" })),
+            expected: |r, v| shared_only(r, v, |r| (r == Role::MemberAccepted).then_some(200)),
+        },
+        Row {
+            method: Method::DELETE,
+            template: "/v2/images/{image_id}/members/{member_id}",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| shared_only(r, v, |r| manages(r).then_some(204)),
+        },
+    ]
+}
+
+/// The tenants of the matrix and their tokens.
+struct Tenants {
+    owner: String,
+    pending: (String, String),
+    accepted: (String, String),
+    rejected: (String, String),
+    former: (String, String),
+    stranger: String,
+    admin: String,
+    newcomer: String,
+}
+
+impl Tenants {
+    fn token(&self, role: Role) -> &str {
+        match role {
+            Role::Owner => &self.owner,
+            Role::MemberPending => &self.pending.1,
+            Role::MemberAccepted => &self.accepted.1,
+            Role::MemberRejected => &self.rejected.1,
+            Role::FormerMember => &self.former.1,
+            Role::Stranger => &self.stranger,
+            Role::Admin => &self.admin,
+        }
+    }
+}
+
+async fn tenants(server: &Server) -> Tenants {
+    let account = |tenant: &'static str, user: &'static str| async move {
+        let account = server.account(tenant, user, "member").await;
+        let token = server.token(&account).await;
+        (account.tenant_id, token)
+    };
+    let (owner, pending, accepted, rejected, former, stranger) = tokio::join!(
+        account("producer", "owner"),
+        account("consumer-pending", "pending"),
+        account("consumer-accepted", "accepted"),
+        account("consumer-rejected", "rejected"),
+        account("consumer-former", "former"),
+        account("outsider", "stranger"),
+    );
+    let admin = server.token(server.first_admin.as_ref().unwrap()).await;
+    Tenants {
+        owner: owner.1,
+        pending,
+        accepted,
+        rejected,
+        former,
+        stranger: stranger.1,
+        admin,
+        newcomer: "f".repeat(32),
+    }
+}
+
+/// An image of `visibility` shared (while it was `shared`) with the pending, accepted,
+/// rejected and former members, who then answered or were removed.
+async fn fixture(server: &Server, t: &Tenants, visibility: &str, kind: Fixture) -> String {
+    let id = id_of(&server.new_image(&t.owner, json!({ "name": "probe", "disk_format": "raw", "container_format": "bare", "tags": ["probe"] })).await);
+    if let Fixture::Active = kind {
+        assert_eq!(
+            server
+                .upload(&t.owner, &id, b"probe data".to_vec())
+                .await
+                .status(),
+            204
+        );
+    }
+    for (tenant, _) in [&t.pending, &t.accepted, &t.rejected, &t.former] {
+        assert_eq!(server.add_member(&t.owner, &id, tenant).await.status(), 200);
+    }
+    assert_eq!(
+        server
+            .set_member_status(&t.accepted.1, &id, &t.accepted.0, "accepted")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .set_member_status(&t.rejected.1, &id, &t.rejected.0, "rejected")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .remove_member(&t.owner, &id, &t.former.0)
+            .await
+            .status(),
+        204
+    );
+    if visibility != "shared" {
+        let who = if visibility == "public" {
+            &t.admin
+        } else {
+            &t.owner
+        };
+        let ops = json!([{ "op": "replace", "path": "/visibility", "value": visibility }]);
+        assert_eq!(server.patch_image(who, &id, ops).await.status(), 200);
+    }
+    id
+}
+
+#[tokio::test]
+async fn the_matrix_covers_every_image_scoped_route_of_the_api() {
+    let server = Server::start().await;
+    let spec = json_body(
+        server
+            .request(Method::GET, "/openapi.json", None)
+            .checked()
+            .await,
+    )
+    .await;
+    let described: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.starts_with("/v2/images/{image_id}"))
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "parameters")
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let rows: BTreeSet<(String, String)> = table()
+        .iter()
+        .map(|r| (r.method.to_string(), r.template.to_owned()))
+        .collect();
+    assert_eq!(
+        rows, described,
+        "every image-scoped route needs a row in the isolation table"
+    );
+}
+
+#[tokio::test]
+async fn every_caller_gets_exactly_the_expected_status_on_every_route_and_visibility() {
+    let server = Server::start().await;
+    let t = tenants(&server).await;
+    let mut failures = Vec::new();
+    for row in table() {
+        for visibility in VISIBILITIES {
+            for role in ROLES {
+                let id = fixture(&server, &t, visibility, row.fixture).await;
+                let path = row
+                    .template
+                    .replace("{image_id}", &id)
+                    .replace("{tag}", "probe")
+                    .replace("{member_id}", &t.accepted.0);
+                let mut request = server.request(row.method.clone(), &path, Some(t.token(role)));
+                request = match ((row.body)(&t), row.template.ends_with("/file")) {
+                    (_, true) => request
+                        .header("Content-Type", "application/octet-stream")
+                        .body(b"uploaded".to_vec()),
+                    (Some(body), false) if row.method == Method::PATCH => request
+                        .header(
+                            "Content-Type",
+                            "application/openstack-images-v2.1-json-patch",
+                        )
+                        .body(body.to_string()),
+                    (Some(body), false) => request.json(&body),
+                    (None, false) => request,
+                };
+                let got = request.checked().await.status().as_u16();
+                let want = (row.expected)(role, visibility);
+                if got != want {
+                    failures.push(format!(
+                        "{} {} as {role:?} on a {visibility} image: got {got}, want {want}",
+                        row.method, row.template
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_default_list_shows_each_caller_exactly_what_it_should() {
+    let server = Server::start().await;
+    let t = tenants(&server).await;
+    let mut failures = Vec::new();
+    for visibility in VISIBILITIES {
+        let id = fixture(&server, &t, visibility, Fixture::Active).await;
+        for role in ROLES {
+            let listed = server.listed_ids(t.token(role), "").await.contains(&id);
+            let want = matches!(
+                (role, visibility),
+                (Role::Owner | Role::Admin, _) | (_, "public") | (Role::MemberAccepted, "shared")
+            );
+            let shown = server
+                .show_image(t.token(role), &id)
+                .await
+                .status()
+                .as_u16()
+                == 200;
+            if listed != want || shown != sees(role, visibility) {
+                failures.push(format!(
+                    "{role:?} on a {visibility} image: listed {listed} (want {want}), shown {shown}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
