@@ -213,6 +213,33 @@ pub struct Image {
 }
 
 impl Image {
+    /// A new image record without data, as a create request starts it.
+    pub fn new_queued(id: ImageId, owner: Option<String>, at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            name: None,
+            status: ImageStatus::Queued,
+            visibility: Visibility::Shared,
+            protected: false,
+            os_hidden: false,
+            owner,
+            checksum: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+            size: None,
+            virtual_size: None,
+            container_format: None,
+            disk_format: None,
+            min_ram: 0,
+            min_disk: 0,
+            tags: Vec::new(),
+            properties: BTreeMap::new(),
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        }
+    }
+
     /// Whether `tenant` owns the image.
     pub fn is_owned_by(&self, tenant: &str) -> bool {
         self.owner.as_deref() == Some(tenant)

@@ -168,29 +168,10 @@ mod tests {
     use serde_json::json;
 
     fn image() -> Image {
-        Image {
-            id: ImageId::random(),
-            name: Some("base".into()),
-            status: ImageStatus::Queued,
-            visibility: Visibility::Shared,
-            protected: false,
-            os_hidden: false,
-            owner: Some("t1".into()),
-            checksum: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-            size: None,
-            virtual_size: None,
-            container_format: None,
-            disk_format: None,
-            min_ram: 0,
-            min_disk: 0,
-            tags: vec![],
-            properties: [("os_version".to_owned(), "12".to_owned())].into(),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-            version: 1,
-        }
+        let mut image = Image::new_queued(ImageId::random(), Some("t1".into()), Utc::now());
+        image.name = Some("base".into());
+        image.properties.insert("os_version".into(), "12".into());
+        image
     }
 
     fn member() -> EditContext {

@@ -90,16 +90,22 @@ pub struct Config {
     pub hash_algo: HashAlgo,
 }
 
-/// Parses `1048576`, `512K`, `100M`, `20G` or `2T` (powers of 1024) into bytes.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+/// Splits `24h` into `(24, "h")`; `what` names the expected form in the error.
+fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
+    let n = digits
         .parse()
-        .map_err(|_| format!("'{text}' is not a size like 1048576, 512K, 100M or 20G"))?;
+        .map_err(|_| format!("'{text}' is not {what}"))?;
+    Ok((n, unit))
+}
+
+/// Parses `1048576`, `512K`, `100M`, `20G` or `2T` (powers of 1024) into bytes.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(text, "a size like 1048576, 512K, 100M or 20G")?;
     let shift = match unit.to_ascii_uppercase().as_str() {
         "" | "B" => 0,
         "K" | "KB" | "KIB" => 10,
@@ -135,14 +141,7 @@ impl Config {
 
 /// Parses `90`, `90s`, `15m`, `24h` or `2d` into a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h or 2d"))?;
+    let (n, unit) = number_and_unit(text, "a duration like 90s, 15m, 24h or 2d")?;
     let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,

@@ -152,30 +152,7 @@ impl ImageService {
             Some(Value::String(raw)) => ImageId::parse(&raw)?,
             Some(_) => return Err(DomainError::Invalid("'id' must be a UUID string".into())),
         };
-        let created = now();
-        let mut image = Image {
-            id,
-            name: None,
-            status: ImageStatus::Queued,
-            visibility: Visibility::Shared,
-            protected: false,
-            os_hidden: false,
-            owner: Some(caller.tenant_id.to_string()),
-            checksum: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-            size: None,
-            virtual_size: None,
-            container_format: None,
-            disk_format: None,
-            min_ram: 0,
-            min_disk: 0,
-            tags: Vec::new(),
-            properties: Default::default(),
-            created_at: created,
-            updated_at: created,
-            version: 1,
-        };
+        let mut image = Image::new_queued(id, Some(caller.tenant_id.to_string()), now());
         let ctx = self.context(caller, true);
         for (key, value) in &body {
             image_rules::set(&mut image, key, value, &ctx)?;
