@@ -221,10 +221,25 @@ impl ImageService {
             repo: self.repo.clone(),
             saving: Some(saving.clone()),
         };
-        let sink = self.store.begin_upload(image.id).await?;
-        let received = self
-            .receive(sink, body, declared, allowance, size_hint)
-            .await?;
+        let received = match self.store.begin_upload(image.id).await {
+            Ok(sink) => {
+                self.receive(sink, body, declared, allowance, size_hint)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let received = match received {
+            Ok(received) => received,
+            Err(e) => {
+                // Requeue before answering, so a client that reads the image right after the
+                // error sees it queued again; the guard covers only a dropped request.
+                guard.disarm();
+                if let Err(requeue_error) = requeue(self.repo.as_ref(), &saving).await {
+                    tracing::warn!(image = %saving.id, error = %requeue_error, "could not return a failed upload to queued");
+                }
+                return Err(e);
+            }
+        };
         let active = self.mark_active(&saving, received).await;
         guard.disarm();
         match active {
