@@ -4,6 +4,8 @@ use async_trait::async_trait;
 
 use crate::error::DomainResult;
 use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
+use crate::image::{Image, ImageId};
+use crate::listing::ListQuery;
 use crate::member::Member;
 
 /// Where tenants and users live. Names are unique; creating a duplicate is a `Conflict`.
@@ -26,9 +28,6 @@ pub trait IdentityStore: Send + Sync {
     /// Lists every user, ordered by name.
     async fn list_users(&self) -> DomainResult<Vec<User>>;
 }
-
-use crate::image::{Image, ImageId};
-use crate::listing::ListQuery;
 
 /// Who is listing, for the visibility scope of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]

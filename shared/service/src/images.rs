@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 const CAS_ATTEMPTS: u32 = 32;
 
 /// Waits a random 0..=2^min(attempt,6) milliseconds so racing writers spread out.
-pub(crate) async fn back_off(attempt: u32) {
+async fn back_off(attempt: u32) {
     use rand_core::RngCore;
     let ceiling = 1u64 << attempt.min(6);
     let millis = u64::from(rand_core::OsRng.next_u32()) % (ceiling + 1);
@@ -66,7 +66,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
 }
 
-pub(crate) fn not_found(id: &str) -> DomainError {
+fn not_found(id: &str) -> DomainError {
     DomainError::NotFound(format!("No image found with ID {id}"))
 }
 
