@@ -278,3 +278,15 @@ mod tests {
             .expect("idempotent delete");
     }
 }
+
+#[cfg(test)]
+mod contract {
+    use super::FileImageStore;
+
+    #[tokio::test]
+    async fn the_file_store_keeps_the_image_store_contract() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileImageStore::open(dir.path()).expect("open");
+        cloud_images_testkit::image_store_contract(&store, 20 * 1024 * 1024).await;
+    }
+}

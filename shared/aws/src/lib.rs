@@ -1,0 +1,22 @@
+//! AWS adapters of Cloud Images, built on the official AWS SDK for Rust.
+//!
+//! Clients are built once per process from the standard AWS configuration chain; an
+//! `AWS_ENDPOINT_URL` points them at an S3-compatible store or a local emulator (the code
+//! never asks whether it is under test).
+
+mod s3;
+
+pub use s3::S3ImageStore;
+
+/// Loads the shared AWS configuration (region, credentials, endpoint) once.
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
+
+/// An S3 client for `config`; path-style addressing when an endpoint override is set,
+/// because S3-compatible stores and emulators rarely serve virtual-hosted buckets.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let builder =
+        aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
+    aws_sdk_s3::Client::from_conf(builder.build())
+}

@@ -1,0 +1,348 @@
+//! Image bytes in S3: streamed multipart uploads completed only on commit, ranged reads,
+//! idempotent deletes, and a sweep of abandoned multipart uploads.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use cloud_images_domain::image::ImageId;
+use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, UploadSink};
+use cloud_images_domain::{DomainError, DomainResult};
+use tokio::task::JoinSet;
+
+/// Smallest part: S3 needs ≥ 5 MiB for every part but the last.
+const BASE_PART: usize = 8 * 1024 * 1024;
+/// Parts uploaded concurrently per upload: enough to overlap network and hashing, bounded
+/// so memory stays at a few parts.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Part `n` (1-based) is `BASE_PART × (1 + (n-1)/1000)`: 8 MiB parts for the first 8 GiB,
+/// growing so that 10,000 parts hold about 430 GiB for uploads of unknown length.
+fn part_size(part_number: i32) -> usize {
+    BASE_PART * (1 + usize::try_from(part_number.max(1) - 1).unwrap_or(0) / 1000)
+}
+
+fn failed(
+    context: impl Into<String>,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> DomainError {
+    DomainError::unavailable(context, error)
+}
+
+/// [`ImageStore`] over one bucket and key prefix.
+pub struct S3ImageStore {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    stale_after: Duration,
+}
+
+impl S3ImageStore {
+    /// A store of objects `<prefix><image id>` in `bucket`; the sweep aborts multipart
+    /// uploads older than `stale_after` (uploads still running elsewhere are younger).
+    pub fn new(
+        client: Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+        stale_after: Duration,
+    ) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            stale_after,
+        }
+    }
+
+    fn key(&self, id: ImageId) -> String {
+        format!("{}{id}", self.prefix)
+    }
+}
+
+/// An upload: bytes gather into parts; the first full part starts a multipart upload,
+/// a short body becomes one `PutObject` at commit.
+struct S3Upload {
+    client: Client,
+    bucket: String,
+    key: String,
+    buffer: BytesMut,
+    upload_id: Option<String>,
+    next_part: i32,
+    in_flight: JoinSet<DomainResult<CompletedPart>>,
+    done: Vec<CompletedPart>,
+    finished: bool,
+}
+
+impl S3Upload {
+    async fn start_multipart(&mut self) -> DomainResult<String> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .send()
+            .await
+            .map_err(|e| failed("starting a multipart upload", e))?;
+        let id = created
+            .upload_id()
+            .ok_or_else(|| {
+                DomainError::unavailable("starting a multipart upload", "S3 returned no upload id")
+            })?
+            .to_owned();
+        self.upload_id = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn send_part(&mut self, body: Bytes) -> DomainResult<()> {
+        let upload_id = self.start_multipart().await?;
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.collect_one().await?;
+        }
+        let (client, bucket, key, number) = (
+            self.client.clone(),
+            self.bucket.clone(),
+            self.key.clone(),
+            self.next_part,
+        );
+        self.next_part += 1;
+        self.in_flight.spawn(async move {
+            let sent = client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(S3Body::from(body))
+                .send()
+                .await
+                .map_err(|e| failed(format!("uploading part {number}"), e))?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(sent.e_tag().map(str::to_owned))
+                .build())
+        });
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> DomainResult<()> {
+        if let Some(joined) = self.in_flight.join_next().await {
+            let part = joined.map_err(|e| failed("uploading a part", e))??;
+            self.done.push(part);
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> DomainResult<()> {
+        let Some(upload_id) = self.upload_id.clone() else {
+            let body = self.buffer.split().freeze();
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .body(S3Body::from(body))
+                .send()
+                .await
+                .map_err(|e| failed("storing image data", e))?;
+            return Ok(());
+        };
+        if !self.buffer.is_empty() {
+            let last = self.buffer.split().freeze();
+            self.send_part(last).await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        let mut parts = std::mem::take(&mut self.done);
+        parts.sort_by_key(|p| p.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| failed("completing a multipart upload", e))?;
+        Ok(())
+    }
+
+    async fn abort_now(&mut self) {
+        self.finished = true;
+        self.in_flight.abort_all();
+        if let Some(upload_id) = self.upload_id.take() {
+            abort(&self.client, &self.bucket, &self.key, &upload_id).await;
+        }
+    }
+}
+
+async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    if let Err(e) = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+    {
+        tracing::warn!(key, error = %e, "could not abort a multipart upload; the bucket lifecycle rule will");
+    }
+}
+
+impl Drop for S3Upload {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.in_flight.abort_all();
+        if let (Some(upload_id), Ok(runtime)) =
+            (self.upload_id.take(), tokio::runtime::Handle::try_current())
+        {
+            let (client, bucket, key) =
+                (self.client.clone(), self.bucket.clone(), self.key.clone());
+            runtime.spawn(async move { abort(&client, &bucket, &key, &upload_id).await });
+        }
+    }
+}
+
+#[async_trait]
+impl UploadSink for S3Upload {
+    async fn write(&mut self, chunk: Bytes) -> DomainResult<()> {
+        self.buffer.extend_from_slice(&chunk);
+        loop {
+            let size = part_size(self.next_part);
+            if self.buffer.len() < size {
+                return Ok(());
+            }
+            let part = self.buffer.split_to(size).freeze();
+            if let Err(e) = self.send_part(part).await {
+                self.abort_now().await;
+                return Err(e);
+            }
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> DomainResult<()> {
+        let result = self.finish().await;
+        if result.is_err() {
+            self.abort_now().await;
+        }
+        self.finished = true;
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.abort_now().await;
+    }
+}
+
+#[async_trait]
+impl ImageStore for S3ImageStore {
+    async fn begin_upload(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
+        Ok(Box::new(S3Upload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key(id),
+            buffer: BytesMut::new(),
+            upload_id: None,
+            next_part: 1,
+            in_flight: JoinSet::new(),
+            done: Vec::new(),
+            finished: false,
+        }))
+    }
+
+    async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(id));
+        let request = match range {
+            Some(r) => request.range(format!("bytes={}-{}", r.first, r.last)),
+            None => request,
+        };
+        let object = request.send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                DomainError::NotFound(format!("no data stored for image {id}"))
+            } else {
+                failed(format!("reading image {id}"), e)
+            }
+        })?;
+        let body = futures_util::stream::unfold(object.body, move |mut body| async move {
+            match body.next().await {
+                Some(Ok(bytes)) => Some((Ok(bytes), body)),
+                Some(Err(e)) => Some((Err(failed(format!("reading image {id}"), e)), body)),
+                None => None,
+            }
+        });
+        Ok(Box::pin(body))
+    }
+
+    async fn delete(&self, id: ImageId) -> DomainResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(id))
+            .send()
+            .await
+            .map_err(|e| failed(format!("deleting image {id}"), e))?;
+        Ok(())
+    }
+
+    async fn sweep_incomplete(&self) -> DomainResult<usize> {
+        let cutoff = SystemTime::now() - self.stale_after;
+        let mut aborted = 0;
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+                .map_err(|e| failed("listing multipart uploads", e))?;
+            for upload in page.uploads() {
+                let stale = upload
+                    .initiated()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+                    .is_none_or(|t| t <= cutoff);
+                if let (true, Some(key), Some(id)) = (stale, upload.key(), upload.upload_id()) {
+                    abort(&self.client, &self.bucket, key, id).await;
+                    aborted += 1;
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(aborted);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_start_at_8_mib_and_grow_so_10000_parts_hold_about_430_gib() {
+        assert_eq!(part_size(1), 8 << 20);
+        assert_eq!(part_size(1000), 8 << 20);
+        assert_eq!(part_size(1001), 16 << 20);
+        let total: u64 = (1..=10_000).map(|n| part_size(n) as u64).sum();
+        assert_eq!(total, 55_000 * (8 << 20));
+    }
+}
