@@ -55,3 +55,32 @@ impl EmbeddedBackend {
         })
     }
 }
+
+#[cfg(test)]
+mod contracts {
+    use super::EmbeddedBackend;
+
+    fn backend() -> (tempfile::TempDir, EmbeddedBackend) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = EmbeddedBackend::open(dir.path()).expect("open");
+        (dir, backend)
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_identity_store_contract() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::identity_store_contract(backend.identity.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_image_repository_contract() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::image_repository_contract(backend.images.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_member_repository_contract() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::member_repository_contract(backend.members.as_ref()).await;
+    }
+}

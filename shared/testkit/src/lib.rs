@@ -7,8 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use bytes::Bytes;
-use cloud_images_domain::image::ImageId;
-use cloud_images_domain::ports::{ByteRange, ImageStore};
+use chrono::{TimeZone, Utc};
+use cloud_images_domain::DomainError;
+use cloud_images_domain::identity::{AccountName, Role, Tenant, TenantId, User, UserId};
+use cloud_images_domain::image::{Image, ImageId, ImageStatus};
+use cloud_images_domain::member::{Member, MemberStatus};
+use cloud_images_domain::ports::{
+    ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository,
+};
 use futures_util::StreamExt;
 
 /// Deterministic pseudo-random bytes.
@@ -154,4 +160,219 @@ pub async fn image_store_contract(store: &dyn ImageStore, large: usize) {
         "the sweep left the abandoned upload"
     );
     assert!(read(store, abandoned, None).await.is_none());
+}
+
+fn name(raw: &str) -> AccountName {
+    AccountName::parse(raw).unwrap()
+}
+
+/// Everything an [`IdentityStore`] promises: unique names, lookups by id and name, ordered lists.
+pub async fn identity_store_contract(store: &dyn IdentityStore) {
+    let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let acme = Tenant {
+        id: TenantId::random(),
+        name: name("acme"),
+        created_at: at,
+    };
+    store.insert_tenant(&acme).await.unwrap();
+    let again = Tenant {
+        id: TenantId::random(),
+        ..acme.clone()
+    };
+    assert!(
+        matches!(
+            store.insert_tenant(&again).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "duplicate tenant name accepted"
+    );
+    assert_eq!(
+        store.tenant_by_name(&name("acme")).await.unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(
+        store.tenant_by_id(&acme.id).await.unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(store.tenant_by_name(&name("nobody")).await.unwrap(), None);
+    let beta = Tenant {
+        id: TenantId::random(),
+        name: name("beta"),
+        created_at: at,
+    };
+    store.insert_tenant(&beta).await.unwrap();
+    let tenants: Vec<String> = store
+        .list_tenants()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(tenants, ["acme", "beta"]);
+
+    let user = |user_name: &str, role: Role, password: Option<&str>| User {
+        id: UserId::random(),
+        name: name(user_name),
+        tenant_id: acme.id.clone(),
+        role,
+        password_hash: password.map(str::to_owned),
+        api_key_hash: format!("key-hash-of-{user_name}"),
+        created_at: at,
+    };
+    let zed = user("zed", Role::Reader, None);
+    let alice = user("alice", Role::Admin, Some("pw-hash"));
+    store.insert_user(&zed).await.unwrap();
+    store.insert_user(&alice).await.unwrap();
+    let clash = User {
+        id: UserId::random(),
+        ..alice.clone()
+    };
+    assert!(
+        matches!(
+            store.insert_user(&clash).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "duplicate user name accepted"
+    );
+    assert_eq!(
+        store.user_by_name(&name("alice")).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.user_by_id(&zed.id).await.unwrap(), Some(zed.clone()));
+    assert_eq!(store.user_by_id(&UserId::random()).await.unwrap(), None);
+    let users: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.name.to_string())
+        .collect();
+    assert_eq!(users, ["alice", "zed"]);
+}
+
+fn image_owned_by(owner: &str) -> Image {
+    let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let mut image = Image::new_queued(ImageId::random(), Some(owner.to_owned()), at);
+    image.name = Some("contract".into());
+    image.tags = vec!["b".into(), "a".into()];
+    image.properties.insert("os_distro".into(), "debian".into());
+    image
+}
+
+/// The record operations every [`ImageRepository`] promises: unique ids, whole-record round
+/// trips, and compare-and-set on `version` for every change.
+pub async fn image_repository_contract(repo: &dyn ImageRepository) {
+    let image = image_owned_by("tenant-a");
+    repo.insert(&image).await.unwrap();
+    assert!(
+        matches!(repo.insert(&image).await, Err(DomainError::Conflict(_))),
+        "duplicate id accepted"
+    );
+    assert_eq!(
+        repo.get(image.id).await.unwrap(),
+        Some(image.clone()),
+        "the record did not round-trip"
+    );
+    assert_eq!(repo.get(ImageId::random()).await.unwrap(), None);
+
+    let mut active = image.clone();
+    active.status = ImageStatus::Active;
+    active.size = Some(10);
+    active.checksum = Some("0".repeat(32));
+    active.version = image.version + 1;
+    repo.update(&active, image.version).await.unwrap();
+    assert_eq!(repo.get(image.id).await.unwrap(), Some(active.clone()));
+    let mut stale = image.clone();
+    stale.name = Some("lost update".into());
+    stale.version = image.version + 1;
+    assert!(
+        matches!(
+            repo.update(&stale, image.version).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a stale write won"
+    );
+    assert_eq!(repo.get(image.id).await.unwrap(), Some(active.clone()));
+
+    assert_eq!(repo.count_owned("tenant-a").await.unwrap(), 1);
+    assert_eq!(repo.stored_bytes("tenant-a").await.unwrap(), 10);
+    assert_eq!(repo.count_owned("tenant-b").await.unwrap(), 0);
+
+    let mut saving = image_owned_by("tenant-a");
+    saving.status = ImageStatus::Saving;
+    saving.size = Some(99);
+    repo.insert(&saving).await.unwrap();
+    assert_eq!(repo.requeue_interrupted_uploads().await.unwrap(), 1);
+    let requeued = repo.get(saving.id).await.unwrap().unwrap();
+    assert_eq!(
+        (requeued.status, requeued.size),
+        (ImageStatus::Queued, None)
+    );
+
+    assert!(
+        matches!(
+            repo.delete(image.id, image.version).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a stale delete won"
+    );
+    repo.delete(image.id, active.version).await.unwrap();
+    assert_eq!(repo.get(image.id).await.unwrap(), None);
+}
+
+/// Everything a [`MemberRepository`] promises: one membership per tenant, an atomic limit,
+/// status changes, and removal.
+pub async fn member_repository_contract(repo: &dyn MemberRepository) {
+    let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let image = ImageId::random();
+    let member = |id: &str| Member {
+        image_id: image,
+        member_id: id.to_owned(),
+        status: MemberStatus::Pending,
+        created_at: at,
+        updated_at: at,
+    };
+    repo.insert(&member("t1"), 2).await.unwrap();
+    assert!(
+        matches!(
+            repo.insert(&member("t1"), 2).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "duplicate member accepted"
+    );
+    repo.insert(&member("t2"), 2).await.unwrap();
+    assert!(
+        matches!(
+            repo.insert(&member("t3"), 2).await,
+            Err(DomainError::QuotaExceeded(_))
+        ),
+        "the limit was passed"
+    );
+    let listed: Vec<String> = repo
+        .list(image)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.member_id)
+        .collect();
+    assert_eq!(listed, ["t1", "t2"]);
+
+    let mut accepted = member("t1");
+    accepted.status = MemberStatus::Accepted;
+    repo.set_status(&accepted).await.unwrap();
+    assert_eq!(repo.get(image, "t1").await.unwrap(), Some(accepted));
+    assert!(matches!(
+        repo.set_status(&member("t9")).await,
+        Err(DomainError::NotFound(_))
+    ));
+
+    repo.delete(image, "t2").await.unwrap();
+    assert!(matches!(
+        repo.delete(image, "t2").await,
+        Err(DomainError::NotFound(_))
+    ));
+    assert_eq!(repo.get(image, "t2").await.unwrap(), None);
+    repo.delete_all(image).await.unwrap();
+    assert!(repo.list(image).await.unwrap().is_empty());
+    assert!(repo.list(ImageId::random()).await.unwrap().is_empty());
 }
