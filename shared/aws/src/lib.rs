@@ -1,16 +1,27 @@
-//! AWS adapters of Cloud Images, built on the official AWS SDK for Rust.
+//! AWS adapters of Cloud Images, built on the official AWS SDK for Rust: S3 image bytes,
+//! DynamoDB identity and memberships (image records and the SQS task queue are still to come).
 //!
 //! Clients are built once per process from the standard AWS configuration chain; an
 //! `AWS_ENDPOINT_URL` points them at an S3-compatible store or a local emulator (the code
 //! never asks whether it is under test).
 
+pub mod dynamo;
+mod identity;
+mod members;
 mod s3;
 
+pub use identity::DynamoIdentityStore;
+pub use members::DynamoMemberRepository;
 pub use s3::S3ImageStore;
 
 /// Loads the shared AWS configuration (region, credentials, endpoint) once.
 pub async fn load_config() -> aws_config::SdkConfig {
     aws_config::load_from_env().await
+}
+
+/// A DynamoDB client for `config`.
+pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
 }
 
 /// An S3 client for `config`; path-style addressing when an endpoint override is set,

@@ -1,0 +1,168 @@
+//! Shared DynamoDB plumbing: the single table's keys, item attribute helpers, error mapping
+//! and table creation for local use. The design is written down in this crate's README.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
+use chrono::{DateTime, Utc};
+use cloud_images_domain::{DomainError, DomainResult};
+
+/// An item as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// The one global secondary index: lists and reverse lookups.
+pub const GSI1: &str = "gsi1";
+/// GSI partition key attribute.
+pub const GSI1PK: &str = "gsi1pk";
+/// GSI sort key attribute.
+pub const GSI1SK: &str = "gsi1sk";
+
+/// A string attribute.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute.
+pub fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Reads a required string attribute.
+pub fn get_s(item: &Item, name: &str) -> DomainResult<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        _ => Err(corrupt(name)),
+    }
+}
+
+/// Reads an optional string attribute.
+pub fn get_opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+/// Reads a required number attribute.
+pub fn get_n(item: &Item, name: &str) -> DomainResult<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().map_err(|_| corrupt(name)),
+        _ => Err(corrupt(name)),
+    }
+}
+
+/// Reads a time stored as epoch seconds.
+pub fn get_time(item: &Item, name: &str) -> DomainResult<DateTime<Utc>> {
+    DateTime::from_timestamp(get_n(item, name)?, 0).ok_or_else(|| corrupt(name))
+}
+
+fn corrupt(name: &str) -> DomainError {
+    DomainError::unavailable(
+        "reading a DynamoDB item",
+        format!("attribute '{name}' is missing or malformed"),
+    )
+}
+
+/// Maps an SDK failure to the domain, keeping the source for the logs.
+pub fn failed<E, R>(context: &str, error: SdkError<E, R>) -> DomainError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    DomainError::unavailable(context.to_owned(), error)
+}
+
+/// Whether a transaction was cancelled (a condition failed).
+pub fn is_cancelled<R>(
+    error: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception())
+}
+
+/// Creates the table with its index if it does not exist yet: for the local binary and
+/// tests; the SAM template creates it in a deployment.
+pub async fn ensure_table(client: &Client, table: &str) -> DomainResult<()> {
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| DomainError::unavailable("table key", e))
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| DomainError::unavailable("table attribute", e))
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key(GSI1PK, KeyType::Hash)?)
+        .key_schema(key(GSI1SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| DomainError::unavailable("table index", e))?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .attribute_definitions(attribute(PK)?)
+        .attribute_definitions(attribute(SK)?)
+        .attribute_definitions(attribute(GSI1PK)?)
+        .attribute_definitions(attribute(GSI1SK)?)
+        .global_secondary_indexes(index)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(failed("creating the DynamoDB table", e)),
+    }
+}
+
+/// Every item of one partition of the GSI, following pages (a Query, never a Scan).
+pub async fn query_index(client: &Client, table: &str, partition: &str) -> DomainResult<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_values(":pk", s(partition))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| failed("querying the index", e))?;
+        items.extend(page.items().iter().cloned());
+        match page.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => return Ok(items),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The DynamoDB adapters keep the same contracts as the SQLite ones, against the endpoint
+//! `AWS_ENDPOINT_URL` names (the test command starts a local emulator and sets it).
+
+use cloud_images_aws::{
+    DynamoIdentityStore, DynamoMemberRepository, dynamo, dynamodb_client, load_config,
+};
+
+async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "set AWS_ENDPOINT_URL to a DynamoDB endpoint (scripts/test starts an emulator and sets it)"
+    );
+    let client = dynamodb_client(&load_config().await);
+    let table = format!("contract-{}", uuid::Uuid::new_v4().simple());
+    dynamo::ensure_table(&client, &table)
+        .await
+        .expect("create the test table");
+    (client, table)
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_identity_store_contract() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::identity_store_contract(&DynamoIdentityStore::new(client, table)).await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_member_repository_contract() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::member_repository_contract(&DynamoMemberRepository::new(client, table))
+        .await;
+}
+
+#[tokio::test]
+async fn ten_concurrent_adds_of_one_member_give_exactly_one_success() {
+    use chrono::Utc;
+    use cloud_images_domain::image::ImageId;
+    use cloud_images_domain::member::{Member, MemberStatus};
+    use cloud_images_domain::ports::MemberRepository;
+    let (client, table) = fresh_table().await;
+    let repo = DynamoMemberRepository::new(client, table);
+    let member = Member {
+        image_id: ImageId::random(),
+        member_id: "t1".into(),
+        status: MemberStatus::Pending,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    let results = futures_util::future::join_all((0..10).map(|_| repo.insert(&member, 128))).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(repo.list(member.image_id).await.expect("list").len(), 1);
+}
