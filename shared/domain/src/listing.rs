@@ -390,6 +390,132 @@ pub fn parse_list_query(pairs: &[(String, String)], limits: PageLimits) -> Domai
     Ok(query)
 }
 
+/// Whether `image` passes every filter of `query` (visibility scope aside). Adapters that
+/// cannot filter in their store apply this, so both backends agree on what a filter means.
+pub fn matches(query: &ListQuery, image: &crate::image::Image) -> bool {
+    use crate::image::ImageStatus;
+    let any = |wanted: &Option<Vec<String>>, value: Option<&str>| {
+        wanted
+            .as_ref()
+            .is_none_or(|w| value.is_some_and(|v| w.iter().any(|x| x == v)))
+    };
+    let time_ok = |filters: &[(TimeOp, DateTime<Utc>)], at: &DateTime<Utc>| {
+        let at = at.timestamp();
+        filters.iter().all(|(op, t)| {
+            let t = t.timestamp();
+            match op {
+                TimeOp::Gt => at > t,
+                TimeOp::Gte => at >= t,
+                TimeOp::Lt => at < t,
+                TimeOp::Lte => at <= t,
+                TimeOp::Eq => at == t,
+                TimeOp::Neq => at != t,
+            }
+        })
+    };
+    !matches!(image.status, ImageStatus::Killed | ImageStatus::Deleted)
+        && image.os_hidden == query.os_hidden.unwrap_or(false)
+        && any(&query.names, image.name.as_deref())
+        && query
+            .statuses
+            .as_ref()
+            .is_none_or(|s| s.contains(&image.status))
+        && query.ids.as_ref().is_none_or(|ids| ids.contains(&image.id))
+        && query
+            .container_formats
+            .as_ref()
+            .is_none_or(|f| image.container_format.is_some_and(|c| f.contains(&c)))
+        && query
+            .disk_formats
+            .as_ref()
+            .is_none_or(|f| image.disk_format.is_some_and(|d| f.contains(&d)))
+        && query
+            .owner
+            .as_ref()
+            .is_none_or(|o| image.owner.as_ref() == Some(o))
+        && query
+            .checksum
+            .as_ref()
+            .is_none_or(|c| image.checksum.as_ref() == Some(c))
+        && query
+            .os_hash_value
+            .as_ref()
+            .is_none_or(|h| image.os_hash_value.as_ref() == Some(h))
+        && query.tags.iter().all(|t| image.tags.contains(t))
+        && query
+            .size_min
+            .is_none_or(|min| image.size.is_some_and(|s| s >= min))
+        && query
+            .size_max
+            .is_none_or(|max| image.size.is_some_and(|s| s <= max))
+        && query.protected.is_none_or(|p| image.protected == p)
+        && time_ok(&query.created_at, &image.created_at)
+        && time_ok(&query.updated_at, &image.updated_at)
+        && query
+            .properties
+            .iter()
+            .all(|(k, v)| image.properties.get(k) == Some(v))
+}
+
+/// Orders two images as a list sorted by `sort` does (unset names sort as "", unset sizes
+/// as -1, times by whole seconds), ending with `id` so the order is total.
+pub fn compare(
+    sort: &[(SortKey, SortDir)],
+    a: &crate::image::Image,
+    b: &crate::image::Image,
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for (key, dir) in sort {
+        let ordering = match key {
+            SortKey::Name => a
+                .name
+                .as_deref()
+                .unwrap_or("")
+                .cmp(b.name.as_deref().unwrap_or("")),
+            SortKey::Status => a.status.as_str().cmp(b.status.as_str()),
+            SortKey::ContainerFormat => a
+                .container_format
+                .map_or("", |f| f.as_str())
+                .cmp(b.container_format.map_or("", |f| f.as_str())),
+            SortKey::DiskFormat => a
+                .disk_format
+                .map_or("", |f| f.as_str())
+                .cmp(b.disk_format.map_or("", |f| f.as_str())),
+            SortKey::Size => a
+                .size
+                .map_or(-1, i128::from)
+                .cmp(&b.size.map_or(-1, i128::from)),
+            SortKey::Id => a.id.to_string().cmp(&b.id.to_string()),
+            SortKey::CreatedAt => a.created_at.timestamp().cmp(&b.created_at.timestamp()),
+            SortKey::UpdatedAt => a.updated_at.timestamp().cmp(&b.updated_at.timestamp()),
+        };
+        let ordering = if *dir == SortDir::Desc {
+            ordering.reverse()
+        } else {
+            ordering
+        };
+        if ordering != Ordering::Equal {
+            return ordering;
+        }
+    }
+    Ordering::Equal
+}
+
+/// One page from a visible set: filter, sort, continue strictly after `after`, and keep
+/// `limit + 1` images so the caller can tell whether another page exists.
+pub fn page_in_memory(
+    query: &ListQuery,
+    mut images: Vec<crate::image::Image>,
+    after: Option<&crate::image::Image>,
+) -> Vec<crate::image::Image> {
+    images
+        .retain(|i| matches(query, i) && after.is_none_or(|m| compare(&query.sort, i, m).is_gt()));
+    images.sort_by(|a, b| compare(&query.sort, a, b));
+    images.dedup_by_key(|i| i.id);
+    images.truncate(query.limit + 1);
+    images
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,6 +530,42 @@ mod tests {
             })
             .collect();
         parse_list_query(&pairs, PageLimits::default())
+    }
+
+    fn image(name: &str, size: Option<u64>, tags: &[&str]) -> crate::image::Image {
+        let mut image =
+            crate::image::Image::new_queued(ImageId::random(), Some("t".into()), Utc::now());
+        image.name = Some(name.to_owned());
+        image.size = size;
+        image.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        image
+    }
+
+    #[test]
+    fn in_memory_pages_filter_sort_and_continue_after_the_marker() {
+        let q = parse("sort_key=name&sort_dir=asc&tag=x&limit=1").expect("parses");
+        let (a, b, c) = (
+            image("a", None, &["x"]),
+            image("b", Some(1), &["x"]),
+            image("c", None, &["y"]),
+        );
+        let first = page_in_memory(&q, vec![c.clone(), b.clone(), a.clone()], None);
+        assert_eq!(
+            first.iter().map(|i| i.id).collect::<Vec<_>>(),
+            vec![a.id, b.id],
+            "limit + 1, in order, filtered"
+        );
+        let second = page_in_memory(&q, vec![c, b.clone(), a.clone()], Some(&a));
+        assert_eq!(second.iter().map(|i| i.id).collect::<Vec<_>>(), vec![b.id]);
+    }
+
+    #[test]
+    fn unset_sizes_sort_before_every_set_size_and_filters_need_a_size() {
+        let q = parse("sort_key=size&sort_dir=asc").expect("parses");
+        let (none, small) = (image("n", None, &[]), image("s", Some(0), &[]));
+        assert!(compare(&q.sort, &none, &small).is_lt());
+        assert!(!matches(&parse("size_max=10").expect("parses"), &none));
+        assert!(matches(&parse("size_max=10").expect("parses"), &small));
     }
 
     #[test]
