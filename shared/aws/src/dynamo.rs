@@ -25,6 +25,18 @@ pub const GSI1: &str = "gsi1";
 pub const GSI1PK: &str = "gsi1pk";
 /// GSI sort key attribute.
 pub const GSI1SK: &str = "gsi1sk";
+/// Second index: images by visibility.
+pub const GSI2: &str = "gsi2";
+/// Its partition key attribute.
+pub const GSI2PK: &str = "gsi2pk";
+/// Its sort key attribute.
+pub const GSI2SK: &str = "gsi2sk";
+/// Third index, sparse: images being uploaded.
+pub const GSI3: &str = "gsi3";
+/// Its partition key attribute.
+pub const GSI3PK: &str = "gsi3pk";
+/// Its sort key attribute.
+pub const GSI3SK: &str = "gsi3sk";
 
 /// A string attribute.
 pub fn s(value: impl Into<String>) -> AttributeValue {
@@ -107,17 +119,19 @@ pub async fn ensure_table(client: &Client, table: &str) -> DomainResult<()> {
             .build()
             .map_err(|e| DomainError::unavailable("table attribute", e))
     };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key(GSI1PK, KeyType::Hash)?)
-        .key_schema(key(GSI1SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(|e| DomainError::unavailable("table index", e))?;
+    let index = |name: &str, pk: &str, sk: &str| -> DomainResult<GlobalSecondaryIndex> {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| DomainError::unavailable("table index", e))
+    };
     let created = client
         .create_table()
         .table_name(table)
@@ -128,7 +142,13 @@ pub async fn ensure_table(client: &Client, table: &str) -> DomainResult<()> {
         .attribute_definitions(attribute(SK)?)
         .attribute_definitions(attribute(GSI1PK)?)
         .attribute_definitions(attribute(GSI1SK)?)
-        .global_secondary_indexes(index)
+        .attribute_definitions(attribute(GSI2PK)?)
+        .attribute_definitions(attribute(GSI2SK)?)
+        .attribute_definitions(attribute(GSI3PK)?)
+        .attribute_definitions(attribute(GSI3SK)?)
+        .global_secondary_indexes(index(GSI1, GSI1PK, GSI1SK)?)
+        .global_secondary_indexes(index(GSI2, GSI2PK, GSI2SK)?)
+        .global_secondary_indexes(index(GSI3, GSI3PK, GSI3SK)?)
         .send()
         .await;
     match created {
@@ -143,17 +163,28 @@ pub async fn ensure_table(client: &Client, table: &str) -> DomainResult<()> {
     }
 }
 
-/// Every item of one partition of the GSI, following pages (a Query, never a Scan).
+/// Every item of one partition of the first index, following pages (a Query, never a Scan).
 pub async fn query_index(client: &Client, table: &str, partition: &str) -> DomainResult<Vec<Item>> {
+    query_partition(client, table, GSI1, GSI1PK, partition).await
+}
+
+/// Every item of one partition of `index`, following pages.
+pub async fn query_partition(
+    client: &Client,
+    table: &str,
+    index: &str,
+    partition_key: &str,
+    partition: &str,
+) -> DomainResult<Vec<Item>> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
         let page = client
             .query()
             .table_name(table)
-            .index_name(GSI1)
+            .index_name(index)
             .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_names("#pk", partition_key)
             .expression_attribute_values(":pk", s(partition))
             .set_exclusive_start_key(start)
             .send()

@@ -7,10 +7,12 @@
 
 pub mod dynamo;
 mod identity;
+mod images;
 mod members;
 mod s3;
 
 pub use identity::DynamoIdentityStore;
+pub use images::DynamoImageRepository;
 pub use members::DynamoMemberRepository;
 pub use s3::S3ImageStore;
 

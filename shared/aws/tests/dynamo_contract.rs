@@ -54,3 +54,12 @@ async fn ten_concurrent_adds_of_one_member_give_exactly_one_success() {
     );
     assert_eq!(repo.list(member.image_id).await.expect("list").len(), 1);
 }
+
+#[tokio::test]
+async fn dynamodb_keeps_the_image_repository_contract() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::image_repository_contract(&cloud_images_aws::DynamoImageRepository::new(
+        client, table,
+    ))
+    .await;
+}
