@@ -54,7 +54,7 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 pub async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
-    let services = cloud_images_runtime::build_services(config)?;
+    let services = cloud_images_runtime::build_services(config).await?;
     let TenantCommand::Create { name, json } = command;
     let tenant = services.identity.create_tenant(&name).await?;
     if json {
@@ -69,7 +69,7 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<(
 }
 
 pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
-    let services = cloud_images_runtime::build_services(config)?;
+    let services = cloud_images_runtime::build_services(config).await?;
     match command {
         UserCommand::Create {
             tenant,

@@ -15,7 +15,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
-    let services = cloud_images_runtime::build_services(config)?;
+    let services = cloud_images_runtime::build_services(config).await?;
     // Nothing else writes this data directory's images while serve starts, so anything left
     // mid-upload belongs to a process that was killed.
     let (requeued, swept) = services.images.recover_interrupted_uploads().await?;

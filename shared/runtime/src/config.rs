@@ -17,12 +17,54 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where state and bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// SQLite and files in the data directory.
+    Embedded,
+    /// DynamoDB and S3, as the serverless deployment uses them.
+    Aws,
+}
+
 /// Settings shared by every entry point.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Directory holding the embedded default's database, image files and signing key.
     #[arg(long, env = "CLOUD_IMAGES_DATA_DIR", default_value = "./.cloud-images")]
     pub data_dir: PathBuf,
+
+    /// Where metadata and image bytes live.
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_BACKEND",
+        value_enum,
+        default_value = "embedded"
+    )]
+    pub backend: Backend,
+
+    /// DynamoDB table of the aws backend.
+    #[arg(long, env = "CLOUD_IMAGES_AWS_TABLE", default_value = "cloud-images")]
+    pub aws_table: String,
+
+    /// S3 bucket of image bytes for the aws backend.
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_AWS_BUCKET",
+        default_value = "cloud-images-data"
+    )]
+    pub aws_bucket: String,
+
+    /// Key prefix of image objects in the bucket.
+    #[arg(long, env = "CLOUD_IMAGES_AWS_PREFIX", default_value = "images/")]
+    pub aws_prefix: String,
+
+    /// Create the table and bucket when missing (local use; a deployment's template does it).
+    #[arg(long, env = "CLOUD_IMAGES_AWS_CREATE_RESOURCES")]
+    pub aws_create_resources: bool,
+
+    /// Multipart uploads older than this are abandoned, and the start-up sweep aborts them.
+    #[arg(long, env = "CLOUD_IMAGES_AWS_STALE_UPLOAD_AFTER", default_value = "24h", value_parser = parse_duration_or_zero)]
+    pub aws_stale_upload_after: Duration,
 
     /// Log format.
     #[arg(
@@ -136,6 +178,15 @@ impl Config {
             storage_quota_bytes: self.storage_quota,
             max_members_per_image: self.max_image_members,
         }
+    }
+}
+
+/// Like [`parse_duration`], but `0` is allowed (meaning at once).
+fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        Ok(Duration::ZERO)
+    } else {
+        parse_duration(text)
     }
 }
 

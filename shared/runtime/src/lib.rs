@@ -6,11 +6,12 @@ mod config;
 use std::sync::Arc;
 
 use cloud_images_domain::DomainError;
+use cloud_images_domain::ports::{IdentityStore, ImageRepository, ImageStore, MemberRepository};
 use cloud_images_embedded::{EmbeddedBackend, EmbeddedError};
 use cloud_images_http::{AppState, HttpSettings};
 use cloud_images_service::{IdentityService, ImageService, SigningKey, TokenSigner};
 
-pub use config::{Config, LogFormat, parse_bytes, parse_duration};
+pub use config::{Backend, Config, LogFormat, parse_bytes, parse_duration};
 
 /// Why the process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,23 +33,82 @@ pub struct Services {
     pub images: ImageService,
 }
 
-/// Opens the configured backend and builds the use cases; call once per process.
-pub fn build_services(config: &Config) -> Result<Services, StartupError> {
+/// The adapters behind the ports, from one backend.
+struct Adapters {
+    identity: Arc<dyn IdentityStore>,
+    images: Arc<dyn ImageRepository>,
+    members: Arc<dyn MemberRepository>,
+    bytes: Arc<dyn ImageStore>,
+}
+
+fn embedded_adapters(config: &Config) -> Result<Adapters, StartupError> {
     let backend = EmbeddedBackend::open(&config.data_dir)?;
+    Ok(Adapters {
+        identity: backend.identity,
+        images: backend.images,
+        members: backend.members,
+        bytes: backend.files,
+    })
+}
+
+async fn aws_adapters(config: &Config) -> Result<Adapters, StartupError> {
+    let sdk = cloud_images_aws::load_config().await;
+    let (dynamodb, s3) = (
+        cloud_images_aws::dynamodb_client(&sdk),
+        cloud_images_aws::s3_client(&sdk),
+    );
+    let (table, bucket) = (&config.aws_table, &config.aws_bucket);
+    if config.aws_create_resources {
+        cloud_images_aws::dynamo::ensure_table(&dynamodb, table).await?;
+        cloud_images_aws::ensure_bucket(&s3, bucket).await?;
+    }
+    Ok(Adapters {
+        identity: Arc::new(cloud_images_aws::DynamoIdentityStore::new(
+            dynamodb.clone(),
+            table,
+        )),
+        images: Arc::new(cloud_images_aws::DynamoImageRepository::new(
+            dynamodb.clone(),
+            table,
+        )),
+        members: Arc::new(cloud_images_aws::DynamoMemberRepository::new(
+            dynamodb, table,
+        )),
+        bytes: Arc::new(cloud_images_aws::S3ImageStore::new(
+            s3,
+            bucket,
+            config.aws_prefix.clone(),
+            config.aws_stale_upload_after,
+        )),
+    })
+}
+
+/// Opens the configured backend and builds the use cases; call once per process (SDK
+/// clients are built here, before serving).
+pub async fn build_services(config: &Config) -> Result<Services, StartupError> {
+    let adapters = match config.backend {
+        Backend::Embedded => embedded_adapters(config)?,
+        Backend::Aws => aws_adapters(config).await?,
+    };
     let key = match &config.token_signing_key {
         Some(hex) => SigningKey::from_hex(hex)?,
-        None => SigningKey::from_hex(&cloud_images_embedded::keyfile::load_or_create(
-            &backend.data_dir,
-            || cloud_images_service::secrets::random_hex(32),
-        )?)?,
+        None => {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                EmbeddedError::io(format!("creating {}", config.data_dir.display()), e)
+            })?;
+            SigningKey::from_hex(&cloud_images_embedded::keyfile::load_or_create(
+                &config.data_dir,
+                || cloud_images_service::secrets::random_hex(32),
+            )?)?
+        }
     };
     let signer = TokenSigner::new(key, config.token_ttl);
     Ok(Services {
-        identity: IdentityService::new(backend.identity.clone() as Arc<_>, signer),
+        identity: IdentityService::new(adapters.identity, signer),
         images: ImageService::new(
-            backend.images.clone() as Arc<_>,
-            backend.files.clone() as Arc<_>,
-            backend.members.clone() as Arc<_>,
+            adapters.images,
+            adapters.bytes,
+            adapters.members,
             config.image_settings(),
         ),
     })
