@@ -115,14 +115,42 @@ pub struct Server {
 /// A data directory that outlives server restarts within one test.
 pub struct DataDir {
     dir: tempfile::TempDir,
+    backend: Vec<(String, String)>,
+}
+
+/// Whether this run tests the aws backend (`CLOUD_IMAGES_TEST_BACKEND=aws`, against the
+/// emulator `AWS_ENDPOINT_URL` names) rather than the embedded default.
+pub fn testing_aws() -> bool {
+    std::env::var("CLOUD_IMAGES_TEST_BACKEND").is_ok_and(|b| b == "aws")
 }
 
 impl DataDir {
-    /// A fresh, empty data directory.
+    /// A fresh, empty data directory; on the aws backend, also a fresh table and bucket.
     pub fn new() -> Self {
+        let backend = if testing_aws() {
+            let unique = uuid::Uuid::new_v4().simple().to_string();
+            vec![
+                ("CLOUD_IMAGES_BACKEND".into(), "aws".into()),
+                ("CLOUD_IMAGES_AWS_TABLE".into(), format!("t{unique}")),
+                ("CLOUD_IMAGES_AWS_BUCKET".into(), format!("b{unique}")),
+                ("CLOUD_IMAGES_AWS_CREATE_RESOURCES".into(), "true".into()),
+                // One server per bucket here, so every incomplete upload at start-up is stale.
+                ("CLOUD_IMAGES_AWS_STALE_UPLOAD_AFTER".into(), "0".into()),
+            ]
+        } else {
+            Vec::new()
+        };
         Self {
             dir: tempfile::tempdir().unwrap(),
+            backend,
         }
+    }
+
+    fn bucket(&self) -> Option<&str> {
+        self.backend
+            .iter()
+            .find(|(k, _)| k == "CLOUD_IMAGES_AWS_BUCKET")
+            .map(|(_, v)| v.as_str())
     }
     /// Its path.
     pub fn path(&self) -> &Path {
@@ -148,6 +176,7 @@ impl Server {
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("CLOUD_IMAGES_DATA_DIR", data.path())
+            .envs(data.backend.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -229,6 +258,12 @@ impl Server {
             .args(args)
             .arg("--json")
             .env("CLOUD_IMAGES_DATA_DIR", self.data.path())
+            .envs(
+                self.data
+                    .backend
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -482,14 +517,37 @@ impl Server {
         self.data.path()
     }
 
-    /// Files left in the image store that are not committed image data.
-    pub fn partial_files(&self) -> Vec<String> {
+    /// Uploads in progress or abandoned in the image store: partial files on the embedded
+    /// backend, multipart uploads on S3.
+    pub async fn partial_files(&self) -> Vec<String> {
+        match self.data.bucket() {
+            Some(bucket) => s3_incomplete_uploads(bucket).await,
+            None => self
+                .files_in_store()
+                .into_iter()
+                .filter(|name| name.starts_with('.'))
+                .collect(),
+        }
+    }
+
+    /// Everything in the image store, committed or not.
+    pub async fn stored_objects(&self) -> Vec<String> {
+        match self.data.bucket() {
+            Some(bucket) => {
+                let mut objects = s3_objects(bucket).await;
+                objects.extend(s3_incomplete_uploads(bucket).await);
+                objects
+            }
+            None => self.files_in_store(),
+        }
+    }
+
+    fn files_in_store(&self) -> Vec<String> {
         std::fs::read_dir(self.data.path().join("images"))
             .map(|entries| {
                 entries
                     .filter_map(Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|name| name.starts_with('.'))
                     .collect()
             })
             .unwrap_or_default()
@@ -707,4 +765,43 @@ impl Server {
         .checked()
         .await
     }
+}
+
+async fn s3() -> aws_sdk_s3::Client {
+    let config = aws_config::load_from_env().await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+async fn s3_objects(bucket: &str) -> Vec<String> {
+    let listed = s3()
+        .await
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+async fn s3_incomplete_uploads(bucket: &str) -> Vec<String> {
+    let listed = s3()
+        .await
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .uploads()
+        .iter()
+        .filter_map(|u| u.key().map(|k| format!("incomplete upload of {k}")))
+        .collect()
 }

@@ -310,9 +310,9 @@ async fn the_storage_quota_cuts_an_upload_off_as_soon_as_it_is_passed() {
     assert_eq!(image["size"], Value::Null);
     assert_eq!(image["checksum"], Value::Null);
     assert!(
-        w.server.partial_files().is_empty(),
+        w.server.partial_files().await.is_empty(),
         "partial bytes left: {:?}",
-        w.server.partial_files()
+        w.server.partial_files().await
     );
 
     assert_eq!(
@@ -362,15 +362,15 @@ async fn a_client_that_disconnects_halfway_leaves_the_image_queued_and_uploadabl
         StatusCode::NO_CONTENT
     );
     for _ in 0..100 {
-        if w.server.partial_files().is_empty() {
+        if w.server.partial_files().await.is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(
-        w.server.partial_files().is_empty(),
+        w.server.partial_files().await.is_empty(),
         "partial bytes left: {:?}",
-        w.server.partial_files()
+        w.server.partial_files().await
     );
     let data = sample_bytes(50_000, 4);
     assert_eq!(
@@ -415,10 +415,7 @@ async fn deleting_an_image_during_its_upload_leaves_no_bytes_behind() {
     let _ = upload.send(&vec![9u8; 1024 * 1024]).await;
     let status = upload.finish().await;
     assert!(status.contains("409") || status.contains("404"), "{status}");
-    let leftovers: Vec<_> = std::fs::read_dir(w.server.data_dir().join("images"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .collect();
+    let leftovers = w.server.stored_objects().await;
     assert!(leftovers.is_empty(), "bytes left behind: {leftovers:?}");
 }
 
@@ -445,7 +442,7 @@ async fn a_killed_server_recovers_interrupted_uploads_at_restart() {
     assert_eq!(image["status"], "queued");
     assert_eq!(image["size"], Value::Null);
     assert!(
-        again.partial_files().is_empty(),
+        again.partial_files().await.is_empty(),
         "partial bytes survived the restart"
     );
     assert_eq!(
@@ -478,5 +475,23 @@ async fn other_tenants_and_readers_cannot_upload() {
     assert_eq!(
         json_body(w.server.show_image(&w.alice, &id).await).await["status"],
         "queued"
+    );
+}
+
+#[tokio::test]
+async fn the_suite_runs_on_the_backend_it_names() {
+    let w = World::new().await;
+    let id = raw_image(&w, &w.alice).await;
+    w.server
+        .upload(&w.alice, &id, b"where do I live".to_vec())
+        .await;
+    let objects = w.server.stored_objects().await;
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert!(objects[0].ends_with(&id), "{objects:?}");
+    let sqlite = w.server.data_dir().join("metadata.sqlite3").exists();
+    assert_eq!(
+        sqlite,
+        !cloud_images_api_tests::testing_aws(),
+        "the aws backend must not touch SQLite"
     );
 }
