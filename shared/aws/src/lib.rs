@@ -10,11 +10,13 @@ mod identity;
 mod images;
 mod members;
 mod s3;
+mod sqs;
 
 pub use identity::DynamoIdentityStore;
 pub use images::DynamoImageRepository;
 pub use members::DynamoMemberRepository;
 pub use s3::S3ImageStore;
+pub use sqs::SqsTaskQueue;
 
 /// Loads the shared AWS configuration (region, credentials, endpoint) once.
 pub async fn load_config() -> aws_config::SdkConfig {
@@ -24,6 +26,11 @@ pub async fn load_config() -> aws_config::SdkConfig {
 /// A DynamoDB client for `config`.
 pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
+}
+
+/// An SQS client for `config`.
+pub fn sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
 }
 
 /// An S3 client for `config`; path-style addressing when an endpoint override is set,

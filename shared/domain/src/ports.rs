@@ -173,6 +173,31 @@ pub trait MemberRepository: Send + Sync {
     async fn delete_all(&self, image_id: ImageId) -> DomainResult<()>;
 }
 
+/// A message handed to a worker; hidden from other workers until its lease runs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message as sent.
+    pub body: String,
+    /// Identifies this delivery for [`TaskQueue::ack`].
+    pub receipt: String,
+    /// How many times the message has been delivered, this time included.
+    pub receive_count: u32,
+}
+
+/// The queue of task messages: at-least-once delivery with leases, and a dead-letter
+/// destination for messages delivered too often without being acknowledged.
+#[async_trait]
+pub trait TaskQueue: Send + Sync {
+    /// Enqueues a message.
+    async fn send(&self, body: &str) -> DomainResult<()>;
+    /// Takes up to `max` visible messages, hiding each for `lease`.
+    async fn receive(&self, max: usize, lease: std::time::Duration) -> DomainResult<Vec<Delivery>>;
+    /// Removes a delivered message for good (once its task reached a final state).
+    async fn ack(&self, receipt: &str) -> DomainResult<()>;
+    /// How many messages were set aside as poison.
+    async fn dead_letter_count(&self) -> DomainResult<usize>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,23 @@ CREATE TABLE members (
 );
 CREATE INDEX members_by_member ON members (member_id, status, image_id);
 "#,
+    r#"
+CREATE TABLE task_queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    body          TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT
+);
+CREATE INDEX task_queue_by_visibility ON task_queue (visible_at, id);
+CREATE UNIQUE INDEX task_queue_by_receipt ON task_queue (receipt);
+CREATE TABLE task_dead_letters (
+    id            INTEGER PRIMARY KEY,
+    body          TEXT NOT NULL,
+    receive_count INTEGER NOT NULL,
+    dead_at       INTEGER NOT NULL
+);
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

@@ -12,6 +12,7 @@ mod identity;
 mod images;
 pub mod keyfile;
 mod members;
+mod queue;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use files::FileImageStore;
 pub use identity::SqliteIdentityStore;
 pub use images::SqliteImageRepository;
 pub use members::SqliteMemberRepository;
+pub use queue::SqliteTaskQueue;
 
 /// The adapters of the embedded backend, opened on one data directory.
 pub struct EmbeddedBackend {
@@ -82,5 +84,42 @@ mod contracts {
     async fn sqlite_keeps_the_member_repository_contract() {
         let (_dir, backend) = backend();
         cloud_images_testkit::member_repository_contract(backend.members.as_ref()).await;
+    }
+}
+
+#[cfg(test)]
+mod queue_contract {
+    #[tokio::test]
+    async fn the_sqlite_queue_keeps_the_task_queue_contract() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = super::EmbeddedBackend::open(dir.path()).expect("open");
+        let queue = super::SqliteTaskQueue::new(backend.db.clone(), 2);
+        cloud_images_testkit::task_queue_contract(&queue).await;
+    }
+
+    #[tokio::test]
+    async fn queued_messages_survive_a_restart() {
+        use cloud_images_domain::ports::TaskQueue;
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let backend = super::EmbeddedBackend::open(dir.path()).expect("open");
+            super::SqliteTaskQueue::new(backend.db.clone(), 2)
+                .send("durable")
+                .await
+                .expect("send");
+        }
+        let backend = super::EmbeddedBackend::open(dir.path()).expect("reopen");
+        let queue = super::SqliteTaskQueue::new(backend.db.clone(), 2);
+        let delivered = queue
+            .receive(1, std::time::Duration::from_secs(30))
+            .await
+            .expect("receive");
+        assert_eq!(
+            delivered
+                .iter()
+                .map(|d| d.body.as_str())
+                .collect::<Vec<_>>(),
+            ["durable"]
+        );
     }
 }

@@ -376,3 +376,54 @@ pub async fn member_repository_contract(repo: &dyn MemberRepository) {
     assert!(repo.list(image).await.unwrap().is_empty());
     assert!(repo.list(ImageId::random()).await.unwrap().is_empty());
 }
+
+/// Everything a [`TaskQueue`] promises: at-least-once delivery with leases, acks that remove,
+/// redelivery of what was not acked, and dead letters after `max_receives` (the adapter
+/// under test must be built with `max_receives = 2`).
+pub async fn task_queue_contract(queue: &dyn cloud_images_domain::ports::TaskQueue) {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    let lease = Duration::from_secs(1);
+    let after_lease = Duration::from_millis(1500);
+    for body in ["one", "two", "three"] {
+        queue.send(body).await.unwrap();
+    }
+    let first = queue.receive(10, lease).await.unwrap();
+    let bodies: BTreeSet<&str> = first.iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        BTreeSet::from(["one", "two", "three"]),
+        "every message is delivered"
+    );
+    assert!(first.iter().all(|d| d.receive_count == 1));
+    assert!(
+        queue.receive(10, lease).await.unwrap().is_empty(),
+        "leased messages are hidden"
+    );
+
+    let one = first.iter().find(|d| d.body == "one").unwrap();
+    queue.ack(&one.receipt).await.unwrap();
+    tokio::time::sleep(after_lease).await;
+    let again = queue.receive(10, lease).await.unwrap();
+    let bodies: BTreeSet<&str> = again.iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        BTreeSet::from(["two", "three"]),
+        "unacked messages come back after the lease; acked ones never"
+    );
+    assert!(again.iter().all(|d| d.receive_count == 2), "{again:?}");
+    let two = again.iter().find(|d| d.body == "two").unwrap();
+    queue.ack(&two.receipt).await.unwrap();
+
+    // "three" has now been delivered twice without an ack: it is poison.
+    tokio::time::sleep(after_lease).await;
+    assert!(
+        queue.receive(10, lease).await.unwrap().is_empty(),
+        "a poison message was delivered a third time"
+    );
+    assert_eq!(
+        queue.dead_letter_count().await.unwrap(),
+        1,
+        "the poison message is in the dead letters"
+    );
+}
