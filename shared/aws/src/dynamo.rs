@@ -93,6 +93,18 @@ where
     DomainError::unavailable(context.to_owned(), error)
 }
 
+/// A number attribute from an unsigned count (saturating, as DynamoDB numbers are signed here).
+pub fn n_u64(value: u64) -> AttributeValue {
+    n(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// Whether a single-item write failed on its condition expression.
+pub fn condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    error: &SdkError<E, R>,
+) -> bool {
+    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
 /// Whether a transaction was cancelled (a condition failed).
 pub fn is_cancelled<R>(
     error: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,

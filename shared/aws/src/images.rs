@@ -15,8 +15,8 @@ use cloud_images_domain::ports::{ImageRepository, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK, failed, get_n,
-    get_opt_s, get_s, get_time, n, query_partition, s,
+    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
+    condition_failed, failed, get_n, get_opt_s, get_s, get_time, n, n_u64, query_partition, s,
 };
 
 /// [`ImageRepository`] over the single table.
@@ -52,7 +52,7 @@ fn opt_s(item: &mut Item, name: &str, value: Option<&str>) {
 
 fn opt_n(item: &mut Item, name: &str, value: Option<u64>) {
     if let Some(value) = value {
-        item.insert(name.to_owned(), n(i64::try_from(value).unwrap_or(i64::MAX)));
+        item.insert(name.to_owned(), n_u64(value));
     }
 }
 
@@ -72,14 +72,8 @@ fn image_item(image: &Image) -> Item {
             "os_hidden".to_owned(),
             AttributeValue::Bool(image.os_hidden),
         ),
-        (
-            "min_ram".to_owned(),
-            n(i64::try_from(image.min_ram).unwrap_or(i64::MAX)),
-        ),
-        (
-            "min_disk".to_owned(),
-            n(i64::try_from(image.min_disk).unwrap_or(i64::MAX)),
-        ),
+        ("min_ram".to_owned(), n_u64(image.min_ram)),
+        ("min_disk".to_owned(), n_u64(image.min_disk)),
         ("tags".to_owned(), s(serde_json_text(&image.tags))),
         (
             "properties".to_owned(),
@@ -87,10 +81,7 @@ fn image_item(image: &Image) -> Item {
         ),
         ("created_at".to_owned(), n(image.created_at.timestamp())),
         ("updated_at".to_owned(), n(image.updated_at.timestamp())),
-        (
-            "version".to_owned(),
-            n(i64::try_from(image.version).unwrap_or(i64::MAX)),
-        ),
+        ("version".to_owned(), n_u64(image.version)),
         (
             GSI2PK.to_owned(),
             s(format!("VISIBILITY#{}", image.visibility)),
@@ -328,10 +319,7 @@ impl ImageRepository for DynamoImageRepository {
             .await;
         match put {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if condition_failed(&e) => {
                 Err(DomainError::Conflict(format!("Image {} exists", image.id)))
             }
             Err(e) => Err(failed("storing an image", e)),
@@ -361,20 +349,12 @@ impl ImageRepository for DynamoImageRepository {
             .set_item(Some(image_item(image)))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
-            .expression_attribute_values(
-                ":expected",
-                n(i64::try_from(expected_version).unwrap_or(i64::MAX)),
-            )
+            .expression_attribute_values(":expected", n_u64(expected_version))
             .send()
             .await;
         match put {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(stale(image.id))
-            }
+            Err(e) if condition_failed(&e) => Err(stale(image.id)),
             Err(e) => Err(failed("updating an image", e)),
         }
     }
@@ -389,20 +369,12 @@ impl ImageRepository for DynamoImageRepository {
             .key(SK, s(sk))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
-            .expression_attribute_values(
-                ":expected",
-                n(i64::try_from(expected_version).unwrap_or(i64::MAX)),
-            )
+            .expression_attribute_values(":expected", n_u64(expected_version))
             .send()
             .await;
         match deleted {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(stale(id))
-            }
+            Err(e) if condition_failed(&e) => Err(stale(id)),
             Err(e) => Err(failed("deleting an image", e)),
         }
     }

@@ -10,7 +10,10 @@ use cloud_images_domain::member::Member;
 use cloud_images_domain::ports::MemberRepository;
 use cloud_images_domain::{DomainError, DomainResult};
 
-use crate::dynamo::{GSI1PK, GSI1SK, Item, PK, SK, failed, get_s, get_time, is_cancelled, n, s};
+use crate::dynamo::{
+    GSI1PK, GSI1SK, Item, PK, SK, condition_failed, failed, get_s, get_time, is_cancelled, n,
+    n_u64, s,
+};
 
 /// [`MemberRepository`] over the single table.
 pub struct DynamoMemberRepository {
@@ -87,7 +90,7 @@ impl DynamoMemberRepository {
         if let Some(limit) = limit {
             update = update
                 .condition_expression("attribute_not_exists(#count) OR #count < :limit")
-                .expression_attribute_values(":limit", n(i64::try_from(limit).unwrap_or(i64::MAX)));
+                .expression_attribute_values(":limit", n_u64(limit as u64));
         }
         Ok(TransactWriteItem::builder()
             .update(update.build().map_err(building)?)
@@ -190,15 +193,10 @@ impl MemberRepository for DynamoMemberRepository {
             .await;
         match put {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(DomainError::NotFound(format!(
-                    "{} is not a member of this image",
-                    member.member_id
-                )))
-            }
+            Err(e) if condition_failed(&e) => Err(DomainError::NotFound(format!(
+                "{} is not a member of this image",
+                member.member_id
+            ))),
             Err(e) => Err(failed("changing a member's status", e)),
         }
     }
