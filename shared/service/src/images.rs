@@ -24,8 +24,9 @@ async fn back_off(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
 }
 
-/// Operator settings for images.
-#[derive(Debug, Clone, Default)]
+/// Operator settings for images (built from configuration; there is no safe default for
+/// every limit, so none is derived).
+#[derive(Debug, Clone)]
 pub struct ImageSettings {
     /// Per-image limits on properties and tags.
     pub limits: ImageLimits,
