@@ -175,6 +175,26 @@ pub async fn ensure_table(client: &Client, table: &str) -> DomainResult<()> {
     }
 }
 
+/// Reads one item by key; `consistent` asks for a strongly consistent read.
+pub async fn get_item(
+    client: &Client,
+    table: &str,
+    pk: String,
+    sk: String,
+    consistent: bool,
+) -> DomainResult<Option<Item>> {
+    let found = client
+        .get_item()
+        .table_name(table)
+        .key(PK, s(pk))
+        .key(SK, s(sk))
+        .consistent_read(consistent)
+        .send()
+        .await
+        .map_err(|e| failed("reading an item", e))?;
+    Ok(found.item().cloned())
+}
+
 /// Every item of one partition of the first index, following pages (a Query, never a Scan).
 pub async fn query_index(client: &Client, table: &str, partition: &str) -> DomainResult<Vec<Item>> {
     query_partition(client, table, GSI1, GSI1PK, partition).await

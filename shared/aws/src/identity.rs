@@ -9,8 +9,8 @@ use cloud_images_domain::ports::IdentityStore;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1PK, GSI1SK, Item, PK, SK, failed, get_opt_s, get_s, get_time, is_cancelled, n, query_index,
-    s,
+    GSI1PK, GSI1SK, Item, PK, SK, failed, get_item, get_opt_s, get_s, get_time, is_cancelled, n,
+    query_index, s,
 };
 
 /// [`IdentityStore`] over the single table.
@@ -29,16 +29,7 @@ impl DynamoIdentityStore {
     }
 
     async fn get(&self, pk: String, sk: &str) -> DomainResult<Option<Item>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .send()
-            .await
-            .map_err(|e| failed("reading an identity item", e))?;
-        Ok(found.item().cloned())
+        get_item(&self.client, &self.table, pk, sk.to_owned(), false).await
     }
 
     /// Writes a record and its name claim together; `Conflict` when either exists.

@@ -16,7 +16,8 @@ use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
     GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
-    condition_failed, failed, get_n, get_opt_s, get_s, get_time, n, n_u64, query_partition, s,
+    condition_failed, failed, get_item, get_n, get_opt_s, get_s, get_time, n, n_u64,
+    query_partition, s,
 };
 
 /// [`ImageRepository`] over the single table.
@@ -328,17 +329,11 @@ impl ImageRepository for DynamoImageRepository {
 
     async fn get(&self, id: ImageId) -> DomainResult<Option<Image>> {
         let (pk, sk) = key_of(id);
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("reading an image", e))?;
-        found.item().map(image_from).transpose()
+        get_item(&self.client, &self.table, pk, sk, true)
+            .await?
+            .as_ref()
+            .map(image_from)
+            .transpose()
     }
 
     async fn update(&self, image: &Image, expected_version: u64) -> DomainResult<()> {

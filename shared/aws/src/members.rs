@@ -11,8 +11,8 @@ use cloud_images_domain::ports::MemberRepository;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1PK, GSI1SK, Item, PK, SK, condition_failed, failed, get_s, get_time, is_cancelled, n,
-    n_u64, s,
+    GSI1PK, GSI1SK, Item, PK, SK, condition_failed, failed, get_item, get_s, get_time,
+    is_cancelled, n, n_u64, s,
 };
 
 /// [`MemberRepository`] over the single table.
@@ -158,17 +158,15 @@ impl MemberRepository for DynamoMemberRepository {
     }
 
     async fn get(&self, image_id: ImageId, member_id: &str) -> DomainResult<Option<Member>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(partition(image_id)))
-            .key(SK, s(sort_key(member_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("reading a member", e))?;
-        found.item().map(member_from).transpose()
+        let item = get_item(
+            &self.client,
+            &self.table,
+            partition(image_id),
+            sort_key(member_id),
+            true,
+        )
+        .await?;
+        item.as_ref().map(member_from).transpose()
     }
 
     async fn list(&self, image_id: ImageId) -> DomainResult<Vec<Member>> {
