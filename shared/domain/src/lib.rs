@@ -12,5 +12,7 @@ pub mod inspection;
 pub mod listing;
 pub mod member;
 pub mod ports;
+pub mod task;
+pub mod vhd;
 
 pub use error::{DomainError, DomainResult};

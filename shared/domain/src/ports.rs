@@ -7,6 +7,7 @@ use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
 use crate::image::{Image, ImageId};
 use crate::listing::ListQuery;
 use crate::member::Member;
+use crate::task::{ObjectPath, Task, TaskId};
 
 /// Where tenants and users live. Names are unique; creating a duplicate is a `Conflict`.
 #[async_trait]
@@ -196,6 +197,35 @@ pub trait TaskQueue: Send + Sync {
     async fn ack(&self, receipt: &str) -> DomainResult<()>;
     /// How many messages were set aside as poison.
     async fn dead_letter_count(&self) -> DomainResult<usize>;
+}
+
+/// Where task records live. A record whose `expires_at` has passed no longer exists for
+/// any read, whether or not the store has removed it yet.
+#[async_trait]
+pub trait TaskRepository: Send + Sync {
+    /// Stores a new task.
+    async fn insert(&self, task: &Task) -> DomainResult<()>;
+    /// Reads a task by id.
+    async fn get(&self, id: TaskId) -> DomainResult<Option<Task>>;
+    /// Replaces the stored task if its version is still `expected_version`; otherwise
+    /// `Conflict` (another worker changed it first).
+    async fn update(&self, task: &Task, expected_version: u64) -> DomainResult<()>;
+    /// Every task `owner` created, in no particular order.
+    async fn list_owned(&self, owner: &str) -> DomainResult<Vec<Task>>;
+    /// Removes expired records now, where the store does not do it by itself; returns how
+    /// many went.
+    async fn purge_expired(&self) -> DomainResult<usize>;
+}
+
+/// The tenants' object storage that tasks import from and export to. Every call names the
+/// tenant, and an adapter maps `(tenant, container)` to a place only that tenant's tasks
+/// reach (a directory or key prefix per tenant).
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Opens an object: its size and its bytes; `NotFound` when there is no such object.
+    async fn open(&self, tenant: &str, path: &ObjectPath) -> DomainResult<(u64, ByteStream)>;
+    /// Starts writing an object; it appears, replacing any older one, only on commit.
+    async fn create(&self, tenant: &str, path: &ObjectPath) -> DomainResult<Box<dyn UploadSink>>;
 }
 
 #[cfg(test)]

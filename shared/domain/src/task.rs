@@ -1,0 +1,641 @@
+//! Import and export tasks: their inputs, their lifecycle, and where their objects live.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{DomainError, DomainResult};
+use crate::image::{ContainerFormat, DiskFormat, ImageId, name_enum};
+
+/// Identifies a task: a UUID, written in its hyphenated lowercase form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(uuid::Uuid);
+
+impl TaskId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+
+    /// Parses a caller-supplied id; anything but a UUID is `Invalid`.
+    pub fn parse(raw: &str) -> DomainResult<Self> {
+        uuid::Uuid::try_parse(raw)
+            .map(Self)
+            .map_err(|_| DomainError::Invalid(format!("'{raw}' is not a valid task id (a UUID)")))
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+name_enum!(
+    /// What a task does.
+    TaskType, "task type" {
+        /// Creates an image from an object in the tenant's object storage.
+        Import => "import",
+        /// Writes an image's data to an object in the tenant's object storage.
+        Export => "export",
+    }
+);
+
+name_enum!(
+    /// Where a task is in its lifecycle: `pending → processing → success | failure`.
+    TaskStatus, "task status" {
+        /// Accepted, waiting for a worker.
+        Pending => "pending",
+        /// A worker holds it.
+        Processing => "processing",
+        /// Done; `result` says what was made.
+        Success => "success",
+        /// Done; `message` says why it failed.
+        Failure => "failure",
+    }
+);
+
+impl TaskStatus {
+    /// Whether the task has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Success | TaskStatus::Failure)
+    }
+}
+
+/// Longest container name, as Swift allows.
+const MAX_CONTAINER: usize = 256;
+/// Longest object name, as Swift and S3 allow.
+const MAX_OBJECT: usize = 1024;
+
+/// An object in one of the task owner's containers: `<container>/<object>`.
+///
+/// Names are checked so that they can only ever address a place inside the owner's own
+/// containers, whether the store is a directory tree or a bucket prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectPath {
+    /// The container (a directory, or a key prefix).
+    pub container: String,
+    /// The object's name inside the container; may contain `/`.
+    pub object: String,
+}
+
+impl ObjectPath {
+    /// Parses `<container>/<object>`.
+    pub fn parse(raw: &str, field: &str) -> DomainResult<Self> {
+        let Some((container, object)) = raw.split_once('/') else {
+            return Err(DomainError::Invalid(format!(
+                "{field} must be '<container>/<object>', not '{raw}'"
+            )));
+        };
+        Ok(Self {
+            container: check_container(container, field)?,
+            object: check_object(object, field)?,
+        })
+    }
+
+    /// An object in a container, both checked.
+    pub fn new(container: &str, object: &str, field: &str) -> DomainResult<Self> {
+        Ok(Self {
+            container: check_container(container, field)?,
+            object: check_object(object, field)?,
+        })
+    }
+}
+
+impl fmt::Display for ObjectPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.container, self.object)
+    }
+}
+
+/// A container name: letters, digits, `.`, `_` and `-`, not starting with a dot.
+pub fn check_container(name: &str, field: &str) -> DomainResult<String> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_CONTAINER
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(DomainError::Invalid(format!(
+            "{field}: '{name}' is not a valid container name (1 to {MAX_CONTAINER} letters, digits, '.', '_' or '-', not starting with '.')"
+        )))
+    }
+}
+
+fn check_object(name: &str, field: &str) -> DomainResult<String> {
+    let segments_ok = name
+        .split('/')
+        .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+    let valid = !name.is_empty()
+        && name.len() <= MAX_OBJECT
+        && segments_ok
+        && !name.starts_with('.')
+        && !name.chars().any(|c| c.is_control() || c == '\\');
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(DomainError::Invalid(format!(
+            "{field}: '{name}' is not a valid object name (1 to {MAX_OBJECT} bytes, no empty, '.' or '..' path segments, no leading '.', no control characters or '\\')"
+        )))
+    }
+}
+
+/// What a task was asked to do, parsed from its `input`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskInput {
+    /// Make an image from an object.
+    Import {
+        /// The object to read.
+        source: ObjectPath,
+        /// The format the object must have.
+        disk_format: DiskFormat,
+        /// The container format recorded on the image.
+        container_format: ContainerFormat,
+        /// The new image's name.
+        name: Option<String>,
+    },
+    /// Write an image to a container.
+    Export {
+        /// The image to write.
+        image_id: ImageId,
+        /// The receiving container.
+        container: String,
+        /// The format to write (converted from the stored one when they differ).
+        format: DiskFormat,
+    },
+}
+
+/// Rackspace imports and exports VHD unless told otherwise.
+pub const DEFAULT_TASK_FORMAT: DiskFormat = DiskFormat::Vhd;
+
+fn input_object(input: &Value, kind: TaskType) -> DomainResult<&Map<String, Value>> {
+    input.as_object().ok_or_else(|| {
+        DomainError::Invalid(format!("input must be a JSON object for an {kind} task"))
+    })
+}
+
+fn only_keys(object: &Map<String, Value>, allowed: &[&str], place: &str) -> DomainResult<()> {
+    match object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(DomainError::Invalid(format!(
+            "{place}.{unknown} is not accepted; allowed: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn string_field<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    place: &str,
+) -> DomainResult<Option<&'a str>> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DomainError::Invalid(format!(
+            "{place}.{key} must be a string"
+        ))),
+    }
+}
+
+fn required<'a>(object: &'a Map<String, Value>, key: &str, place: &str) -> DomainResult<&'a str> {
+    string_field(object, key, place)?
+        .ok_or_else(|| DomainError::Invalid(format!("{place}.{key} is required")))
+}
+
+fn format_field(
+    object: &Map<String, Value>,
+    key: &str,
+    place: &str,
+) -> DomainResult<Option<DiskFormat>> {
+    string_field(object, key, place)?
+        .map(|raw| {
+            raw.parse::<DiskFormat>()
+                .map_err(|e| DomainError::Invalid(format!("{place}.{key}: {e}")))
+        })
+        .transpose()
+}
+
+impl TaskInput {
+    /// Parses and checks the `input` of a task of type `kind`, naming any field it refuses.
+    pub fn parse(kind: TaskType, input: &Value) -> DomainResult<Self> {
+        let object = input_object(input, kind)?;
+        match kind {
+            TaskType::Import => Self::parse_import(object),
+            TaskType::Export => Self::parse_export(object),
+        }
+    }
+
+    fn parse_import(object: &Map<String, Value>) -> DomainResult<Self> {
+        only_keys(
+            object,
+            &["import_from", "import_from_format", "image_properties"],
+            "input",
+        )?;
+        let source = ObjectPath::parse(
+            required(object, "import_from", "input")?,
+            "input.import_from",
+        )?;
+        let from_format = format_field(object, "import_from_format", "input")?;
+        let empty = Map::new();
+        let properties = match object.get("image_properties") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(p)) => p,
+            Some(_) => {
+                return Err(DomainError::Invalid(
+                    "input.image_properties must be an object".into(),
+                ));
+            }
+        };
+        let place = "input.image_properties";
+        only_keys(
+            properties,
+            &["name", "disk_format", "container_format"],
+            place,
+        )?;
+        let property_format = format_field(properties, "disk_format", place)?;
+        let disk_format = match (from_format, property_format) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(DomainError::Invalid(format!(
+                    "input.import_from_format ({a}) and input.image_properties.disk_format ({b}) disagree"
+                )));
+            }
+            (a, b) => a.or(b).unwrap_or(DEFAULT_TASK_FORMAT),
+        };
+        let container_format = string_field(properties, "container_format", place)?
+            .map(|raw| {
+                raw.parse::<ContainerFormat>()
+                    .map_err(|e| DomainError::Invalid(format!("{place}.container_format: {e}")))
+            })
+            .transpose()?
+            .unwrap_or(ContainerFormat::Bare);
+        let name = string_field(properties, "name", place)?.map(str::to_owned);
+        if name.as_ref().is_some_and(|n| n.chars().count() > 255) {
+            return Err(DomainError::Invalid(format!(
+                "{place}.name is longer than 255 characters"
+            )));
+        }
+        Ok(TaskInput::Import {
+            source,
+            disk_format,
+            container_format,
+            name,
+        })
+    }
+
+    fn parse_export(object: &Map<String, Value>) -> DomainResult<Self> {
+        only_keys(
+            object,
+            &["image_uuid", "receiving_swift_container", "export_format"],
+            "input",
+        )?;
+        let raw_id = required(object, "image_uuid", "input")?;
+        let image_id = ImageId::parse(raw_id).map_err(|_| {
+            DomainError::Invalid(format!("input.image_uuid: '{raw_id}' is not a UUID"))
+        })?;
+        let container = check_container(
+            required(object, "receiving_swift_container", "input")?,
+            "input.receiving_swift_container",
+        )?;
+        let format = format_field(object, "export_format", "input")?.unwrap_or(DEFAULT_TASK_FORMAT);
+        Ok(TaskInput::Export {
+            image_id,
+            container,
+            format,
+        })
+    }
+}
+
+/// A task record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Identifier.
+    pub id: TaskId,
+    /// Import or export.
+    #[serde(rename = "type")]
+    pub kind: TaskType,
+    /// Lifecycle status.
+    pub status: TaskStatus,
+    /// The input as the caller sent it (already checked).
+    pub input: Value,
+    /// What a successful task made: `image_id` or `export_location`.
+    pub result: Option<Value>,
+    /// The tenant that created it.
+    pub owner: String,
+    /// Why it failed, in words a user can act on; empty otherwise.
+    pub message: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When a finished task's record goes away; `None` until it finishes.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Until when the worker processing it holds it; a later worker may take it over.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// How many times a worker started it.
+    pub attempts: u32,
+    /// The id an import's image gets, fixed at creation so every attempt makes the same one.
+    pub image_id: Option<ImageId>,
+    /// Compare-and-set version.
+    pub version: u64,
+}
+
+impl Task {
+    /// A new pending task of `owner`, its input already checked.
+    pub fn new_pending(kind: TaskType, input: Value, owner: String, at: DateTime<Utc>) -> Self {
+        Self {
+            id: TaskId::random(),
+            kind,
+            status: TaskStatus::Pending,
+            input,
+            result: None,
+            owner,
+            message: String::new(),
+            created_at: at,
+            updated_at: at,
+            expires_at: None,
+            lease_until: None,
+            attempts: 0,
+            image_id: (kind == TaskType::Import).then(ImageId::random),
+            version: 1,
+        }
+    }
+
+    /// The parsed input.
+    pub fn parsed_input(&self) -> DomainResult<TaskInput> {
+        TaskInput::parse(self.kind, &self.input)
+    }
+
+    /// Whether the record is past its expiry at `now` (and so no longer exists for anyone).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+name_enum!(
+    /// What a task list is ordered by.
+    TaskSortKey, "task sort key" {
+        /// Creation time (the default).
+        CreatedAt => "created_at",
+        /// Last change.
+        UpdatedAt => "updated_at",
+        /// Identifier.
+        Id => "id",
+        /// Status.
+        Status => "status",
+        /// Type.
+        Type => "type",
+    }
+);
+
+/// A parsed `GET /v2/tasks` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskListQuery {
+    /// Only tasks of this type.
+    pub kind: Option<TaskType>,
+    /// Only tasks in this status.
+    pub status: Option<TaskStatus>,
+    /// Order.
+    pub sort_key: TaskSortKey,
+    /// Descending (the default) or ascending.
+    pub descending: bool,
+    /// Page size.
+    pub limit: usize,
+    /// The last task of the previous page.
+    pub marker: Option<TaskId>,
+}
+
+impl TaskListQuery {
+    /// Parses query pairs; unknown parameters and bad values are `Invalid`, naming them.
+    pub fn parse(
+        pairs: &[(String, String)],
+        default_limit: usize,
+        max_limit: usize,
+    ) -> DomainResult<Self> {
+        let mut query = Self {
+            kind: None,
+            status: None,
+            sort_key: TaskSortKey::CreatedAt,
+            descending: true,
+            limit: default_limit,
+            marker: None,
+        };
+        for (key, value) in pairs {
+            match key.as_str() {
+                "type" => query.kind = Some(value.parse()?),
+                "status" => query.status = Some(value.parse()?),
+                "sort_key" => query.sort_key = value.parse()?,
+                "sort_dir" => {
+                    query.descending = match value.as_str() {
+                        "asc" => false,
+                        "desc" => true,
+                        other => {
+                            return Err(DomainError::Invalid(format!(
+                                "'{other}' is not a valid sort_dir; allowed: asc, desc"
+                            )));
+                        }
+                    }
+                }
+                "limit" => {
+                    let limit: usize = value.parse().map_err(|_| {
+                        DomainError::Invalid(format!(
+                            "limit must be a non-negative integer, not '{value}'"
+                        ))
+                    })?;
+                    query.limit = limit.min(max_limit);
+                }
+                "marker" => query.marker = Some(TaskId::parse(value)?),
+                other => {
+                    return Err(DomainError::Invalid(format!(
+                        "'{other}' is not a task list parameter; use type, status, sort_key, sort_dir, limit or marker"
+                    )));
+                }
+            }
+        }
+        Ok(query)
+    }
+
+    fn keeps(&self, task: &Task) -> bool {
+        self.kind.is_none_or(|k| k == task.kind) && self.status.is_none_or(|s| s == task.status)
+    }
+
+    fn compare(&self, a: &Task, b: &Task) -> std::cmp::Ordering {
+        let by_key = match self.sort_key {
+            TaskSortKey::CreatedAt => a.created_at.cmp(&b.created_at),
+            TaskSortKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+            TaskSortKey::Id => std::cmp::Ordering::Equal,
+            TaskSortKey::Status => a.status.cmp(&b.status),
+            TaskSortKey::Type => a.kind.cmp(&b.kind),
+        };
+        // The id breaks ties so the order is total and pages never repeat or skip.
+        let order = by_key.then_with(|| a.id.cmp(&b.id));
+        if self.descending {
+            order.reverse()
+        } else {
+            order
+        }
+    }
+
+    /// One page of `tasks`: those matching, in order, after the marker; and whether more follow.
+    /// `Invalid` when the marker is not among the caller's tasks.
+    pub fn page(&self, mut tasks: Vec<Task>) -> DomainResult<(Vec<Task>, bool)> {
+        tasks.sort_by(|a, b| self.compare(a, b));
+        let start = match self.marker {
+            None => 0,
+            Some(marker) => {
+                let at = tasks.iter().position(|t| t.id == marker).ok_or_else(|| {
+                    DomainError::Invalid(format!("marker '{marker}' is not a task you can see"))
+                })?;
+                at + 1
+            }
+        };
+        let mut page: Vec<Task> = tasks
+            .into_iter()
+            .skip(start)
+            .filter(|t| self.keeps(t))
+            .take(self.limit + 1)
+            .collect();
+        let has_more = page.len() > self.limit;
+        page.truncate(self.limit);
+        Ok((page, has_more))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_import_input_parses_with_rackspace_defaults() {
+        let input = json!({"import_from": "images/disk.vhd", "image_properties": {"name": "web"}});
+        assert_eq!(
+            TaskInput::parse(TaskType::Import, &input).expect("valid"),
+            TaskInput::Import {
+                source: ObjectPath {
+                    container: "images".into(),
+                    object: "disk.vhd".into()
+                },
+                disk_format: DiskFormat::Vhd,
+                container_format: ContainerFormat::Bare,
+                name: Some("web".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn refused_inputs_name_the_field() {
+        let cases = [
+            (TaskType::Import, json!({}), "input.import_from is required"),
+            (
+                TaskType::Import,
+                json!({"import_from": "nocontainer"}),
+                "input.import_from",
+            ),
+            (
+                TaskType::Import,
+                json!({"import_from": "c/../x"}),
+                "input.import_from",
+            ),
+            (
+                TaskType::Import,
+                json!({"import_from": "c/o", "import_from_format": "floppy"}),
+                "input.import_from_format",
+            ),
+            (
+                TaskType::Import,
+                json!({"import_from": "c/o", "image_properties": {"visibility": "public"}}),
+                "input.image_properties.visibility",
+            ),
+            (
+                TaskType::Import,
+                json!({"import_from": "c/o", "extra": 1}),
+                "input.extra",
+            ),
+            (
+                TaskType::Export,
+                json!({"receiving_swift_container": "c"}),
+                "input.image_uuid is required",
+            ),
+            (
+                TaskType::Export,
+                json!({"image_uuid": "nope", "receiving_swift_container": "c"}),
+                "input.image_uuid",
+            ),
+            (
+                TaskType::Export,
+                json!({"image_uuid": "3f1b6c8e-8d47-4f55-9a3c-1e2d3c4b5a69", "receiving_swift_container": "../up"}),
+                "input.receiving_swift_container",
+            ),
+            (TaskType::Export, json!([1]), "input must be a JSON object"),
+        ];
+        for (kind, input, expected) in cases {
+            let message = TaskInput::parse(kind, &input)
+                .expect_err("refused")
+                .to_string();
+            assert!(message.contains(expected), "{input}: {message}");
+        }
+    }
+
+    #[test]
+    fn conflicting_import_formats_are_refused() {
+        let input = json!({"import_from": "c/o", "import_from_format": "vhd", "image_properties": {"disk_format": "qcow2"}});
+        assert!(TaskInput::parse(TaskType::Import, &input).is_err());
+    }
+
+    #[test]
+    fn object_names_cannot_escape_their_container() {
+        for bad in [
+            "c/",
+            "c//x",
+            "c/./x",
+            "c/a/../../x",
+            "../c/x",
+            ".hidden/x",
+            "c/.x",
+            "c/a\\b",
+            "c/a\nb",
+        ] {
+            assert!(ObjectPath::parse(bad, "f").is_err(), "{bad:?} accepted");
+        }
+        let ok = ObjectPath::parse("my-images/2026/web.vhd", "f").expect("valid");
+        assert_eq!(ok.to_string(), "my-images/2026/web.vhd");
+    }
+
+    fn task_at(seconds: i64) -> Task {
+        let at = DateTime::from_timestamp(seconds, 0).expect("time");
+        Task::new_pending(TaskType::Import, json!({}), "t".into(), at)
+    }
+
+    #[test]
+    fn pages_follow_the_marker_without_repeats() {
+        let tasks: Vec<Task> = (0..5).map(task_at).collect();
+        let pairs = [("limit".to_owned(), "2".to_owned())];
+        let mut query = TaskListQuery::parse(&pairs, 25, 100).expect("query");
+        let mut seen = Vec::new();
+        loop {
+            let (page, more) = query.page(tasks.clone()).expect("page");
+            seen.extend(page.iter().map(|t| t.created_at.timestamp()));
+            if !more {
+                break;
+            }
+            query.marker = page.last().map(|t| t.id);
+        }
+        assert_eq!(seen, [4, 3, 2, 1, 0]);
+    }
+
+    #[test]
+    fn expiry_is_inclusive_of_its_instant() {
+        let mut task = task_at(0);
+        let now = DateTime::from_timestamp(100, 0).expect("time");
+        assert!(!task.is_expired(now));
+        task.expires_at = Some(now);
+        assert!(task.is_expired(now));
+    }
+}
