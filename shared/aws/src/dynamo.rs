@@ -2,12 +2,15 @@
 //! and table creation for local use. The design is written down in this crate's README.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    TimeToLiveStatus,
 };
 use chrono::{DateTime, Utc};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -37,6 +40,10 @@ pub const GSI3: &str = "gsi3";
 pub const GSI3PK: &str = "gsi3pk";
 /// Its sort key attribute.
 pub const GSI3SK: &str = "gsi3sk";
+/// The table's TTL attribute: epoch seconds after which DynamoDB may delete the item.
+pub const TTL_ATTRIBUTE: &str = "expires";
+/// How long `ensure_table` waits for a new table to become usable.
+const TABLE_READY_WAIT: Duration = Duration::from_secs(300);
 
 /// A string attribute.
 pub fn s(value: impl Into<String>) -> AttributeValue {
@@ -70,6 +77,12 @@ pub fn get_n(item: &Item, name: &str) -> DomainResult<i64> {
         Some(AttributeValue::N(value)) => value.parse().map_err(|_| corrupt(name)),
         _ => Err(corrupt(name)),
     }
+}
+
+/// An index sort key in creation order, then id: zero-padded seconds keep text order the
+/// same as time order.
+pub fn by_creation(created_at: DateTime<Utc>, id: impl std::fmt::Display) -> String {
+    format!("{:012}#{id}", created_at.timestamp())
 }
 
 /// Reads a time stored as epoch seconds.
@@ -114,9 +127,67 @@ pub fn is_cancelled<R>(
         .is_some_and(|e| e.is_transaction_canceled_exception())
 }
 
-/// Creates the table with its index if it does not exist yet: for the local binary and
-/// tests; the SAM template creates it in a deployment.
+/// Creates the table with its indexes and TTL if it does not exist yet: for the local binary
+/// and tests; the SAM template creates it in a deployment.
 pub async fn ensure_table(client: &Client, table: &str) -> DomainResult<()> {
+    create_table(client, table).await?;
+    // A new table accepts TTL settings (and items) only once it is ACTIVE.
+    client
+        .wait_until_table_exists()
+        .table_name(table)
+        .wait(TABLE_READY_WAIT)
+        .await
+        .map_err(|e| DomainError::unavailable("waiting for the DynamoDB table", e))?;
+    enable_ttl(client, table).await
+}
+
+/// Turns on expiry by [`TTL_ATTRIBUTE`]. DynamoDB refuses to enable TTL that is already on
+/// (its wording is not part of the API), so a refusal is fine when TTL turns out to be on.
+async fn enable_ttl(client: &Client, table: &str) -> DomainResult<()> {
+    let spec = TimeToLiveSpecification::builder()
+        .attribute_name(TTL_ATTRIBUTE)
+        .enabled(true)
+        .build()
+        .map_err(|e| DomainError::unavailable("table TTL", e))?;
+    let updated = client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await;
+    match updated {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if ttl_is_on(client, table).await {
+                Ok(())
+            } else {
+                Err(failed("enabling TTL on the DynamoDB table", e))
+            }
+        }
+    }
+}
+
+/// Whether TTL is on (or turning on) for [`TTL_ATTRIBUTE`].
+async fn ttl_is_on(client: &Client, table: &str) -> bool {
+    let Ok(described) = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+    else {
+        return false;
+    };
+    described.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some(TTL_ATTRIBUTE)
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+    })
+}
+
+/// Creates the table with its indexes; an existing table is left as it is.
+async fn create_table(client: &Client, table: &str) -> DomainResult<()> {
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)

@@ -15,7 +15,7 @@ use cloud_images_domain::ports::{ImageRepository, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
+    self, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
     condition_failed, failed, get_item, get_n, get_opt_s, get_s, get_time, n, n_u64,
     query_partition, s,
 };
@@ -40,9 +40,8 @@ fn key_of(id: ImageId) -> (String, String) {
     (format!("IMAGE#{id}"), "IMAGE".to_owned())
 }
 
-/// Index sort keys sort by creation, then id: zero-padded seconds keep text order = time order.
 fn by_creation(image: &Image) -> String {
-    format!("{:012}#{}", image.created_at.timestamp(), image.id)
+    dynamo::by_creation(image.created_at, image.id)
 }
 
 fn opt_s(item: &mut Item, name: &str, value: Option<&str>) {

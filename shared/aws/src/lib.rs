@@ -1,5 +1,6 @@
-//! AWS adapters of Cloud Images, built on the official AWS SDK for Rust: S3 image bytes,
-//! DynamoDB identity and memberships (image records and the SQS task queue are still to come).
+//! AWS adapters of Cloud Images, built on the official AWS SDK for Rust: image bytes and the
+//! tenants' task objects in S3; identity, image records, memberships and task records in one
+//! DynamoDB table; the task queue in SQS.
 //!
 //! Clients are built once per process from the standard AWS configuration chain; an
 //! `AWS_ENDPOINT_URL` points them at an S3-compatible store or a local emulator (the code
@@ -9,14 +10,18 @@ pub mod dynamo;
 mod identity;
 mod images;
 mod members;
+mod objects;
 mod s3;
 mod sqs;
+mod tasks;
 
 pub use identity::DynamoIdentityStore;
 pub use images::DynamoImageRepository;
 pub use members::DynamoMemberRepository;
+pub use objects::S3ObjectStore;
 pub use s3::S3ImageStore;
 pub use sqs::SqsTaskQueue;
+pub use tasks::DynamoTaskRepository;
 
 /// Loads the shared AWS configuration (region, credentials, endpoint) once.
 pub async fn load_config() -> aws_config::SdkConfig {

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
@@ -64,7 +65,7 @@ impl S3ImageStore {
 
 /// An upload: bytes gather into parts; the first full part starts a multipart upload,
 /// a short body becomes one `PutObject` at commit.
-struct S3Upload {
+pub(crate) struct S3Upload {
     client: Client,
     bucket: String,
     key: String,
@@ -77,6 +78,21 @@ struct S3Upload {
 }
 
 impl S3Upload {
+    /// An upload of what becomes `key` in `bucket` on commit.
+    pub(crate) fn new(client: Client, bucket: String, key: String) -> Self {
+        Self {
+            client,
+            bucket,
+            key,
+            buffer: BytesMut::new(),
+            upload_id: None,
+            next_part: 1,
+            in_flight: JoinSet::new(),
+            done: Vec::new(),
+            finished: false,
+        }
+    }
+
     async fn start_multipart(&mut self) -> DomainResult<String> {
         if let Some(id) = &self.upload_id {
             return Ok(id.clone());
@@ -148,7 +164,7 @@ impl S3Upload {
                 .body(S3Body::from(body))
                 .send()
                 .await
-                .map_err(|e| failed("storing image data", e))?;
+                .map_err(|e| failed(format!("storing {}", self.key), e))?;
             return Ok(());
         };
         if !self.buffer.is_empty() {
@@ -245,20 +261,40 @@ impl UploadSink for S3Upload {
     }
 }
 
+/// Sends a `GetObject` and streams its body as it arrives, never holding it whole; returns
+/// the length S3 reported too. A missing key is `NotFound(missing)`; `what` names the data
+/// in other errors.
+pub(crate) async fn get_streamed(
+    request: GetObjectFluentBuilder,
+    what: String,
+    missing: String,
+) -> DomainResult<(Option<i64>, ByteStream)> {
+    let object = request.send().await.map_err(|e| {
+        if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+            DomainError::NotFound(missing)
+        } else {
+            failed(format!("reading {what}"), e)
+        }
+    })?;
+    let length = object.content_length();
+    let body = futures_util::stream::unfold((object.body, what), |(mut body, what)| async move {
+        match body.next().await {
+            Some(Ok(bytes)) => Some((Ok(bytes), (body, what))),
+            Some(Err(e)) => Some((Err(failed(format!("reading {what}"), e)), (body, what))),
+            None => None,
+        }
+    });
+    Ok((length, Box::pin(body)))
+}
+
 #[async_trait]
 impl ImageStore for S3ImageStore {
     async fn begin_upload(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
-        Ok(Box::new(S3Upload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: self.key(id),
-            buffer: BytesMut::new(),
-            upload_id: None,
-            next_part: 1,
-            in_flight: JoinSet::new(),
-            done: Vec::new(),
-            finished: false,
-        }))
+        Ok(Box::new(S3Upload::new(
+            self.client.clone(),
+            self.bucket.clone(),
+            self.key(id),
+        )))
     }
 
     async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream> {
@@ -271,21 +307,13 @@ impl ImageStore for S3ImageStore {
             Some(r) => request.range(format!("bytes={}-{}", r.first, r.last)),
             None => request,
         };
-        let object = request.send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                DomainError::NotFound(format!("no data stored for image {id}"))
-            } else {
-                failed(format!("reading image {id}"), e)
-            }
-        })?;
-        let body = futures_util::stream::unfold(object.body, move |mut body| async move {
-            match body.next().await {
-                Some(Ok(bytes)) => Some((Ok(bytes), body)),
-                Some(Err(e)) => Some((Err(failed(format!("reading image {id}"), e)), body)),
-                None => None,
-            }
-        });
-        Ok(Box::pin(body))
+        let (_, body) = get_streamed(
+            request,
+            format!("image {id}"),
+            format!("no data stored for image {id}"),
+        )
+        .await?;
+        Ok(body)
     }
 
     async fn delete(&self, id: ImageId) -> DomainResult<()> {

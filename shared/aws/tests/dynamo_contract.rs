@@ -63,3 +63,34 @@ async fn dynamodb_keeps_the_image_repository_contract() {
     ))
     .await;
 }
+
+#[tokio::test]
+async fn dynamodb_keeps_the_task_repository_contract() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::task_repository_contract(&cloud_images_aws::DynamoTaskRepository::new(
+        client, table,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn ensuring_the_table_twice_leaves_ttl_on_the_expiry_attribute() {
+    let (client, table) = fresh_table().await;
+    dynamo::ensure_table(&client, &table)
+        .await
+        .expect("ensure an existing table");
+    let described = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("describe TTL");
+    let ttl = described
+        .time_to_live_description()
+        .expect("a TTL description");
+    assert_eq!(ttl.attribute_name(), Some(dynamo::TTL_ATTRIBUTE));
+    assert_eq!(
+        ttl.time_to_live_status(),
+        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+    );
+}

@@ -85,6 +85,17 @@ CREATE TABLE task_dead_letters (
     dead_at       INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE tasks (
+    id         TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    expires_at INTEGER NULL,
+    version    INTEGER NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX tasks_by_owner ON tasks (owner);
+CREATE INDEX tasks_by_expiry ON tasks (expires_at) WHERE expires_at IS NOT NULL;
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

@@ -6,26 +6,17 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use cloud_images_domain::DomainResult;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, UploadSink};
-use cloud_images_domain::{DomainError, DomainResult};
-use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::EmbeddedError;
-
-const PARTIAL_PREFIX: &str = ".partial-";
-/// Read size when streaming a file out: large reads keep per-chunk overhead negligible.
-const READ_CHUNK: usize = 1024 * 1024;
+use crate::upload::{FileUpload, PARTIAL_PREFIX, io_error, stream_reader};
 
 /// [`ImageStore`] over a directory.
 pub struct FileImageStore {
     dir: PathBuf,
-}
-
-fn io_error(context: String, source: std::io::Error) -> DomainError {
-    EmbeddedError::io(context, source).into()
 }
 
 impl FileImageStore {
@@ -43,95 +34,10 @@ impl FileImageStore {
     }
 }
 
-/// An upload into a partial file; removed unless committed, even when simply dropped
-/// (a client that disconnects drops the request future mid-stream).
-struct FileUpload {
-    file: Option<tokio::fs::File>,
-    partial: PathBuf,
-    target: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for FileUpload {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.partial);
-        }
-    }
-}
-
-#[async_trait]
-impl UploadSink for FileUpload {
-    async fn write(&mut self, chunk: Bytes) -> DomainResult<()> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| DomainError::unavailable("writing image data", "upload closed"))?;
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| io_error(format!("writing {}", self.partial.display()), e))
-    }
-
-    async fn commit(mut self: Box<Self>) -> DomainResult<()> {
-        let Some(mut file) = self.file.take() else {
-            return Err(DomainError::unavailable(
-                "committing image data",
-                "upload closed",
-            ));
-        };
-        let context = |what: &str| format!("{what} {}", self.partial.display());
-        let result = async {
-            file.flush()
-                .await
-                .map_err(|e| io_error(context("flushing"), e))?;
-            file.sync_all()
-                .await
-                .map_err(|e| io_error(context("syncing"), e))?;
-            drop(file);
-            tokio::fs::rename(&self.partial, &self.target)
-                .await
-                .map_err(|e| io_error(context("renaming"), e))?;
-            // The rename itself must survive a crash: sync the directory entry too.
-            let dir = tokio::fs::File::open(&self.dir)
-                .await
-                .map_err(|e| io_error(context("opening dir of"), e))?;
-            dir.sync_all()
-                .await
-                .map_err(|e| io_error(context("syncing dir of"), e))
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&self.partial).await;
-        }
-        result
-    }
-
-    async fn abort(mut self: Box<Self>) {
-        if self.file.take().is_some() {
-            let _ = tokio::fs::remove_file(&self.partial).await;
-        }
-    }
-}
-
 #[async_trait]
 impl ImageStore for FileImageStore {
     async fn begin_upload(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
-        let partial = self.dir.join(format!(
-            "{PARTIAL_PREFIX}{id}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&partial)
-            .await
-            .map_err(|e| io_error(format!("creating {}", partial.display()), e))?;
-        Ok(Box::new(FileUpload {
-            file: Some(file),
-            partial,
-            target: self.path(id),
-            dir: self.dir.clone(),
-        }))
+        Ok(Box::new(FileUpload::begin(self.path(id)).await?))
     }
 
     async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream> {
@@ -148,9 +54,7 @@ impl ImageStore for FileImageStore {
             }
             None => Box::new(file),
         };
-        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
-            .map(move |chunk| chunk.map_err(|e| io_error(format!("reading image {id}"), e)));
-        Ok(Box::pin(stream))
+        Ok(stream_reader(reader, format!("image {id}")))
     }
 
     async fn delete(&self, id: ImageId) -> DomainResult<()> {
@@ -190,6 +94,8 @@ impl ImageStore for FileImageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use futures_util::StreamExt;
 
     async fn read_all(store: &FileImageStore, id: ImageId, range: Option<ByteRange>) -> Vec<u8> {
         let mut stream = store.read(id, range).await.expect("read");

@@ -12,7 +12,10 @@ mod identity;
 mod images;
 pub mod keyfile;
 mod members;
+mod objects;
 mod queue;
+mod tasks;
+mod upload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +26,9 @@ pub use files::FileImageStore;
 pub use identity::SqliteIdentityStore;
 pub use images::SqliteImageRepository;
 pub use members::SqliteMemberRepository;
+pub use objects::DirObjectStore;
 pub use queue::SqliteTaskQueue;
+pub use tasks::SqliteTaskRepository;
 
 /// The adapters of the embedded backend, opened on one data directory.
 pub struct EmbeddedBackend {
@@ -39,6 +44,10 @@ pub struct EmbeddedBackend {
     pub files: Arc<FileImageStore>,
     /// Image memberships.
     pub members: Arc<SqliteMemberRepository>,
+    /// Import and export task records.
+    pub tasks: Arc<SqliteTaskRepository>,
+    /// The tenants' objects that tasks import from and export to.
+    pub objects: Arc<DirObjectStore>,
 }
 
 impl EmbeddedBackend {
@@ -53,6 +62,8 @@ impl EmbeddedBackend {
             images: Arc::new(SqliteImageRepository::new(db.clone())),
             files: Arc::new(FileImageStore::open(&data_dir.join("images"))?),
             members: Arc::new(SqliteMemberRepository::new(db.clone())),
+            tasks: Arc::new(SqliteTaskRepository::new(db.clone())),
+            objects: Arc::new(DirObjectStore::open(&data_dir.join("objects"))?),
             db,
         })
     }
@@ -84,6 +95,18 @@ mod contracts {
     async fn sqlite_keeps_the_member_repository_contract() {
         let (_dir, backend) = backend();
         cloud_images_testkit::member_repository_contract(backend.members.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_task_repository_contract() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::task_repository_contract(backend.tasks.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn the_directory_keeps_the_object_store_contract() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::object_store_contract(backend.objects.as_ref()).await;
     }
 }
 

@@ -6,15 +6,19 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use cloud_images_domain::DomainError;
 use cloud_images_domain::identity::{AccountName, Role, Tenant, TenantId, User, UserId};
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::member::{Member, MemberStatus};
 use cloud_images_domain::ports::{
-    ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository,
+    ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
+    TaskRepository,
 };
+use cloud_images_domain::task::{ObjectPath, Task, TaskId, TaskStatus, TaskType};
 use futures_util::StreamExt;
 
 /// Deterministic pseudo-random bytes.
@@ -381,7 +385,6 @@ pub async fn member_repository_contract(repo: &dyn MemberRepository) {
 /// redelivery of what was not acked, and dead letters after `max_receives` (the adapter
 /// under test must be built with `max_receives = 2`).
 pub async fn task_queue_contract(queue: &dyn cloud_images_domain::ports::TaskQueue) {
-    use std::collections::BTreeSet;
     use std::time::Duration;
     let lease = Duration::from_secs(1);
     let after_lease = Duration::from_millis(1500);
@@ -426,4 +429,271 @@ pub async fn task_queue_contract(queue: &dyn cloud_images_domain::ports::TaskQue
         1,
         "the poison message is in the dead letters"
     );
+}
+
+/// A time `offset` seconds from now, in whole seconds as every store keeps them.
+fn seconds_from_now(offset: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(Utc::now().timestamp() + offset, 0)
+        .unwrap()
+}
+
+fn task_of(owner: &str) -> Task {
+    let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let input = [
+        ("import_from", "images/web.vhd"),
+        ("import_from_format", "vhd"),
+    ]
+    .into_iter()
+    .collect();
+    Task::new_pending(TaskType::Import, input, owner.to_owned(), at)
+}
+
+fn task_ids(tasks: &[Task]) -> BTreeSet<TaskId> {
+    tasks.iter().map(|t| t.id).collect()
+}
+
+/// Everything a [`TaskRepository`] promises: unique ids, whole-record round trips,
+/// compare-and-set on `version`, lists by owner, and records past their expiry gone for
+/// every read (whether or not the store has removed them yet).
+pub async fn task_repository_contract(repo: &dyn TaskRepository) {
+    let created = task_of("tenant-a");
+    let mut task = created.clone();
+    task.status = TaskStatus::Processing;
+    task.result = Some(
+        [("image_id", "3f1b6c8e-8d47-4f55-9a3c-1e2d3c4b5a69")]
+            .into_iter()
+            .collect(),
+    );
+    task.message = "converting".into();
+    task.updated_at = created.created_at + chrono::Duration::minutes(1);
+    task.expires_at = Some(seconds_from_now(86_400));
+    task.lease_until = Some(created.created_at + chrono::Duration::minutes(10));
+    task.attempts = 2;
+    task.version = 3;
+    repo.insert(&task).await.unwrap();
+    assert!(
+        matches!(repo.insert(&task).await, Err(DomainError::Conflict(_))),
+        "duplicate id accepted"
+    );
+    assert_eq!(
+        repo.get(task.id).await.unwrap(),
+        Some(task.clone()),
+        "the record did not round-trip"
+    );
+    assert_eq!(repo.get(TaskId::random()).await.unwrap(), None);
+
+    let mut done = task.clone();
+    done.status = TaskStatus::Success;
+    done.lease_until = None;
+    done.message = String::new();
+    done.version = task.version + 1;
+    repo.update(&done, task.version).await.unwrap();
+    assert_eq!(repo.get(task.id).await.unwrap(), Some(done.clone()));
+    let mut stale = task.clone();
+    stale.status = TaskStatus::Failure;
+    stale.version = task.version + 1;
+    assert!(
+        matches!(
+            repo.update(&stale, task.version).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a stale write won"
+    );
+    assert_eq!(repo.get(task.id).await.unwrap(), Some(done.clone()));
+    let never = task_of("tenant-a");
+    assert!(
+        matches!(
+            repo.update(&never, never.version).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "updating a task that was never stored succeeded"
+    );
+    assert_eq!(
+        repo.get(never.id).await.unwrap(),
+        None,
+        "an update created a task"
+    );
+
+    // Owners are matched exactly, not by prefix.
+    let second = task_of("tenant-a");
+    let other = task_of("tenant-a-2");
+    repo.insert(&second).await.unwrap();
+    repo.insert(&other).await.unwrap();
+    let listed = repo.list_owned("tenant-a").await.unwrap();
+    assert_eq!(task_ids(&listed), BTreeSet::from([done.id, second.id]));
+    assert!(listed.contains(&done), "listed records are whole");
+    assert_eq!(
+        repo.list_owned("tenant-a-2").await.unwrap(),
+        std::slice::from_ref(&other)
+    );
+    assert!(repo.list_owned("tenant-z").await.unwrap().is_empty());
+
+    // Past its expiry a record is gone, whether it was stored so or updated so.
+    let mut expired = task_of("tenant-a");
+    expired.status = TaskStatus::Failure;
+    expired.expires_at = Some(seconds_from_now(-3600));
+    repo.insert(&expired).await.unwrap();
+    assert_eq!(
+        repo.get(expired.id).await.unwrap(),
+        None,
+        "an expired task is readable"
+    );
+    let mut finished = second.clone();
+    finished.status = TaskStatus::Failure;
+    finished.expires_at = Some(seconds_from_now(-1));
+    finished.version = second.version + 1;
+    repo.update(&finished, second.version).await.unwrap();
+    assert_eq!(
+        repo.get(second.id).await.unwrap(),
+        None,
+        "an expired task is readable"
+    );
+    assert_eq!(
+        task_ids(&repo.list_owned("tenant-a").await.unwrap()),
+        BTreeSet::from([done.id]),
+        "expired tasks are listed"
+    );
+
+    let purged = repo.purge_expired().await.unwrap();
+    assert!(
+        purged <= 2,
+        "the purge removed {purged} records, only 2 had expired"
+    );
+    assert_eq!(
+        repo.get(done.id).await.unwrap(),
+        Some(done.clone()),
+        "the purge removed a live task"
+    );
+    assert_eq!(
+        repo.get(other.id).await.unwrap(),
+        Some(other),
+        "the purge removed a task without expiry"
+    );
+    assert_eq!(repo.get(expired.id).await.unwrap(), None);
+    assert_eq!(
+        task_ids(&repo.list_owned("tenant-a").await.unwrap()),
+        BTreeSet::from([done.id])
+    );
+}
+
+fn object_path(container: &str, object: &str) -> ObjectPath {
+    ObjectPath::new(container, object, "contract").unwrap()
+}
+
+async fn put_object(store: &dyn ObjectStore, tenant: &str, path: &ObjectPath, chunks: &[&[u8]]) {
+    let mut sink = store.create(tenant, path).await.unwrap();
+    for chunk in chunks {
+        sink.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    sink.commit().await.unwrap();
+}
+
+/// The size `open` reports and every byte of its stream.
+async fn read_object(
+    store: &dyn ObjectStore,
+    tenant: &str,
+    path: &ObjectPath,
+) -> Result<(u64, Vec<u8>), DomainError> {
+    let (size, mut stream) = store.open(tenant, path).await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok((size, out))
+}
+
+fn is_not_found<T>(result: &Result<T, DomainError>) -> bool {
+    matches!(result, Err(DomainError::NotFound(_)))
+}
+
+/// Everything an [`ObjectStore`] promises: exact round trips of any size, objects scoped to
+/// their tenant and container, nothing visible before commit, replacement on overwrite, and
+/// tenant ids that cannot address anything outside their own place.
+pub async fn object_store_contract(store: &dyn ObjectStore) {
+    let (tenant, stranger) = ("tenant-a", "tenant-b");
+    let path = object_path("images", "2026/web.vhd");
+    put_object(store, tenant, &path, &[b"hello ", b"object ", b"world"]).await;
+    assert_eq!(
+        read_object(store, tenant, &path).await.unwrap(),
+        (18, b"hello object world".to_vec())
+    );
+    let absent = read_object(store, tenant, &object_path("images", "2026/absent.vhd")).await;
+    assert!(is_not_found(&absent), "absent object: {absent:?}");
+    let elsewhere = read_object(store, tenant, &object_path("other", "2026/web.vhd")).await;
+    assert!(is_not_found(&elsewhere), "another container: {elsewhere:?}");
+    let foreign = read_object(store, stranger, &path).await;
+    assert!(
+        is_not_found(&foreign),
+        "another tenant read it: {foreign:?}"
+    );
+    put_object(store, stranger, &path, &[b"theirs"]).await;
+    assert_eq!(
+        read_object(store, stranger, &path).await.unwrap(),
+        (6, b"theirs".to_vec())
+    );
+    assert_eq!(
+        read_object(store, tenant, &path).await.unwrap().1,
+        b"hello object world",
+        "another tenant's write replaced the object"
+    );
+
+    // Nothing is visible before commit, and an abort or a drop leaves nothing.
+    let fresh = object_path("images", "fresh.vhd");
+    let mut sink = store.create(tenant, &fresh).await.unwrap();
+    sink.write(Bytes::from_static(b"partial")).await.unwrap();
+    assert!(
+        is_not_found(&read_object(store, tenant, &fresh).await),
+        "uncommitted object is readable"
+    );
+    sink.abort().await;
+    assert!(
+        is_not_found(&read_object(store, tenant, &fresh).await),
+        "aborted object is readable"
+    );
+    let mut sink = store.create(tenant, &fresh).await.unwrap();
+    sink.write(Bytes::from_static(b"partial")).await.unwrap();
+    drop(sink);
+    assert!(
+        is_not_found(&read_object(store, tenant, &fresh).await),
+        "dropped object is readable"
+    );
+
+    // An overwrite in progress leaves the old object readable until it commits.
+    let mut sink = store.create(tenant, &path).await.unwrap();
+    sink.write(Bytes::from_static(b"replacement"))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_object(store, tenant, &path).await.unwrap().1,
+        b"hello object world",
+        "an uncommitted overwrite is visible"
+    );
+    sink.commit().await.unwrap();
+    assert_eq!(
+        read_object(store, tenant, &path).await.unwrap(),
+        (11, b"replacement".to_vec())
+    );
+
+    // Larger than one multipart part where the store has parts.
+    let large = sample(9 * 1024 * 1024 + 1234, 7);
+    let big = object_path("images", "big.vhd");
+    let chunks: Vec<&[u8]> = large.chunks(1024 * 1024).collect();
+    put_object(store, tenant, &big, &chunks).await;
+    let (size, bytes) = read_object(store, tenant, &big).await.unwrap();
+    assert_eq!(size, large.len() as u64);
+    assert!(bytes == large, "{} bytes did not read back", large.len());
+
+    for bad in ["", ".", "..", ".hidden", "a/b", "../tenant-a", "a\\b"] {
+        assert!(
+            matches!(
+                read_object(store, bad, &path).await,
+                Err(DomainError::Invalid(_))
+            ),
+            "tenant id {bad:?} was accepted for open"
+        );
+        assert!(
+            matches!(store.create(bad, &path).await, Err(DomainError::Invalid(_))),
+            "tenant id {bad:?} was accepted for create"
+        );
+    }
 }
