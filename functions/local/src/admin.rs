@@ -133,3 +133,31 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::Subcommand)]
+pub enum TaskCommand {
+    /// Queue a task's message again, e.g. after it went to the dead letters; a task that
+    /// already finished stays as it is.
+    Redrive {
+        /// The task's id.
+        id: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn task(config: &Config, command: TaskCommand) -> anyhow::Result<()> {
+    let services = cloud_images_runtime::build_services(config).await?;
+    let TaskCommand::Redrive { id, json } = command;
+    let task = services.tasks.redrive(&id).await?;
+    if json {
+        println!(
+            "{}",
+            json!({ "task_id": task.id.to_string(), "status": task.status.as_str() })
+        );
+    } else {
+        println!("Queued task {} again (status {})", task.id, task.status);
+    }
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 mod admin;
 mod serve;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,9 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(admin::UserCommand),
+    /// Operate on import and export tasks.
+    #[command(subcommand)]
+    Task(admin::TaskCommand),
 }
 
 #[tokio::main]
@@ -41,5 +45,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&cli.config, args).await,
         Command::Tenant(command) => admin::tenant(&cli.config, command).await,
         Command::User(command) => admin::user(&cli.config, command).await,
+        Command::Task(command) => admin::task(&cli.config, command).await,
     }
 }

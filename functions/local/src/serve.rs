@@ -41,9 +41,12 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // The one line scripts and tests wait for: the service accepts requests from here on.
     println!("Cloud Images listening on {root}");
     std::io::stdout().flush()?;
+    let worker = tokio::spawn(crate::worker::drain_queue(services.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // A task cut off here is still queued and resumes after the next start.
+    worker.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cloud_images_service::{IdentityService, ImageService};
+use cloud_images_service::{IdentityService, ImageService, TaskService};
 
 /// Settings that shape HTTP answers.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub struct AppState {
     pub identity: IdentityService,
     /// Image metadata.
     pub images: ImageService,
+    /// Import and export tasks.
+    pub tasks: TaskService,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
 }

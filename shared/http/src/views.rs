@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cloud_images_domain::image::Image;
+use cloud_images_domain::task::Task;
 use serde::{Serialize, Serializer};
 
 /// Timestamps as Glance writes them: whole seconds, UTC, `Z`.
@@ -83,6 +84,74 @@ pub fn image(image: &Image) -> ImageView<'_> {
 pub struct ImageListView<'a> {
     /// The images.
     pub images: Vec<ImageView<'a>>,
+    /// Link to the first page.
+    pub first: String,
+    /// Link to the next page, when one exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// The collection schema.
+    pub schema: &'static str,
+}
+
+/// The task document (Glance's task entity); `input`, `result` and `message` only in the
+/// full view, as Glance's list shows stubs.
+#[derive(Serialize)]
+pub struct TaskView<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    owner: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Option<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    expires_at: Option<String>,
+    #[serde(serialize_with = "glance_time")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "glance_time")]
+    updated_at: DateTime<Utc>,
+    #[serde(rename = "self")]
+    self_link: String,
+    schema: &'static str,
+}
+
+/// The full view of one task.
+pub fn task(task: &Task) -> TaskView<'_> {
+    TaskView {
+        input: Some(&task.input),
+        result: Some(&task.result),
+        message: Some(&task.message),
+        ..task_stub(task)
+    }
+}
+
+/// A task as lists show it.
+pub fn task_stub(task: &Task) -> TaskView<'_> {
+    let id = task.id.to_string();
+    TaskView {
+        self_link: format!("/v2/tasks/{id}"),
+        id,
+        kind: task.kind.as_str(),
+        status: task.status.as_str(),
+        owner: &task.owner,
+        input: None,
+        result: None,
+        message: None,
+        expires_at: task.expires_at.as_ref().map(time),
+        created_at: task.created_at,
+        updated_at: task.updated_at,
+        schema: "/v2/schemas/task",
+    }
+}
+
+/// A page of tasks with its links.
+#[derive(Serialize)]
+pub struct TaskListView<'a> {
+    /// The tasks.
+    pub tasks: Vec<TaskView<'a>>,
     /// Link to the first page.
     pub first: String,
     /// Link to the next page, when one exists.

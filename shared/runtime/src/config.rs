@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use cloud_images_domain::image_rules::ImageLimits;
 use cloud_images_domain::listing::PageLimits;
-use cloud_images_service::ImageSettings;
 use cloud_images_service::image_data::HashAlgo;
+use cloud_images_service::{ImageSettings, TaskSettings};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,6 +65,36 @@ pub struct Config {
     /// Multipart uploads older than this are abandoned, and the start-up sweep aborts them.
     #[arg(long, env = "CLOUD_IMAGES_AWS_STALE_UPLOAD_AFTER", default_value = "24h", value_parser = parse_duration_or_zero)]
     pub aws_stale_upload_after: Duration,
+
+    /// Name of the SQS task queue (and, with `-dlq`, its dead-letter queue) created when
+    /// `--aws-create-resources` is set.
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_AWS_QUEUE",
+        default_value = "cloud-images-tasks"
+    )]
+    pub aws_queue: String,
+
+    /// URL of an existing task queue (as a deployment creates it); needed without
+    /// `--aws-create-resources`.
+    #[arg(long, env = "CLOUD_IMAGES_AWS_QUEUE_URL")]
+    pub aws_queue_url: Option<String>,
+
+    /// URL of the task queue's dead-letter queue; needed without `--aws-create-resources`.
+    #[arg(long, env = "CLOUD_IMAGES_AWS_DEAD_LETTER_QUEUE_URL")]
+    pub aws_dead_letter_queue_url: Option<String>,
+
+    /// Bucket holding the tenants' containers for import and export (default: the image bucket).
+    #[arg(long, env = "CLOUD_IMAGES_AWS_OBJECTS_BUCKET")]
+    pub aws_objects_bucket: Option<String>,
+
+    /// Key prefix of the tenants' containers: container C of tenant T is `<prefix>T/C/`.
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_AWS_OBJECTS_PREFIX",
+        default_value = "containers/"
+    )]
+    pub aws_objects_prefix: String,
 
     /// Log format.
     #[arg(
@@ -130,6 +160,19 @@ pub struct Config {
     /// Algorithm of `os_hash_value`: sha256, sha384 or sha512.
     #[arg(long, env = "CLOUD_IMAGES_HASH_ALGO", default_value = "sha512")]
     pub hash_algo: HashAlgo,
+
+    /// How long a finished task's record stays readable.
+    #[arg(long, env = "CLOUD_IMAGES_TASK_TTL", default_value = "48h", value_parser = parse_duration)]
+    pub task_ttl: Duration,
+
+    /// How long a worker holds a task between heartbeats; a killed worker's task is taken
+    /// over after this.
+    #[arg(long, env = "CLOUD_IMAGES_TASK_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub task_lease: Duration,
+
+    /// Starts after which an interrupted task fails instead of being retried.
+    #[arg(long, env = "CLOUD_IMAGES_TASK_MAX_ATTEMPTS", default_value_t = 3)]
+    pub task_max_attempts: u32,
 }
 
 /// Splits `24h` into `(24, "h")`; `what` names the expected form in the error.
@@ -161,6 +204,17 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 }
 
 impl Config {
+    /// The task settings this configuration sets.
+    pub fn task_settings(&self) -> TaskSettings {
+        TaskSettings {
+            ttl: self.task_ttl,
+            lease: self.task_lease,
+            max_attempts: self.task_max_attempts.max(1),
+            default_limit: 25.min(self.max_page_size),
+            max_limit: self.max_page_size,
+        }
+    }
+
     /// The image rules this configuration sets.
     pub fn image_settings(&self) -> ImageSettings {
         ImageSettings {

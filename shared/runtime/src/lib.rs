@@ -6,10 +6,13 @@ mod config;
 use std::sync::Arc;
 
 use cloud_images_domain::DomainError;
-use cloud_images_domain::ports::{IdentityStore, ImageRepository, ImageStore, MemberRepository};
+use cloud_images_domain::ports::{
+    IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore, TaskQueue,
+    TaskRepository,
+};
 use cloud_images_embedded::{EmbeddedBackend, EmbeddedError};
 use cloud_images_http::{AppState, HttpSettings};
-use cloud_images_service::{IdentityService, ImageService, SigningKey, TokenSigner};
+use cloud_images_service::{IdentityService, ImageService, SigningKey, TaskService, TokenSigner};
 
 pub use config::{Backend, Config, LogFormat, parse_bytes, parse_duration};
 
@@ -31,7 +34,15 @@ pub struct Services {
     pub identity: IdentityService,
     /// Image metadata.
     pub images: ImageService,
+    /// Import and export tasks.
+    pub tasks: TaskService,
+    /// The queue a worker host drains into [`TaskService::execute`].
+    pub queue: Arc<dyn TaskQueue>,
 }
+
+/// Deliveries after which a task message goes to the dead letters. Above the task's own
+/// attempt limit, because a delivery that finds the task busy elsewhere also counts.
+const QUEUE_MAX_RECEIVES: u32 = 10;
 
 /// The adapters behind the ports, from one backend.
 struct Adapters {
@@ -39,6 +50,9 @@ struct Adapters {
     images: Arc<dyn ImageRepository>,
     members: Arc<dyn MemberRepository>,
     bytes: Arc<dyn ImageStore>,
+    tasks: Arc<dyn TaskRepository>,
+    queue: Arc<dyn TaskQueue>,
+    objects: Arc<dyn ObjectStore>,
 }
 
 fn embedded_adapters(config: &Config) -> Result<Adapters, StartupError> {
@@ -48,20 +62,46 @@ fn embedded_adapters(config: &Config) -> Result<Adapters, StartupError> {
         images: backend.images,
         members: backend.members,
         bytes: backend.files,
+        tasks: backend.tasks,
+        queue: Arc::new(cloud_images_embedded::SqliteTaskQueue::new(
+            backend.db,
+            QUEUE_MAX_RECEIVES,
+        )),
+        objects: backend.objects,
     })
 }
 
 async fn aws_adapters(config: &Config) -> Result<Adapters, StartupError> {
     let sdk = cloud_images_aws::load_config().await;
-    let (dynamodb, s3) = (
+    let (dynamodb, s3, sqs) = (
         cloud_images_aws::dynamodb_client(&sdk),
         cloud_images_aws::s3_client(&sdk),
+        cloud_images_aws::sqs_client(&sdk),
     );
+    let objects_bucket = config
+        .aws_objects_bucket
+        .as_ref()
+        .unwrap_or(&config.aws_bucket);
     let (table, bucket) = (&config.aws_table, &config.aws_bucket);
     if config.aws_create_resources {
         cloud_images_aws::dynamo::ensure_table(&dynamodb, table).await?;
         cloud_images_aws::ensure_bucket(&s3, bucket).await?;
+        cloud_images_aws::ensure_bucket(&s3, objects_bucket).await?;
     }
+    let queue = match (&config.aws_queue_url, &config.aws_dead_letter_queue_url) {
+        (Some(url), Some(dead_letters)) => {
+            cloud_images_aws::SqsTaskQueue::new(sqs, url.as_str(), dead_letters.as_str())
+        }
+        _ if config.aws_create_resources => {
+            cloud_images_aws::SqsTaskQueue::ensure(sqs, &config.aws_queue, QUEUE_MAX_RECEIVES)
+                .await?
+        }
+        _ => {
+            return Err(StartupError::Config(DomainError::Invalid(
+                "the aws backend needs --aws-queue-url and --aws-dead-letter-queue-url, or --aws-create-resources".into(),
+            )));
+        }
+    };
     Ok(Adapters {
         identity: Arc::new(cloud_images_aws::DynamoIdentityStore::new(
             dynamodb.clone(),
@@ -72,7 +112,15 @@ async fn aws_adapters(config: &Config) -> Result<Adapters, StartupError> {
             table,
         )),
         members: Arc::new(cloud_images_aws::DynamoMemberRepository::new(
-            dynamodb, table,
+            dynamodb.clone(),
+            table,
+        )),
+        tasks: Arc::new(cloud_images_aws::DynamoTaskRepository::new(dynamodb, table)),
+        queue: Arc::new(queue),
+        objects: Arc::new(cloud_images_aws::S3ObjectStore::new(
+            s3.clone(),
+            objects_bucket,
+            config.aws_objects_prefix.clone(),
         )),
         bytes: Arc::new(cloud_images_aws::S3ImageStore::new(
             s3,
@@ -103,14 +151,23 @@ pub async fn build_services(config: &Config) -> Result<Services, StartupError> {
         }
     };
     let signer = TokenSigner::new(key, config.token_ttl);
+    let images = ImageService::new(
+        adapters.images,
+        adapters.bytes,
+        adapters.members,
+        config.image_settings(),
+    );
     Ok(Services {
         identity: IdentityService::new(adapters.identity, signer),
-        images: ImageService::new(
-            adapters.images,
-            adapters.bytes,
-            adapters.members,
-            config.image_settings(),
+        tasks: TaskService::new(
+            adapters.tasks,
+            adapters.queue.clone(),
+            adapters.objects,
+            images.clone(),
+            config.task_settings(),
         ),
+        images,
+        queue: adapters.queue,
     })
 }
 
@@ -119,6 +176,7 @@ pub fn app_state(services: &Services, config: &Config) -> AppState {
     AppState {
         identity: services.identity.clone(),
         images: services.images.clone(),
+        tasks: services.tasks.clone(),
         settings: Arc::new(HttpSettings {
             public_url: config.public_url.clone(),
             region: config.region.clone(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use cloud_images_domain::identity::Caller;
-use cloud_images_domain::image::{DiskFormat, Image, ImageStatus};
+use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
 use cloud_images_domain::inspection::{self, HEAD_BYTES, TAIL_BYTES};
 use cloud_images_domain::ports::{
     ByteRange, ByteStream, ImageRepository, RangeRequest, UploadSink,
@@ -199,6 +199,17 @@ impl ImageService {
         size_hint: Option<u64>,
     ) -> DomainResult<Image> {
         let image = self.writable(caller, id).await?;
+        self.receive_data(image, body, size_hint).await
+    }
+
+    /// Streams data into a queued image the caller was already allowed to write: checks,
+    /// `saving`, hashing and inspection, commit, `active`; `queued` again on any failure.
+    pub(crate) async fn receive_data(
+        &self,
+        image: Image,
+        body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> DomainResult<Image> {
         let (Some(declared), Some(_)) = (image.disk_format, image.container_format) else {
             return Err(DomainError::Invalid(
                 "Set disk_format and container_format before uploading image data".into(),
@@ -421,6 +432,34 @@ impl ImageService {
             body: Some(body),
             range,
         })
+    }
+
+    /// Returns an image left `saving` by a worker known to be gone to `queued`.
+    pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
+        let mut queued = saving.clone();
+        queued.status = ImageStatus::Queued;
+        queued.version = saving.version + 1;
+        queued.updated_at = now();
+        self.repo.update(&queued, saving.version).await?;
+        Ok(queued)
+    }
+
+    /// Removes what a failed import left of an image of `owner` that never became active;
+    /// problems are logged, as the failure being reported matters more.
+    pub(crate) async fn discard_unfinished(&self, id: ImageId, owner: &str) {
+        let removed = async {
+            match self.repo.get(id).await? {
+                Some(image) if image.is_owned_by(owner) && image.status == ImageStatus::Queued => {
+                    self.repo.delete(id, image.version).await?;
+                    self.store.delete(id).await
+                }
+                _ => Ok(()),
+            }
+        }
+        .await;
+        if let Err(e) = removed {
+            tracing::warn!(image = %id, error = %e, "could not remove the image of a failed import");
+        }
     }
 
     /// Start-up recovery of the embedded host: images a killed process left `saving` go back

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 /// How many times a change is re-applied after losing a compare-and-set race; with the
 /// jittered back-off below, even dozens of simultaneous writers of one image all land.
-const CAS_ATTEMPTS: u32 = 32;
+pub(crate) const CAS_ATTEMPTS: u32 = 32;
 
 /// Waits a random 0..=2^min(attempt,6) milliseconds so racing writers spread out.
 async fn back_off(attempt: u32) {
@@ -171,7 +171,7 @@ impl ImageService {
         Ok(image)
     }
 
-    async fn check_image_quota(&self, owner: &str) -> DomainResult<()> {
+    pub(crate) async fn check_image_quota(&self, owner: &str) -> DomainResult<()> {
         let Some(max) = self.settings.max_images_per_tenant else {
             return Ok(());
         };

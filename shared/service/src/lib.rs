@@ -5,8 +5,10 @@ pub mod image_data;
 pub mod images;
 pub mod members;
 pub mod secrets;
+pub mod tasks;
 pub mod tokens;
 
 pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
 pub use images::{ImagePage, ImageService, ImageSettings};
+pub use tasks::{Outcome, TaskService, TaskSettings};
 pub use tokens::{SigningKey, TokenSigner};

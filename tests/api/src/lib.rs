@@ -133,6 +133,8 @@ impl DataDir {
                 ("CLOUD_IMAGES_BACKEND".into(), "aws".into()),
                 ("CLOUD_IMAGES_AWS_TABLE".into(), format!("t{unique}")),
                 ("CLOUD_IMAGES_AWS_BUCKET".into(), format!("b{unique}")),
+                // Servers sharing a queue would take (and drop) each other's task messages.
+                ("CLOUD_IMAGES_AWS_QUEUE".into(), format!("q{unique}")),
                 ("CLOUD_IMAGES_AWS_CREATE_RESOURCES".into(), "true".into()),
                 // One server per bucket here, so every incomplete upload at start-up is stale.
                 ("CLOUD_IMAGES_AWS_STALE_UPLOAD_AFTER".into(), "0".into()),
@@ -510,6 +512,107 @@ impl Server {
         }
         .checked()
         .await
+    }
+
+    /// Puts an object into a tenant's container, as the tenant would before an import:
+    /// a file under `<data-dir>/objects/<tenant>/` on the embedded backend, an S3 object
+    /// under `containers/<tenant>/` on the aws backend.
+    pub async fn put_object(&self, tenant: &str, path: &str, data: Vec<u8>) {
+        match self.data.bucket() {
+            Some(bucket) => {
+                s3().await
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("containers/{tenant}/{path}"))
+                    .body(data.into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            None => {
+                let file = self.data.path().join("objects").join(tenant).join(path);
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(file, data).unwrap();
+            }
+        }
+    }
+
+    /// The bytes of an object in a tenant's container, if it exists.
+    pub async fn get_object(&self, tenant: &str, path: &str) -> Option<Vec<u8>> {
+        match self.data.bucket() {
+            Some(bucket) => {
+                let object = s3()
+                    .await
+                    .get_object()
+                    .bucket(bucket)
+                    .key(format!("containers/{tenant}/{path}"))
+                    .send()
+                    .await
+                    .ok()?;
+                Some(object.body.collect().await.unwrap().into_bytes().to_vec())
+            }
+            None => std::fs::read(self.data.path().join("objects").join(tenant).join(path)).ok(),
+        }
+    }
+
+    /// Creates a task.
+    pub async fn create_task(&self, token: &str, body: Value) -> Reply {
+        self.request(Method::POST, "/v2/tasks", Some(token))
+            .header("Accept", "application/json")
+            .json(&body)
+            .checked()
+            .await
+    }
+
+    /// Creates a task, expecting 201, and returns its document.
+    pub async fn new_task(&self, token: &str, body: Value) -> Value {
+        let reply = self.create_task(token, body).await;
+        assert_eq!(reply.status(), StatusCode::CREATED, "{}", reply.text());
+        json_body(reply).await
+    }
+
+    /// Shows a task.
+    pub async fn show_task(&self, token: &str, id: &str) -> Reply {
+        self.request(Method::GET, &format!("/v2/tasks/{id}"), Some(token))
+            .header("Accept", "application/json")
+            .checked()
+            .await
+    }
+
+    /// Lists tasks with a query string (without `?`).
+    pub async fn list_tasks(&self, token: &str, query: &str) -> Reply {
+        self.request(Method::GET, &format!("/v2/tasks?{query}"), Some(token))
+            .header("Accept", "application/json")
+            .checked()
+            .await
+    }
+
+    /// Polls a task until it is final (up to 120 s) and returns its document.
+    pub async fn finished_task(&self, token: &str, id: &str) -> Value {
+        for _ in 0..1200 {
+            let task = json_body(self.show_task(token, id).await).await;
+            if matches!(task["status"].as_str(), Some("success" | "failure")) {
+                return task;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "task {id} did not finish within 120 s; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// A second server on this server's data (same database, files, table, bucket and queue),
+    /// so two workers drain one queue.
+    pub async fn start_beside(&self, env: &[(&str, &str)]) -> Server {
+        let shared = DataDir {
+            dir: tempfile::tempdir().unwrap(),
+            backend: self.data.backend.clone(),
+        };
+        let mut env: Vec<(&str, &str)> = env.to_vec();
+        let data_dir = self.data.path().to_string_lossy().into_owned();
+        env.push(("CLOUD_IMAGES_DATA_DIR", &data_dir));
+        Server::start_in(shared, &env).await
     }
 
     /// The data directory of this server.

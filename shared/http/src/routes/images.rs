@@ -71,12 +71,12 @@ async fn show(
     Ok(Json(views::image(&image)).into_response())
 }
 
-fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_str(raw.unwrap_or_default())
         .map_err(|e| ApiError::bad_request(format!("The query string is malformed: {e}")))
 }
 
-fn encoded(pairs: &[(String, String)]) -> String {
+pub(crate) fn encoded(pairs: &[(String, String)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 

@@ -5,6 +5,7 @@ pub mod identity;
 pub mod image_data;
 pub mod images;
 pub mod members;
+pub mod tasks;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -35,6 +36,7 @@ pub fn all_tables() -> Vec<RouteTable> {
         images::table(),
         image_data::table(),
         members::table(),
+        tasks::table(),
     ]
 }
 

@@ -1,0 +1,54 @@
+//! The local binary's task worker: drains the durable queue into `execute`, one task at a
+//! time, for as long as the server runs. A task interrupted by a stop is still queued (its
+//! message was never acknowledged) and resumes after the next start once its lease ends.
+
+use std::time::Duration;
+
+use cloud_images_runtime::Services;
+use cloud_images_service::Outcome;
+
+/// Pause between empty polls of the queue.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often expired task records are removed.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs forever; meant to be spawned beside the HTTP server.
+pub async fn drain_queue(services: Services) {
+    let mut last_purge: Option<tokio::time::Instant> = None;
+    loop {
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            if let Err(e) = services.tasks.purge_expired().await {
+                tracing::warn!(error = %e, "could not purge expired tasks");
+            }
+            last_purge = Some(tokio::time::Instant::now());
+        }
+        if !work_once(&services).await {
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+    }
+}
+
+/// Runs at most one delivered task; false when there was nothing to do (or the queue failed).
+async fn work_once(services: &Services) -> bool {
+    let deliveries = match services.queue.receive(1, services.tasks.lease()).await {
+        Ok(deliveries) => deliveries,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the task queue");
+            return false;
+        }
+    };
+    let Some(delivery) = deliveries.into_iter().next() else {
+        return false;
+    };
+    match services.tasks.execute(&delivery.body).await {
+        Ok(Outcome::Finished) => {
+            if let Err(e) = services.queue.ack(&delivery.receipt).await {
+                tracing::warn!(error = %e, "could not acknowledge a finished task's message");
+            }
+        }
+        // The message comes back when its lease ends.
+        Ok(Outcome::Retry) => {}
+        Err(e) => tracing::warn!(error = %e, "a task run failed; its message will be redelivered"),
+    }
+    true
+}

@@ -1,0 +1,85 @@
+//! Task routes: create (which queues the task), list and show. There is no DELETE: finished
+//! tasks expire on their own.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde_json::Value;
+
+use super::{RouteTable, public_root};
+use crate::caller::Authenticated;
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::routes::images::{encoded, query_pairs};
+use crate::state::AppState;
+use crate::views;
+
+/// `/v2/tasks` and `/v2/tasks/{task_id}`.
+pub fn table() -> RouteTable {
+    vec![
+        ("/v2/tasks", get(list).post(create)),
+        ("/v2/tasks/{task_id}", get(show)),
+    ]
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let Value::Object(body) = body else {
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object with type and input",
+        ));
+    };
+    let task = state.tasks.create(&caller, body).await?;
+    let location = format!("{}/v2/tasks/{}", public_root(&state, &headers), task.id);
+    let mut response = (StatusCode::CREATED, Json(views::task(&task))).into_response();
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    Ok(response)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let task = state.tasks.show(&caller, &id).await?;
+    Ok(Json(views::task(&task)).into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref())?;
+    let (tasks, has_more) = state.tasks.list(&caller, &pairs).await?;
+    let mut kept: Vec<(String, String)> =
+        pairs.into_iter().filter(|(k, _)| k != "marker").collect();
+    let first = if kept.is_empty() {
+        "/v2/tasks".to_owned()
+    } else {
+        format!("/v2/tasks?{}", encoded(&kept))
+    };
+    let next = match (has_more, tasks.last()) {
+        (true, Some(last)) => {
+            kept.push(("marker".into(), last.id.to_string()));
+            Some(format!("/v2/tasks?{}", encoded(&kept)))
+        }
+        _ => None,
+    };
+    let body = views::TaskListView {
+        tasks: tasks.iter().map(views::task_stub).collect(),
+        first,
+        next,
+        schema: "/v2/schemas/tasks",
+    };
+    Ok(Json(body).into_response())
+}
