@@ -17,16 +17,6 @@ pub struct S3ObjectStore {
     prefix: String,
 }
 
-/// A tenant id must be exactly one key segment, and not one a directory store would hide.
-fn check_tenant(tenant: &str) -> DomainResult<&str> {
-    if tenant.is_empty() || tenant.starts_with('.') || tenant.contains(['/', '\\']) {
-        return Err(DomainError::Invalid(format!(
-            "'{tenant}' is not a valid tenant id for object storage"
-        )));
-    }
-    Ok(tenant)
-}
-
 impl S3ObjectStore {
     /// A store of objects `<prefix><tenant>/<container>/<object>` in `bucket`.
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
@@ -38,7 +28,11 @@ impl S3ObjectStore {
     }
 
     fn key(&self, tenant: &str, path: &ObjectPath) -> DomainResult<String> {
-        Ok(format!("{}{}/{path}", self.prefix, check_tenant(tenant)?))
+        Ok(format!(
+            "{}{}/{path}",
+            self.prefix,
+            cloud_images_domain::task::check_tenant_segment(tenant)?
+        ))
     }
 }
 

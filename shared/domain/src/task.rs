@@ -111,6 +111,17 @@ impl fmt::Display for ObjectPath {
     }
 }
 
+/// A tenant id as the first segment of an object's place: it must name one directory or
+/// key segment, never a path that climbs out of or across tenants.
+pub fn check_tenant_segment(tenant: &str) -> DomainResult<&str> {
+    if tenant.is_empty() || tenant.starts_with('.') || tenant.contains(['/', '\\']) {
+        return Err(DomainError::Invalid(format!(
+            "'{tenant}' is not a valid tenant id for object storage"
+        )));
+    }
+    Ok(tenant)
+}
+
 /// A container name: letters, digits, `.`, `_` and `-`, not starting with a dot.
 pub fn check_container(name: &str, field: &str) -> DomainResult<String> {
     let valid = !name.is_empty()

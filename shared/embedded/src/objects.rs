@@ -18,16 +18,7 @@ pub struct DirObjectStore {
     root: PathBuf,
 }
 
-/// A tenant id must be exactly one path segment below the root, and not a hidden one.
-fn check_tenant(tenant: &str) -> DomainResult<&str> {
-    if tenant.is_empty() || tenant.starts_with('.') || tenant.contains(['/', '\\']) {
-        return Err(DomainError::Invalid(format!(
-            "'{tenant}' is not a valid tenant id for object storage"
-        )));
-    }
-    Ok(tenant)
-}
-
+/// The answer for an absent object.
 fn not_found(path: &ObjectPath) -> DomainError {
     DomainError::NotFound(format!("object '{path}' not found"))
 }
@@ -57,7 +48,7 @@ impl DirObjectStore {
     fn file(&self, tenant: &str, path: &ObjectPath) -> DomainResult<PathBuf> {
         Ok(self
             .root
-            .join(check_tenant(tenant)?)
+            .join(cloud_images_domain::task::check_tenant_segment(tenant)?)
             .join(&path.container)
             .join(&path.object))
     }
