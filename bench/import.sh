@@ -69,5 +69,8 @@ export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_
 unique=bench$(date +%s)
 start_server CLOUD_IMAGES_BACKEND=aws CLOUD_IMAGES_AWS_TABLE="$unique" CLOUD_IMAGES_AWS_BUCKET="$unique" CLOUD_IMAGES_AWS_QUEUE="$unique" CLOUD_IMAGES_AWS_CREATE_RESOURCES=true
 "$bin/stream-copy" put "s3:$unique" "$tenant" "$vhd" bench/disk.vhd >/dev/null
-echo "  S3 emulator:        plain copy $("$bin/stream-copy" copy "s3:$unique" "$tenant" bench/disk.vhd bench/copy.vhd)"
+# Known problem: on this machine the plain copy from ministack has ended with the SDK's
+# "streaming error" on 1-2 GiB objects (before or after the import, which reads the same way
+# and completes); it is printed as it is rather than hidden.
 echo "  S3 emulator:        import     $(import_rate)"
+echo "  S3 emulator:        plain copy $("$bin/stream-copy" copy "s3:$unique" "$tenant" bench/disk.vhd bench/copy.vhd)"
