@@ -1,0 +1,6 @@
+//! The `task-worker` function: SQS batches into `TaskService::execute`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    cloud_images_lambda::run_task_worker().await
+}

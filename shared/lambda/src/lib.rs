@@ -1,0 +1,92 @@
+//! Lambda hosts of Cloud Images.
+//!
+//! An HTTP function serves one route group with `lambda_http`: the same axum router the
+//! local binary mounts, so behaviour cannot drift between hosts. The task worker hands each
+//! SQS record to [`TaskService::execute`] and reports the records to retry as partial batch
+//! failures, so one bad message neither redoes nor drops the others. Configuration and SDK
+//! clients are built once per cold start, before the first event.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use clap::Parser;
+use cloud_images_http::routes::{self, RouteTable};
+use cloud_images_runtime::{Config, LogFormat, Services, StartupError};
+use cloud_images_service::{Outcome, TaskService};
+
+/// A function's settings come from its environment only (the template sets them).
+#[derive(Parser)]
+struct FromEnvironment {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// Reads the configuration from the environment; a Lambda gets no arguments.
+pub fn config_from_env() -> Result<Config, lambda_http::Error> {
+    config_from(&[])
+}
+
+/// The configuration from the environment, overridden by flags (for tests and tools).
+pub fn config_from(flags: &[&str]) -> Result<Config, lambda_http::Error> {
+    let args = std::iter::once("cloud-images-function").chain(flags.iter().copied());
+    Ok(FromEnvironment::try_parse_from(args)?.config)
+}
+
+/// Builds every adapter once, for the life of the execution environment.
+pub async fn services(config: &Config) -> Result<Services, StartupError> {
+    cloud_images_runtime::build_services(config).await
+}
+
+/// The router an HTTP function serves: its route groups with the common layers.
+pub fn http_app(tables: Vec<RouteTable>, services: &Services, config: &Config) -> axum::Router {
+    let state = cloud_images_runtime::app_state(services, config);
+    cloud_images_http::with_common_layers(routes::router(tables), state)
+}
+
+/// The whole life of an HTTP function: configure, build, then serve events.
+pub async fn serve_http(tables: Vec<RouteTable>) -> Result<(), lambda_http::Error> {
+    cloud_images_runtime::init_tracing(LogFormat::Json);
+    let config = config_from_env()?;
+    let services = services(&config).await?;
+    lambda_http::run(http_app(tables, &services, &config)).await
+}
+
+/// Runs every record of a batch; the ids of those to redeliver are the batch failures.
+pub async fn handle_batch(tasks: &TaskService, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.unwrap_or_default();
+        let outcome = match record.body.as_deref() {
+            Some(body) => tasks.execute(body).await,
+            // Nothing to run: acknowledging it is all there is to do.
+            None => Ok(Outcome::Finished),
+        };
+        let redeliver = match outcome {
+            Ok(Outcome::Finished) => false,
+            Ok(Outcome::Retry) => true,
+            Err(e) => {
+                tracing::warn!(message = %id, error = %e, "a task run failed; it will be redelivered");
+                true
+            }
+        };
+        if redeliver {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// The whole life of the task worker: configure, build, then take SQS batches.
+pub async fn run_task_worker() -> Result<(), lambda_runtime::Error> {
+    cloud_images_runtime::init_tracing(LogFormat::Json);
+    let config = config_from_env()?;
+    let services = services(&config).await?;
+    let tasks = services.tasks.clone();
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let tasks = tasks.clone();
+            async move { Ok::<_, lambda_runtime::Error>(handle_batch(&tasks, event.payload).await) }
+        },
+    ))
+    .await
+}
