@@ -15,9 +15,10 @@ def binary():
 
 
 class Service:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, **settings):
         self.data_dir = str(data_dir)
-        env = dict(os.environ, CLOUD_IMAGES_DATA_DIR=self.data_dir, RUST_LOG="info")
+        self.settings = settings
+        env = dict(os.environ, CLOUD_IMAGES_DATA_DIR=self.data_dir, RUST_LOG="info", **settings)
         self.log = open(os.path.join(self.data_dir, "server.log"), "w")
         self.process = subprocess.Popen(
             [binary(), "serve", "--listen", "127.0.0.1:0"],
@@ -37,13 +38,13 @@ class Service:
                       "api_key": printed.get("API key")}
 
     def cli(self, *args):
-        env = dict(os.environ, CLOUD_IMAGES_DATA_DIR=self.data_dir, RUST_LOG="warn")
+        env = dict(os.environ, CLOUD_IMAGES_DATA_DIR=self.data_dir, RUST_LOG="warn", **self.settings)
         out = subprocess.run([binary(), *args, "--json"], env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout)
 
     def account(self, tenant, user, role="member"):
         """Creates tenant (if new) and user; returns its credentials."""
-        env = dict(os.environ, CLOUD_IMAGES_DATA_DIR=self.data_dir, RUST_LOG="warn")
+        env = dict(os.environ, CLOUD_IMAGES_DATA_DIR=self.data_dir, RUST_LOG="warn", **self.settings)
         subprocess.run([binary(), "tenant", "create", tenant, "--json"], env=env, capture_output=True)
         password = f"pw-{user}"
         created = self.cli("user", "create", "--tenant", tenant, user, "--role", role, "--password", password)

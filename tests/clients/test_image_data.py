@@ -99,3 +99,39 @@ def test_openstacksdk_uploads_a_file_and_downloads_it(service, alice, tmp_path):
     assert shown.checksum == hashlib.md5(data).hexdigest()
     downloaded = conn.image.download_image(shown)
     assert downloaded.content == data
+
+
+@pytest.fixture
+def redirecting_service(tmp_path):
+    """The aws backend on the emulator scripts/test starts, with downloads redirected to S3."""
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        pytest.skip("needs the emulator (scripts/test starts it)")
+    unique = os.urandom(8).hex()
+    from conftest import Service
+    svc = Service(tmp_path, CLOUD_IMAGES_BACKEND="aws", CLOUD_IMAGES_AWS_TABLE=f"t{unique}",
+                  CLOUD_IMAGES_AWS_BUCKET=f"b{unique}", CLOUD_IMAGES_AWS_QUEUE=f"q{unique}",
+                  CLOUD_IMAGES_AWS_CREATE_RESOURCES="true", CLOUD_IMAGES_DOWNLOAD_REDIRECT="300s")
+    yield svc
+    svc.stop()
+
+
+def test_glanceclient_and_curl_download_through_the_presigned_redirect(redirecting_service, tmp_path):
+    import subprocess
+    svc = redirecting_service
+    account = svc.account("acme", "alice")
+    glance = GlanceClient("2", session=keystone_session(svc, account, "acme"))
+    image = glance.images.create(name="big", disk_format="raw", container_format="bare")
+    data = os.urandom(7 * 1024 * 1024 + 3)
+    glance.images.upload(image.id, io.BytesIO(data))
+    checksum = glance.images.get(image.id).checksum
+    assert b"".join(glance.images.data(image.id)) == data
+    assert hashlib.md5(data).hexdigest() == checksum
+
+    token = keystone_session(svc, account, "acme").get_token()
+    out = tmp_path / "curl.raw"
+    head = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"X-Auth-Token: {token}",
+                           f"{svc.root}/v2/images/{image.id}/file"], capture_output=True, text=True, check=True)
+    assert head.stdout == "302"
+    subprocess.run(["curl", "-sfL", "-o", str(out), "-H", f"X-Auth-Token: {token}",
+                    f"{svc.root}/v2/images/{image.id}/file"], check=True)
+    assert hashlib.md5(out.read_bytes()).hexdigest() == checksum

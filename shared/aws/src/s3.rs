@@ -316,6 +316,20 @@ impl ImageStore for S3ImageStore {
         Ok(body)
     }
 
+    async fn download_url(&self, id: ImageId, valid_for: Duration) -> DomainResult<Option<String>> {
+        let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
+            .map_err(|e| failed("presigning a download", e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(id))
+            .presigned(presigning)
+            .await
+            .map_err(|e| failed("presigning a download", e))?;
+        Ok(Some(request.uri().to_owned()))
+    }
+
     async fn delete(&self, id: ImageId) -> DomainResult<()> {
         self.client
             .delete_object()

@@ -116,6 +116,16 @@ pub trait ImageStore: Send + Sync {
     async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream>;
     /// Removes the data of `id`; removing absent data succeeds.
     async fn delete(&self, id: ImageId) -> DomainResult<()>;
+    /// A URL valid for `valid_for` from which a client may `GET` the data (ranges too)
+    /// directly, where the store can issue one; `None` when the bytes must flow through
+    /// the service.
+    async fn download_url(
+        &self,
+        _id: ImageId,
+        _valid_for: std::time::Duration,
+    ) -> DomainResult<Option<String>> {
+        Ok(None)
+    }
     /// Removes temporary objects a killed process left behind; run before serving.
     async fn sweep_incomplete(&self) -> DomainResult<usize>;
 }

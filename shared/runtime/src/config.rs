@@ -161,6 +161,11 @@ pub struct Config {
     #[arg(long, env = "CLOUD_IMAGES_HASH_ALGO", default_value = "sha512")]
     pub hash_algo: HashAlgo,
 
+    /// Answer downloads with a redirect to a presigned store URL valid this long (aws
+    /// backend; the serverless stack sets it); unset, bytes stream through the service.
+    #[arg(long, env = "CLOUD_IMAGES_DOWNLOAD_REDIRECT", value_parser = parse_duration)]
+    pub download_redirect: Option<Duration>,
+
     /// How long a finished task's record stays readable.
     #[arg(long, env = "CLOUD_IMAGES_TASK_TTL", default_value = "48h", value_parser = parse_duration)]
     pub task_ttl: Duration,
@@ -231,6 +236,7 @@ impl Config {
             hash_algo: self.hash_algo,
             storage_quota_bytes: self.storage_quota,
             max_members_per_image: self.max_image_members,
+            download_redirect: self.download_redirect,
         }
     }
 }

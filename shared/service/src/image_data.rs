@@ -187,6 +187,8 @@ pub struct Download {
     pub body: Option<ByteStream>,
     /// The range served, when a range was asked for.
     pub range: Option<ByteRange>,
+    /// Where to fetch the bytes instead, when downloads redirect to the store.
+    pub redirect: Option<String>,
 }
 
 impl ImageService {
@@ -415,6 +417,7 @@ impl ImageService {
                     image,
                     body: None,
                     range: None,
+                    redirect: None,
                 });
             }
         };
@@ -426,11 +429,22 @@ impl ImageService {
             ),
             None => None,
         };
+        if let Some(valid_for) = self.settings.download_redirect
+            && let Some(url) = self.store.download_url(image.id, valid_for).await?
+        {
+            return Ok(Download {
+                image,
+                body: None,
+                range,
+                redirect: Some(url),
+            });
+        }
         let body = self.store.read(image.id, range).await?;
         Ok(Download {
             image,
             body: Some(body),
             range,
+            redirect: None,
         })
     }
 

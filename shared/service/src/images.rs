@@ -42,6 +42,9 @@ pub struct ImageSettings {
     pub storage_quota_bytes: Option<u64>,
     /// Most members one image may have (Glance ships 128).
     pub max_members_per_image: usize,
+    /// When set, downloads answer a redirect to a URL valid this long where the store can
+    /// issue one (S3), so the bytes bypass the service (a Lambda cannot return 6 MB+).
+    pub download_redirect: Option<std::time::Duration>,
 }
 
 /// One page of a list.

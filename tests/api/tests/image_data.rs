@@ -495,3 +495,54 @@ async fn the_suite_runs_on_the_backend_it_names() {
         "the aws backend must not touch SQLite"
     );
 }
+
+#[tokio::test]
+async fn downloads_redirect_to_the_store_when_it_issues_urls_and_stream_otherwise() {
+    let w = World::with_env(&[("CLOUD_IMAGES_DOWNLOAD_REDIRECT", "300s")]).await;
+    let id = raw_image(&w, &w.alice).await;
+    let data = sample_bytes(3 << 20, 21);
+    assert_eq!(
+        w.server.upload(&w.alice, &id, data.clone()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = w.server.url(&format!("/v2/images/{id}/file"));
+    let answer = no_follow
+        .get(&url)
+        .header("X-Auth-Token", &w.alice)
+        .send()
+        .await
+        .unwrap();
+    if cloud_images_api_tests::testing_aws() {
+        // S3 issues presigned URLs: the bytes come from the store, not through the service.
+        assert_eq!(answer.status(), StatusCode::FOUND);
+        let location = answer.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.contains("X-Amz-Signature"), "{location}");
+        let fetched = no_follow.get(&location).send().await.unwrap();
+        assert_eq!(fetched.status(), StatusCode::OK);
+        assert_eq!(fetched.bytes().await.unwrap().to_vec(), data);
+        let ranged = no_follow
+            .get(&location)
+            .header("Range", "bytes=10-19")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(ranged.bytes().await.unwrap().to_vec(), data[10..20]);
+    } else {
+        // Files have no URL of their own: the service streams them as always.
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.bytes().await.unwrap().to_vec(), data);
+    }
+    // The checks still come first: a stranger gets 404, not a URL.
+    let stranger = no_follow
+        .get(&url)
+        .header("X-Auth-Token", &w.bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
+}

@@ -105,6 +105,17 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let range = parse_range(&headers)?;
     let download = state.images.download(&caller, &id, range).await?;
+    if let Some(url) = download.redirect {
+        // The client repeats its request (Range included) at the store, which checks the
+        // presigned signature; no bytes pass through here.
+        let mut response = StatusCode::FOUND.into_response();
+        if let Ok(location) = HeaderValue::from_str(&url) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LOCATION, location);
+        }
+        return Ok(response);
+    }
     let Some(body) = download.body else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
