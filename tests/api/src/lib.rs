@@ -657,6 +657,22 @@ impl Server {
     }
 }
 
+/// Runs qemu-img in `dir` (installed by .ci/run from Debian's qemu-utils) and returns its
+/// standard output.
+pub fn qemu_img(args: &[&str], dir: &Path) -> Vec<u8> {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("qemu-img is installed");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Deterministic pseudo-random bytes, so failures are reproducible.
 pub fn sample_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);

@@ -9,18 +9,8 @@ use cloud_images_api_tests::{World, id_of, json_body, sample_bytes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Runs qemu-img (installed by .ci/run from Debian's qemu-utils).
 fn qemu_img(args: &[&str], dir: &Path) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("qemu-img is installed");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cloud_images_api_tests::qemu_img(args, dir);
 }
 
 fn virtual_size(path: &Path) -> u64 {

@@ -2,10 +2,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::process::Command;
 
-use cloud_images_api_tests::{DataDir, Server, World, id_of, json_body, sample_bytes};
+use cloud_images_api_tests::{DataDir, Server, World, id_of, json_body, qemu_img, sample_bytes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -37,20 +36,6 @@ fn qcow2_image() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     qemu_img(&["create", "-f", "qcow2", "disk.qcow2", "64M"], dir.path());
     std::fs::read(dir.path().join("disk.qcow2")).unwrap()
-}
-
-fn qemu_img(args: &[&str], dir: &Path) -> Vec<u8> {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("qemu-img is installed");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn md5_hex(data: &[u8]) -> String {

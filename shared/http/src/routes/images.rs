@@ -1,7 +1,7 @@
 //! Image metadata routes: create, show, list, patch, delete, tags and actions.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
@@ -9,7 +9,7 @@ use cloud_images_domain::image_patch::{self, Dialect};
 use cloud_images_domain::listing::parse_list_query;
 use serde_json::Value;
 
-use super::{RouteTable, public_root};
+use super::{RouteTable, created};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -48,12 +48,9 @@ async fn create(
         ));
     };
     let image = state.images.create(&caller, properties).await?;
-    let location = format!("{}/v2/images/{}", public_root(&state, &headers), image.id);
-    let mut response = (StatusCode::CREATED, Json(views::image(&image))).into_response();
+    let path = format!("/v2/images/{}", image.id);
+    let mut response = created(&state, &headers, &path, views::image(&image));
     let headers = response.headers_mut();
-    if let Ok(value) = location.parse() {
-        headers.insert(LOCATION, value);
-    }
     // No interoperable-import methods are offered; clients then upload with PUT .../file.
     headers.insert(
         "openstack-image-import-methods",

@@ -49,6 +49,24 @@ pub fn mounted_paths() -> Vec<&'static str> {
         .collect()
 }
 
+/// A 201 answer with the created resource's document and its absolute URL in `Location`.
+pub(crate) fn created(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    document: impl serde::Serialize,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let location = format!("{}{path}", public_root(state, headers));
+    let mut response = (axum::http::StatusCode::CREATED, axum::Json(document)).into_response();
+    if let Ok(value) = location.parse() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    response
+}
+
 /// The externally visible root URL: configured, or derived from the request's `Host`.
 pub(crate) fn public_root(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.settings.public_url {

@@ -3,13 +3,11 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::http::StatusCode;
-use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::Value;
 
-use super::{RouteTable, public_root};
+use super::{RouteTable, created};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -37,12 +35,8 @@ async fn create(
         ));
     };
     let task = state.tasks.create(&caller, body).await?;
-    let location = format!("{}/v2/tasks/{}", public_root(&state, &headers), task.id);
-    let mut response = (StatusCode::CREATED, Json(views::task(&task))).into_response();
-    if let Ok(value) = location.parse() {
-        response.headers_mut().insert(LOCATION, value);
-    }
-    Ok(response)
+    let path = format!("/v2/tasks/{}", task.id);
+    Ok(created(&state, &headers, &path, views::task(&task)))
 }
 
 async fn show(
