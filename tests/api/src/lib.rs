@@ -673,6 +673,22 @@ pub fn qemu_img(args: &[&str], dir: &Path) -> Vec<u8> {
     out.stdout
 }
 
+/// The hex digest a coreutils tool (`md5sum`, `sha512sum`) prints for `data`: an
+/// independent check of what the server computed.
+pub fn tool_digest(tool: &str, data: &[u8]) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), data).unwrap();
+    let out = std::process::Command::new(tool)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// Deterministic pseudo-random bytes, so failures are reproducible.
 pub fn sample_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cloud_images_api_tests::{
-    RawUpload, Server, World, eventually, id_of, json_body, sample_bytes,
+    RawUpload, Server, World, eventually, id_of, json_body, sample_bytes, tool_digest,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -17,20 +17,6 @@ async fn raw_image(w: &World, token: &str) -> String {
             )
             .await,
     )
-}
-
-fn tool_digest(tool: &str, data: &[u8]) -> String {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), data).unwrap();
-    let out = std::process::Command::new(tool)
-        .arg(file.path())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]

@@ -2,9 +2,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-
-use cloud_images_api_tests::{DataDir, Server, World, id_of, json_body, qemu_img, sample_bytes};
+use cloud_images_api_tests::{
+    DataDir, Server, World, id_of, json_body, qemu_img, sample_bytes, tool_digest,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -36,21 +36,6 @@ fn qcow2_image() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     qemu_img(&["create", "-f", "qcow2", "disk.qcow2", "64M"], dir.path());
     std::fs::read(dir.path().join("disk.qcow2")).unwrap()
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("f"), data).unwrap();
-    let out = Command::new("md5sum")
-        .arg("f")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 fn import(from: &str, format: &str, name: &str) -> Value {
@@ -109,7 +94,7 @@ async fn an_import_makes_an_active_image_with_the_objects_bytes_and_checksums() 
     assert_eq!(image["visibility"], "private");
     assert_eq!(image["size"], vhd.len() as u64);
     assert_eq!(image["virtual_size"], (3 << 20) as u64);
-    assert_eq!(image["checksum"], md5_hex(&vhd).as_str());
+    assert_eq!(image["checksum"], tool_digest("md5sum", &vhd).as_str());
     assert_eq!(download(&world, &world.alice, image_id).await, vhd);
 }
 
@@ -629,7 +614,7 @@ async fn a_task_cut_off_by_a_kill_finishes_after_a_restart() {
     let image = done["result"]["image_id"].as_str().unwrap();
     let shown = json_body(server.show_image(&token, image).await).await;
     assert_eq!(shown["status"], "active");
-    assert_eq!(shown["checksum"], md5_hex(&vhd).as_str());
+    assert_eq!(shown["checksum"], tool_digest("md5sum", &vhd).as_str());
     assert_eq!(server.listed_ids(&token, "").await.len(), 1);
 }
 

@@ -73,8 +73,29 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, Ap
         .map_err(|e| ApiError::bad_request(format!("The query string is malformed: {e}")))
 }
 
-pub(crate) fn encoded(pairs: &[(String, String)]) -> String {
+fn encoded(pairs: &[(String, String)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+/// The `first` and `next` links of a list page: every parameter kept, repeated ones
+/// included, with the marker swapped for `next_marker` (the last item, when more follow).
+pub(crate) fn page_links(
+    base: &str,
+    pairs: Vec<(String, String)>,
+    next_marker: Option<String>,
+) -> (String, Option<String>) {
+    let mut kept: Vec<(String, String)> =
+        pairs.into_iter().filter(|(k, _)| k != "marker").collect();
+    let first = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", encoded(&kept))
+    };
+    let next = next_marker.map(|marker| {
+        kept.push(("marker".into(), marker));
+        format!("{base}?{}", encoded(&kept))
+    });
+    (first, next)
 }
 
 async fn list(
@@ -85,21 +106,8 @@ async fn list(
     let pairs = query_pairs(raw.as_deref())?;
     let query = parse_list_query(&pairs, state.images.page_limits())?;
     let page = state.images.list(&caller, &query).await?;
-    // Links keep every parameter, repeated ones included, and swap in the new marker.
-    let mut kept: Vec<(String, String)> =
-        pairs.into_iter().filter(|(k, _)| k != "marker").collect();
-    let first = if kept.is_empty() {
-        "/v2/images".to_owned()
-    } else {
-        format!("/v2/images?{}", encoded(&kept))
-    };
-    let next = match (page.has_more, page.images.last()) {
-        (true, Some(last)) => {
-            kept.push(("marker".into(), last.id.to_string()));
-            Some(format!("/v2/images?{}", encoded(&kept)))
-        }
-        _ => None,
-    };
+    let last = page.has_more.then(|| page.images.last()).flatten();
+    let (first, next) = page_links("/v2/images", pairs, last.map(|i| i.id.to_string()));
     let body = views::ImageListView {
         images: page.images.iter().map(views::image).collect(),
         first,

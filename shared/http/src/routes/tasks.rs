@@ -11,7 +11,7 @@ use super::{RouteTable, created};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::routes::images::{encoded, query_pairs};
+use crate::routes::images::{page_links, query_pairs};
 use crate::state::AppState;
 use crate::views;
 
@@ -55,20 +55,8 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(raw.as_deref())?;
     let (tasks, has_more) = state.tasks.list(&caller, &pairs).await?;
-    let mut kept: Vec<(String, String)> =
-        pairs.into_iter().filter(|(k, _)| k != "marker").collect();
-    let first = if kept.is_empty() {
-        "/v2/tasks".to_owned()
-    } else {
-        format!("/v2/tasks?{}", encoded(&kept))
-    };
-    let next = match (has_more, tasks.last()) {
-        (true, Some(last)) => {
-            kept.push(("marker".into(), last.id.to_string()));
-            Some(format!("/v2/tasks?{}", encoded(&kept)))
-        }
-        _ => None,
-    };
+    let last = has_more.then(|| tasks.last()).flatten();
+    let (first, next) = page_links("/v2/tasks", pairs, last.map(|t| t.id.to_string()));
     let body = views::TaskListView {
         tasks: tasks.iter().map(views::task_stub).collect(),
         first,
