@@ -5,12 +5,16 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use cloud_images_domain::image::ImageId;
-use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, UploadSink};
+use cloud_images_domain::ports::{
+    ByteRange, ByteStream, ImageStore, StagedUpload, UploadSink, no_staged_upload,
+};
+use cloud_images_domain::staging::{PartPlan, check_uploaded_parts};
 use cloud_images_domain::{DomainError, DomainResult};
 use tokio::task::JoinSet;
 
@@ -61,7 +65,88 @@ impl S3ImageStore {
     fn key(&self, id: ImageId) -> String {
         format!("{}{id}", self.prefix)
     }
+
+    /// Where a client's staged upload of `id` lands: beside the image keys (so the same
+    /// permissions reach it) under a prefix of its own (so a lifecycle rule can expire it).
+    fn staged_key(&self, id: ImageId) -> String {
+        format!("{}{STAGING}{id}", self.prefix)
+    }
+
+    async fn presign_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        count: u64,
+        valid_for: Duration,
+    ) -> DomainResult<Vec<String>> {
+        let mut urls = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        for number in 1..=count {
+            let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
+                .map_err(|e| failed("presigning a part upload", e))?;
+            let request = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(i32::try_from(number).unwrap_or(i32::MAX))
+                .presigned(presigning)
+                .await
+                .map_err(|e| failed("presigning a part upload", e))?;
+            urls.push(request.uri().to_owned());
+        }
+        Ok(urls)
+    }
+
+    /// Every part uploaded so far: (number, size) for the checks, and the parts as
+    /// `CompleteMultipartUpload` wants them.
+    async fn uploaded_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> DomainResult<(Vec<(u64, u64)>, Vec<CompletedPart>)> {
+        let (mut sizes, mut parts) = (Vec::new(), Vec::new());
+        let mut marker = None::<String>;
+        loop {
+            let page = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") {
+                        no_staged_upload(upload_id)
+                    } else {
+                        failed("listing the parts of a staged upload", e)
+                    }
+                })?;
+            for part in page.parts() {
+                let number = part.part_number().unwrap_or(0);
+                sizes.push((
+                    u64::try_from(number).unwrap_or(0),
+                    u64::try_from(part.size().unwrap_or(0)).unwrap_or(0),
+                ));
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag().map(str::to_owned))
+                        .build(),
+                );
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok((sizes, parts));
+            }
+            marker = page.next_part_number_marker().map(str::to_owned);
+        }
+    }
 }
+
+/// The key segment, after the store's prefix, of staged uploads.
+const STAGING: &str = "staging/";
 
 /// An upload: bytes gather into parts; the first full part starts a multipart upload,
 /// a short body becomes one `PutObject` at commit.
@@ -330,6 +415,89 @@ impl ImageStore for S3ImageStore {
         Ok(Some(request.uri().to_owned()))
     }
 
+    async fn begin_staged(
+        &self,
+        id: ImageId,
+        plan: &PartPlan,
+        valid_for: Duration,
+    ) -> DomainResult<Option<StagedUpload>> {
+        let key = self.staged_key(id);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| failed("starting a staged upload", e))?;
+        let upload_id = created.upload_id().ok_or_else(|| {
+            DomainError::unavailable("starting a staged upload", "S3 returned no upload id")
+        })?;
+        let part_urls = self
+            .presign_parts(&key, upload_id, plan.count, valid_for)
+            .await?;
+        Ok(Some(StagedUpload {
+            upload_id: upload_id.to_owned(),
+            part_urls,
+        }))
+    }
+
+    async fn finish_staged(&self, id: ImageId, upload_id: &str) -> DomainResult<u64> {
+        let key = self.staged_key(id);
+        let (sizes, mut parts) = self.uploaded_parts(&key, upload_id).await?;
+        let size = check_uploaded_parts(&sizes)?;
+        parts.sort_by_key(|p| p.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") {
+                    no_staged_upload(upload_id)
+                } else {
+                    failed("completing a staged upload", e)
+                }
+            })?;
+        Ok(size)
+    }
+
+    async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.staged_key(id));
+        let (length, body) = get_streamed(
+            request,
+            format!("the staged data of image {id}"),
+            format!("No staged data for image {id}; upload and complete it again"),
+        )
+        .await?;
+        let length = length.and_then(|l| u64::try_from(l).ok()).ok_or_else(|| {
+            DomainError::unavailable("reading staged data", "S3 returned no length")
+        })?;
+        Ok((length, body))
+    }
+
+    async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.staged_key(id))
+            .send()
+            .await
+            .map_err(|e| failed(format!("deleting the staged data of image {id}"), e))?;
+        Ok(())
+    }
+
     async fn delete(&self, id: ImageId) -> DomainResult<()> {
         self.client
             .delete_object()
@@ -361,7 +529,14 @@ impl ImageStore for S3ImageStore {
                     .initiated()
                     .and_then(|t| SystemTime::try_from(*t).ok())
                     .is_none_or(|t| t <= cutoff);
-                if let (true, Some(key), Some(id)) = (stale, upload.key(), upload.upload_id()) {
+                // Staged uploads are a client's, in progress for hours; the bucket's
+                // lifecycle rule ends abandoned ones.
+                let staged = upload
+                    .key()
+                    .is_some_and(|k| k[self.prefix.len().min(k.len())..].starts_with(STAGING));
+                if let (true, false, Some(key), Some(id)) =
+                    (stale, staged, upload.key(), upload.upload_id())
+                {
                     abort(&self.client, &self.bucket, key, id).await;
                     aborted += 1;
                 }

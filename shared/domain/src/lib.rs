@@ -12,6 +12,7 @@ pub mod inspection;
 pub mod listing;
 pub mod member;
 pub mod ports;
+pub mod staging;
 pub mod task;
 pub mod vhd;
 

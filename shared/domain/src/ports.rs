@@ -2,11 +2,12 @@
 
 use async_trait::async_trait;
 
-use crate::error::DomainResult;
+use crate::error::{DomainError, DomainResult};
 use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
 use crate::image::{Image, ImageId};
 use crate::listing::ListQuery;
 use crate::member::Member;
+use crate::staging::PartPlan;
 use crate::task::{ObjectPath, Task, TaskId};
 
 /// Where tenants and users live. Names are unique; creating a duplicate is a `Conflict`.
@@ -128,6 +129,49 @@ pub trait ImageStore: Send + Sync {
     }
     /// Removes temporary objects a killed process left behind; run before serving.
     async fn sweep_incomplete(&self) -> DomainResult<usize>;
+    /// Starts a staged upload of the data of `id`, split as `plan`: an upload id and one
+    /// URL per part, to which a client without credentials `PUT`s the part within
+    /// `valid_for`. `None` where the store cannot issue such URLs.
+    async fn begin_staged(
+        &self,
+        _id: ImageId,
+        _plan: &PartPlan,
+        _valid_for: std::time::Duration,
+    ) -> DomainResult<Option<StagedUpload>> {
+        Ok(None)
+    }
+    /// Joins the parts uploaded to staged upload `upload_id` of `id` into the staged data of
+    /// `id` once they pass [`crate::staging::check_uploaded_parts`]; returns its size.
+    /// `NotFound` when there is no such upload.
+    async fn finish_staged(&self, _id: ImageId, upload_id: &str) -> DomainResult<u64> {
+        Err(no_staged_upload(upload_id))
+    }
+    /// Opens the staged data of `id`: its size and bytes; `NotFound` when there is none.
+    async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
+        Err(DomainError::NotFound(format!(
+            "No staged data for image {id}"
+        )))
+    }
+    /// Removes the staged data of `id`; removing absent data succeeds.
+    async fn delete_staged(&self, _id: ImageId) -> DomainResult<()> {
+        Ok(())
+    }
+}
+
+/// A staged upload the store accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedUpload {
+    /// Names the upload when completing it.
+    pub upload_id: String,
+    /// Where part n is `PUT`: `part_urls[n - 1]`.
+    pub part_urls: Vec<String>,
+}
+
+/// The error for a staged upload id the store does not know.
+pub fn no_staged_upload(upload_id: &str) -> DomainError {
+    DomainError::NotFound(format!(
+        "No staged upload '{upload_id}' is in progress for this image; start one with POST .../file/parts"
+    ))
 }
 
 /// A client's `Range` request, before it is resolved against the data's size.

@@ -41,6 +41,9 @@ name_enum!(
         Import => "import",
         /// Writes an image's data to an object in the tenant's object storage.
         Export => "export",
+        /// Checks a staged upload and makes it the image's data (Glance's name for the task
+        /// behind its image import); created by the service, never by `POST /v2/tasks`.
+        ApiImageImport => "api_image_import",
     }
 );
 
@@ -180,6 +183,11 @@ pub enum TaskInput {
         /// The format to write (converted from the stored one when they differ).
         format: DiskFormat,
     },
+    /// Make a staged upload the data of a queued image.
+    Staged {
+        /// The image the data was staged for.
+        image_id: ImageId,
+    },
 }
 
 /// Rackspace imports and exports VHD unless told otherwise.
@@ -240,6 +248,14 @@ impl TaskInput {
         match kind {
             TaskType::Import => Self::parse_import(object),
             TaskType::Export => Self::parse_export(object),
+            TaskType::ApiImageImport => {
+                only_keys(object, &["image_id"], "input")?;
+                let raw_id = required(object, "image_id", "input")?;
+                let image_id = ImageId::parse(raw_id).map_err(|_| {
+                    DomainError::Invalid(format!("input.image_id: '{raw_id}' is not a UUID"))
+                })?;
+                Ok(TaskInput::Staged { image_id })
+            }
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cloud_images_domain::image::Image;
 use cloud_images_domain::task::Task;
+use cloud_images_service::staging::StagedUploadOffer;
 use serde::{Serialize, Serializer};
 
 /// Timestamps as Glance writes them: whole seconds, UTC, `Z`.
@@ -159,4 +160,45 @@ pub struct TaskListView<'a> {
     pub next: Option<String>,
     /// The collection schema.
     pub schema: &'static str,
+}
+
+/// One part of a staged upload: where its bytes go.
+#[derive(Serialize)]
+pub struct StagedPartView<'a> {
+    part_number: u64,
+    size: u64,
+    url: &'a str,
+}
+
+/// A staged upload as handed to the client.
+#[derive(Serialize)]
+pub struct StagedUploadView<'a> {
+    image_id: String,
+    upload_id: &'a str,
+    size: u64,
+    part_size: u64,
+    parts: Vec<StagedPartView<'a>>,
+    expires_at: String,
+    complete: String,
+}
+
+/// The document of a new staged upload.
+pub fn staged_upload(offer: &StagedUploadOffer) -> StagedUploadView<'_> {
+    let image_id = offer.image_id.to_string();
+    StagedUploadView {
+        complete: format!("/v2/images/{image_id}/file/complete"),
+        image_id,
+        upload_id: &offer.upload_id,
+        size: offer.plan.size,
+        part_size: offer.plan.part_size,
+        parts: (1..)
+            .zip(&offer.part_urls)
+            .map(|(number, url)| StagedPartView {
+                part_number: number,
+                size: offer.plan.part_len(number),
+                url,
+            })
+            .collect(),
+        expires_at: time(&offer.expires_at),
+    }
 }

@@ -166,6 +166,16 @@ pub struct Config {
     #[arg(long, env = "CLOUD_IMAGES_DOWNLOAD_REDIRECT", value_parser = parse_duration)]
     pub download_redirect: Option<Duration>,
 
+    /// Largest image `PUT .../file` accepts, e.g. `4M`; larger uploads get 413 naming the
+    /// staged upload (`POST .../file/parts`). The serverless stack sets it, as a Lambda
+    /// request holds at most 6 MB. Unlimited when unset.
+    #[arg(long, env = "CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT", value_parser = parse_bytes)]
+    pub direct_upload_limit: Option<u64>,
+
+    /// How long the part URLs of a staged upload stay valid.
+    #[arg(long, env = "CLOUD_IMAGES_STAGED_UPLOAD_EXPIRY", default_value = "6h", value_parser = parse_duration)]
+    pub staged_upload_expiry: Duration,
+
     /// How long a finished task's record stays readable.
     #[arg(long, env = "CLOUD_IMAGES_TASK_TTL", default_value = "48h", value_parser = parse_duration)]
     pub task_ttl: Duration,
@@ -237,6 +247,8 @@ impl Config {
             storage_quota_bytes: self.storage_quota,
             max_members_per_image: self.max_image_members,
             download_redirect: self.download_redirect,
+            direct_upload_limit: self.direct_upload_limit,
+            staged_upload_expiry: self.staged_upload_expiry,
         }
     }
 }

@@ -193,14 +193,24 @@ pub struct Download {
 
 impl ImageService {
     /// Uploads the data of a queued image from a stream of unknown length.
+    /// `announced` is what the request says it carries (`x-openstack-image-size`, else
+    /// `Content-Length`), checked against the direct-upload limit before any byte is read.
     pub async fn upload(
         &self,
         caller: &Caller,
         id: &str,
         body: ByteStream,
         size_hint: Option<u64>,
+        announced: Option<u64>,
     ) -> DomainResult<Image> {
         let image = self.writable(caller, id).await?;
+        let body = match self.settings.direct_upload_limit {
+            Some(limit) if announced.or(size_hint).is_some_and(|n| n > limit) => {
+                return Err(too_large_for_direct_upload(image.id, limit));
+            }
+            Some(limit) => limited(body, limit, image.id),
+            None => body,
+        };
         self.receive_data(image, body, size_hint).await
     }
 
@@ -212,17 +222,7 @@ impl ImageService {
         body: ByteStream,
         size_hint: Option<u64>,
     ) -> DomainResult<Image> {
-        let (Some(declared), Some(_)) = (image.disk_format, image.container_format) else {
-            return Err(DomainError::Invalid(
-                "Set disk_format and container_format before uploading image data".into(),
-            ));
-        };
-        if image.status != ImageStatus::Queued {
-            return Err(DomainError::Conflict(format!(
-                "Image status transition from {} to saving is not allowed; data may be uploaded only to a queued image",
-                image.status
-            )));
-        }
+        let declared = check_uploadable(&image)?;
         let allowance = self.storage_allowance(&image).await?;
         if let (Some(hint), Some(allowance)) = (size_hint, allowance)
             && hint > allowance
@@ -265,7 +265,7 @@ impl ImageService {
         }
     }
 
-    async fn storage_allowance(&self, image: &Image) -> DomainResult<Option<u64>> {
+    pub(crate) async fn storage_allowance(&self, image: &Image) -> DomainResult<Option<u64>> {
         let (Some(quota), Some(owner)) =
             (self.settings.storage_quota_bytes, image.owner.as_deref())
         else {
@@ -485,7 +485,43 @@ impl ImageService {
     }
 }
 
-fn quota_exceeded(allowance: u64) -> DomainError {
+/// The format data for `image` must have, if data may be uploaded to it now.
+pub(crate) fn check_uploadable(image: &Image) -> DomainResult<DiskFormat> {
+    let (Some(declared), Some(_)) = (image.disk_format, image.container_format) else {
+        return Err(DomainError::Invalid(
+            "Set disk_format and container_format before uploading image data".into(),
+        ));
+    };
+    if image.status != ImageStatus::Queued {
+        return Err(DomainError::Conflict(format!(
+            "Image status transition from {} to saving is not allowed; data may be uploaded only to a queued image",
+            image.status
+        )));
+    }
+    Ok(declared)
+}
+
+/// Counts the bytes of a direct upload and ends it with 413 past `limit`.
+fn limited(body: ByteStream, limit: u64, id: ImageId) -> ByteStream {
+    let mut seen: u64 = 0;
+    Box::pin(body.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            Err(too_large_for_direct_upload(id, limit))
+        } else {
+            Ok(chunk)
+        }
+    }))
+}
+
+fn too_large_for_direct_upload(id: ImageId, limit: u64) -> DomainError {
+    DomainError::QuotaExceeded(format!(
+        "Image data over {limit} bytes cannot be uploaded through PUT /v2/images/{id}/file here. Stage it instead: POST /v2/images/{id}/file/parts with {{\"size\": <bytes>}}, PUT each part to the URL it returns, then POST /v2/images/{id}/file/complete with {{\"upload_id\": \"<upload_id>\"}} (README: Large images)."
+    ))
+}
+
+pub(crate) fn quota_exceeded(allowance: u64) -> DomainError {
     DomainError::QuotaExceeded(format!(
         "The upload exceeds the tenant's storage quota; {allowance} bytes remain"
     ))

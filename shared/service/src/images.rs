@@ -45,6 +45,11 @@ pub struct ImageSettings {
     /// When set, downloads answer a redirect to a URL valid this long where the store can
     /// issue one (S3), so the bytes bypass the service (a Lambda cannot return 6 MB+).
     pub download_redirect: Option<std::time::Duration>,
+    /// Largest upload `PUT .../file` takes; larger ones are refused with 413 pointing to the
+    /// staged upload (a Lambda request holds at most 6 MB). Unlimited when `None`.
+    pub direct_upload_limit: Option<u64>,
+    /// How long the part URLs of a staged upload stay valid.
+    pub staged_upload_expiry: std::time::Duration,
 }
 
 /// One page of a list.

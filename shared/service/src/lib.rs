@@ -5,6 +5,7 @@ pub mod image_data;
 pub mod images;
 pub mod members;
 pub mod secrets;
+pub mod staging;
 pub mod tasks;
 pub mod tokens;
 

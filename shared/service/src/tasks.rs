@@ -63,7 +63,7 @@ pub struct TaskService {
     tasks: Arc<dyn TaskRepository>,
     queue: Arc<dyn TaskQueue>,
     objects: Arc<dyn ObjectStore>,
-    images: ImageService,
+    pub(crate) images: ImageService,
     settings: Arc<TaskSettings>,
 }
 
@@ -123,9 +123,19 @@ impl TaskService {
                 ));
             }
         };
+        if kind == TaskType::ApiImageImport {
+            return Err(DomainError::Invalid(
+                "api_image_import tasks are made by POST /v2/images/{image_id}/file/complete; create import or export tasks here".into(),
+            ));
+        }
         let input = body.get("input").cloned().unwrap_or(Value::Null);
         TaskInput::parse(kind, &input)?;
         let task = Task::new_pending(kind, input, caller.tenant_id.to_string(), now());
+        self.submit(task).await
+    }
+
+    /// Records a new task and queues it.
+    pub(crate) async fn submit(&self, task: Task) -> DomainResult<Task> {
         self.tasks.insert(&task).await?;
         if let Err(e) = self.enqueue(&task).await {
             // Never leave a pending task that no worker will ever see.
@@ -347,6 +357,7 @@ impl TaskService {
                 container,
                 format,
             } => self.export(task, image_id, &container, format).await,
+            TaskInput::Staged { image_id } => self.import_staged(task, image_id).await,
         }
     }
 

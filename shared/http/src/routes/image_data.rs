@@ -2,28 +2,80 @@
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use axum::http::header::{
+    ACCEPT_RANGES, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Json;
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{post, put};
 use cloud_images_domain::DomainError;
 use cloud_images_domain::ports::RangeRequest;
 use futures_util::TryStreamExt;
 
-use super::RouteTable;
+use serde_json::{Map, Value};
+
+use super::{RouteTable, located};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
+use crate::json::JsonBody;
 use crate::state::AppState;
+use crate::views;
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
 /// `/v2/images/{image_id}/file`. The upload route lifts the JSON body cap: image data is
 /// streamed to storage, never buffered.
 pub fn table() -> RouteTable {
-    vec![(
-        "/v2/images/{image_id}/file",
-        put(upload).layer(DefaultBodyLimit::disable()).get(download),
-    )]
+    vec![
+        (
+            "/v2/images/{image_id}/file",
+            put(upload).layer(DefaultBodyLimit::disable()).get(download),
+        ),
+        ("/v2/images/{image_id}/file/parts", post(stage)),
+        ("/v2/images/{image_id}/file/complete", post(complete)),
+    ]
+}
+
+fn json_object(body: Value, expected: &str) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request(format!(
+            "The request body must be a JSON object with {expected}"
+        ))),
+    }
+}
+
+/// Starts a staged upload: the part URLs a client `PUT`s the data to, straight to the store.
+async fn stage(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let body = json_object(body, "size")?;
+    let offer = state.tasks.stage(&caller, &id, body).await?;
+    Ok(Json(views::staged_upload(&offer)).into_response())
+}
+
+/// Completes a staged upload: 202 and the task that checks the data and activates the image.
+async fn complete(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let body = json_object(body, "upload_id")?;
+    let task = state.tasks.complete_staged(&caller, &id, body).await?;
+    let path = format!("/v2/tasks/{}", task.id);
+    Ok(located(
+        StatusCode::ACCEPTED,
+        &state,
+        &headers,
+        &path,
+        views::task(&task),
+    ))
 }
 
 fn size_hint(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -58,13 +110,22 @@ async fn upload(
         ));
     }
     let hint = size_hint(&headers)?;
+    let content_length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     let stream = body
         .into_data_stream()
         .map_err(|e| DomainError::Invalid(format!("The upload was interrupted: {e}")));
     state
         .images
-        .upload(&caller, &id, Box::pin(stream), hint)
-        .await?;
+        .upload(&caller, &id, Box::pin(stream), hint, content_length)
+        .await
+        .map_err(|e| {
+            // The rest of a refused body is never read: tell the client not to send its
+            // next request on this connection.
+            ApiError::from(e).with_header(CONNECTION, "close")
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -56,9 +56,27 @@ pub(crate) fn created(
     path: &str,
     document: impl serde::Serialize,
 ) -> axum::response::Response {
+    located(
+        axum::http::StatusCode::CREATED,
+        state,
+        headers,
+        path,
+        document,
+    )
+}
+
+/// An answer with a document and the absolute URL of the resource it describes in
+/// `Location` (201 for a new resource, 202 for work that goes on there).
+pub(crate) fn located(
+    status: axum::http::StatusCode,
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    document: impl serde::Serialize,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let location = format!("{}{path}", public_root(state, headers));
-    let mut response = (axum::http::StatusCode::CREATED, axum::Json(document)).into_response();
+    let mut response = (status, axum::Json(document)).into_response();
     if let Ok(value) = location.parse() {
         response
             .headers_mut()

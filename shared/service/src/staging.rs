@@ -1,0 +1,157 @@
+//! Staged uploads: the way image data larger than a request may carry (a Lambda's 6 MB)
+//! reaches the store. The client asks for part URLs, `PUT`s the parts straight to the store,
+//! then completes; completing joins the parts and queues an `api_image_import` task that
+//! streams the staged data through the same checks as a direct upload (size, quota, MD5 and
+//! multihash, format inspection) into the image, which becomes `active` only if they pass.
+
+use chrono::{DateTime, Utc};
+use cloud_images_domain::identity::Caller;
+use cloud_images_domain::image::{ImageId, ImageStatus};
+use cloud_images_domain::staging::PartPlan;
+use cloud_images_domain::task::{Task, TaskType};
+use cloud_images_domain::{DomainError, DomainResult};
+use serde_json::{Map, Value, json};
+
+use crate::image_data::{check_uploadable, quota_exceeded};
+use crate::images::now;
+use crate::tasks::TaskService;
+
+/// A staged upload handed to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedUploadOffer {
+    /// The image the data is for.
+    pub image_id: ImageId,
+    /// Names the upload when completing it.
+    pub upload_id: String,
+    /// How the data is split.
+    pub plan: PartPlan,
+    /// Where part n goes: `part_urls[n - 1]`.
+    pub part_urls: Vec<String>,
+    /// When the URLs stop working.
+    pub expires_at: DateTime<Utc>,
+}
+
+fn only_key<'a>(body: &'a Map<String, Value>, key: &str) -> DomainResult<Option<&'a Value>> {
+    match body.keys().find(|k| k.as_str() != key) {
+        Some(unknown) => Err(DomainError::Invalid(format!(
+            "'{unknown}' is not accepted here; send {key}"
+        ))),
+        None => Ok(body.get(key)),
+    }
+}
+
+impl TaskService {
+    /// `POST /v2/images/{id}/file/parts`: starts a staged upload of `size` bytes into a
+    /// queued image the caller may write.
+    pub async fn stage(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        body: Map<String, Value>,
+    ) -> DomainResult<StagedUploadOffer> {
+        let image = self.images.writable(caller, raw_id).await?;
+        check_uploadable(&image)?;
+        let size = match only_key(&body, "size")? {
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            DomainError::Invalid("size is required: the image data's length in bytes".into())
+        })?;
+        let plan = PartPlan::for_size(size)?;
+        if let Some(allowance) = self.images.storage_allowance(&image).await?
+            && size > allowance
+        {
+            return Err(quota_exceeded(allowance));
+        }
+        let valid_for = self.images.settings.staged_upload_expiry;
+        let expires_at = now() + chrono::Duration::from_std(valid_for).unwrap_or_default();
+        let staged = self
+            .images
+            .store
+            .begin_staged(image.id, &plan, valid_for)
+            .await?
+            .ok_or_else(|| {
+                DomainError::Invalid(format!(
+                    "This service's image store takes data directly: PUT /v2/images/{}/file. Staged uploads exist where images are kept in S3.",
+                    image.id
+                ))
+            })?;
+        Ok(StagedUploadOffer {
+            image_id: image.id,
+            upload_id: staged.upload_id,
+            plan,
+            part_urls: staged.part_urls,
+            expires_at,
+        })
+    }
+
+    /// `POST /v2/images/{id}/file/complete`: joins the uploaded parts and queues the task
+    /// that checks them and makes them the image's data.
+    pub async fn complete_staged(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        body: Map<String, Value>,
+    ) -> DomainResult<Task> {
+        let image = self.images.writable(caller, raw_id).await?;
+        check_uploadable(&image)?;
+        let Some(Value::String(upload_id)) = only_key(&body, "upload_id")? else {
+            return Err(DomainError::Invalid(
+                "upload_id is required: the one POST .../file/parts returned".into(),
+            ));
+        };
+        let size = self.images.store.finish_staged(image.id, upload_id).await?;
+        if let Some(allowance) = self.images.storage_allowance(&image).await?
+            && size > allowance
+        {
+            self.images.store.delete_staged(image.id).await?;
+            return Err(quota_exceeded(allowance));
+        }
+        let owner = image
+            .owner
+            .clone()
+            .unwrap_or_else(|| caller.tenant_id.to_string());
+        let input = json!({ "image_id": image.id.to_string() });
+        self.submit(Task::new_pending(
+            TaskType::ApiImageImport,
+            input,
+            owner,
+            now(),
+        ))
+        .await
+    }
+
+    /// Runs an `api_image_import` task: the staged data through the upload pipeline.
+    pub(crate) async fn import_staged(
+        &self,
+        task: &Task,
+        image_id: ImageId,
+    ) -> DomainResult<Value> {
+        let done = json!({ "image_id": image_id.to_string() });
+        let image = match self.images.repo.get(image_id).await? {
+            Some(image) if image.is_owned_by(&task.owner) => image,
+            _ => {
+                return Err(DomainError::NotFound(format!(
+                    "Image {image_id} was deleted before its staged data was imported"
+                )));
+            }
+        };
+        let image = match image.status {
+            // An earlier attempt finished the image but not the task.
+            ImageStatus::Active if task.attempts > 1 => return Ok(done),
+            // Left `saving` by an earlier attempt of this task whose worker died; on a first
+            // attempt it is someone's direct upload in progress, which must not be touched.
+            ImageStatus::Saving if task.attempts > 1 => {
+                self.images.requeue_abandoned(&image).await?
+            }
+            _ => image,
+        };
+        let (size, body) = self.images.store.open_staged(image_id).await?;
+        self.images.receive_data(image, body, Some(size)).await?;
+        if let Err(e) = self.images.store.delete_staged(image_id).await {
+            tracing::warn!(image = %image_id, error = %e, "could not remove imported staged data; the bucket lifecycle rule will");
+        }
+        Ok(done)
+    }
+}
