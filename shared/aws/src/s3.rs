@@ -531,9 +531,10 @@ impl ImageStore for S3ImageStore {
                     .is_none_or(|t| t <= cutoff);
                 // Staged uploads are a client's, in progress for hours; the bucket's
                 // lifecycle rule ends abandoned ones.
-                let staged = upload
-                    .key()
-                    .is_some_and(|k| k[self.prefix.len().min(k.len())..].starts_with(STAGING));
+                let staged = upload.key().is_some_and(|k| {
+                    k.strip_prefix(self.prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with(STAGING))
+                });
                 if let (true, false, Some(key), Some(id)) =
                     (stale, staged, upload.key(), upload.upload_id())
                 {
