@@ -7,10 +7,16 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
+    ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use chrono::{DateTime, Utc};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -104,6 +110,227 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     DomainError::unavailable(context.to_owned(), error)
+}
+
+/// Target of the debug events [`record`] writes, one per DynamoDB call on a request path:
+/// `RUST_LOG=cloud_images_aws::capacity=debug` shows them.
+pub const CAPACITY_TARGET: &str = "cloud_images_aws::capacity";
+
+/// What every request-path call asks DynamoDB to report: the capacity it consumed.
+pub const CONSUMED: ReturnConsumedCapacity = ReturnConsumedCapacity::Total;
+
+/// A read's size-based figure: how many items it returned, their bytes, and the read units
+/// DynamoDB's documented rules charge for them.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ReadCost {
+    /// Items returned.
+    pub items: usize,
+    /// Their summed size by DynamoDB's item-size rules.
+    pub bytes: usize,
+    /// Read units by the documented rules: 4 KB units, half a unit each when eventually
+    /// consistent; GetItem and BatchGetItem round each item up, Query rounds the sum.
+    pub units: f64,
+}
+
+/// The output of a DynamoDB call on a request path: the capacity it reports consuming and,
+/// for reads, the items it returned.
+pub trait Consumption {
+    /// The operation's name, as DynamoDB spells it.
+    const OPERATION: &'static str;
+    /// Whether the operation reads (its reported units are read units) or writes.
+    const READS: bool;
+    /// The consumed capacity the response carries (none when the service did not report it).
+    fn consumed(&self) -> Vec<&ConsumedCapacity>;
+    /// For reads, the documented charge of the items returned.
+    fn read_cost(&self, _consistent: bool) -> ReadCost {
+        ReadCost::default()
+    }
+}
+
+fn read_unit_price(consistent: bool) -> f64 {
+    if consistent { 1.0 } else { 0.5 }
+}
+
+/// Read units of `bytes` read at once: 4 KB units (at least one).
+fn read_units(bytes: usize, consistent: bool) -> f64 {
+    bytes.div_ceil(4096).max(1) as f64 * read_unit_price(consistent)
+}
+
+/// Read cost of items each charged on its own (GetItem, BatchGetItem).
+fn each_item<'a>(items: impl Iterator<Item = &'a Item>, consistent: bool) -> ReadCost {
+    items.fold(ReadCost::default(), |cost, item| {
+        let bytes = item_size(item);
+        ReadCost {
+            items: cost.items + 1,
+            bytes: cost.bytes + bytes,
+            units: cost.units + read_units(bytes, consistent),
+        }
+    })
+}
+
+impl Consumption for GetItemOutput {
+    const OPERATION: &'static str = "GetItem";
+    const READS: bool = true;
+    fn consumed(&self) -> Vec<&ConsumedCapacity> {
+        self.consumed_capacity().into_iter().collect()
+    }
+    fn read_cost(&self, consistent: bool) -> ReadCost {
+        match self.item() {
+            Some(item) => each_item(std::iter::once(item), consistent),
+            // A miss is still charged one unit.
+            None => ReadCost {
+                units: read_unit_price(consistent),
+                ..ReadCost::default()
+            },
+        }
+    }
+}
+
+impl Consumption for QueryOutput {
+    const OPERATION: &'static str = "Query";
+    const READS: bool = true;
+    fn consumed(&self) -> Vec<&ConsumedCapacity> {
+        self.consumed_capacity().into_iter().collect()
+    }
+    fn read_cost(&self, consistent: bool) -> ReadCost {
+        let bytes = self.items().iter().map(item_size).sum();
+        ReadCost {
+            items: self.items().len(),
+            bytes,
+            units: read_units(bytes, consistent),
+        }
+    }
+}
+
+impl Consumption for BatchGetItemOutput {
+    const OPERATION: &'static str = "BatchGetItem";
+    const READS: bool = true;
+    fn consumed(&self) -> Vec<&ConsumedCapacity> {
+        self.consumed_capacity().iter().collect()
+    }
+    fn read_cost(&self, consistent: bool) -> ReadCost {
+        let items = self
+            .responses()
+            .into_iter()
+            .flat_map(|r| r.values().flatten());
+        each_item(items, consistent)
+    }
+}
+
+impl Consumption for PutItemOutput {
+    const OPERATION: &'static str = "PutItem";
+    const READS: bool = false;
+    fn consumed(&self) -> Vec<&ConsumedCapacity> {
+        self.consumed_capacity().into_iter().collect()
+    }
+}
+
+impl Consumption for DeleteItemOutput {
+    const OPERATION: &'static str = "DeleteItem";
+    const READS: bool = false;
+    fn consumed(&self) -> Vec<&ConsumedCapacity> {
+        self.consumed_capacity().into_iter().collect()
+    }
+}
+
+impl Consumption for TransactWriteItemsOutput {
+    const OPERATION: &'static str = "TransactWriteItems";
+    const READS: bool = false;
+    fn consumed(&self) -> Vec<&ConsumedCapacity> {
+        self.consumed_capacity().iter().collect()
+    }
+}
+
+/// The (read, write) units a response reports. Every operation used here either reads or
+/// writes (a transaction's condition checks are write units too), so the total, table and
+/// indexes together, counts as the operation's kind.
+fn reported_units(entries: &[&ConsumedCapacity], reads: bool) -> (f64, f64) {
+    let total: f64 = entries
+        .iter()
+        .map(|c| {
+            c.capacity_units().unwrap_or_else(|| {
+                c.read_capacity_units().unwrap_or(0.0) + c.write_capacity_units().unwrap_or(0.0)
+            })
+        })
+        .sum();
+    if reads { (total, 0.0) } else { (0.0, total) }
+}
+
+/// Records one DynamoDB call at debug level on [`CAPACITY_TARGET`]: operation, table, index,
+/// whether it succeeded, the read and write units the response reports (`rcu`, `wcu`; a
+/// failed call reports none here, though DynamoDB charges a failed conditional write), and
+/// for reads the items returned with their documented charge (`rcu_by_size`). Nothing is
+/// computed unless the event is enabled.
+pub fn record<T: Consumption, E>(
+    table: &str,
+    index: Option<&str>,
+    consistent: bool,
+    outcome: &Result<T, E>,
+) {
+    if !tracing::enabled!(target: CAPACITY_TARGET, tracing::Level::DEBUG) {
+        return;
+    }
+    let (ok, (rcu, wcu), cost) = match outcome {
+        Ok(output) => (
+            true,
+            reported_units(&output.consumed(), T::READS),
+            if T::READS {
+                output.read_cost(consistent)
+            } else {
+                ReadCost::default()
+            },
+        ),
+        Err(_) => (false, (0.0, 0.0), ReadCost::default()),
+    };
+    tracing::debug!(
+        target: CAPACITY_TARGET,
+        operation = T::OPERATION,
+        table,
+        index = index.unwrap_or(""),
+        consistent,
+        ok,
+        rcu,
+        wcu,
+        items = cost.items,
+        item_bytes = cost.bytes,
+        rcu_by_size = cost.units,
+        "dynamodb call"
+    );
+}
+
+/// An item's size by DynamoDB's rules: each attribute's name plus its value.
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(number) => number_size(number),
+        AttributeValue::B(blob) => blob.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(texts) => texts.iter().map(String::len).sum(),
+        AttributeValue::Ns(numbers) => numbers.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(blobs) => blobs.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(values) => 3 + values.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// A number's size: one byte per two significant digits, plus one (plus one if negative).
+fn number_size(number: &str) -> usize {
+    let mantissa = number.split(['e', 'E']).next().unwrap_or("");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    1 + significant.div_ceil(2) + usize::from(number.starts_with('-'))
 }
 
 /// A number attribute from an unsigned count (saturating, as DynamoDB numbers are signed here).
@@ -260,9 +487,11 @@ pub async fn get_item(
         .key(PK, s(pk))
         .key(SK, s(sk))
         .consistent_read(consistent)
+        .return_consumed_capacity(CONSUMED)
         .send()
-        .await
-        .map_err(|e| failed("reading an item", e))?;
+        .await;
+    record(table, None, consistent, &found);
+    let found = found.map_err(|e| failed("reading an item", e))?;
     Ok(found.item().cloned())
 }
 
@@ -290,13 +519,76 @@ pub async fn query_partition(
             .expression_attribute_names("#pk", partition_key)
             .expression_attribute_values(":pk", s(partition))
             .set_exclusive_start_key(start)
+            .return_consumed_capacity(CONSUMED)
             .send()
-            .await
-            .map_err(|e| failed("querying the index", e))?;
+            .await;
+        record(table, Some(index), false, &page);
+        let page = page.map_err(|e| failed("querying the index", e))?;
         items.extend(page.items().iter().cloned());
         match page.last_evaluated_key() {
             Some(key) if !key.is_empty() => start = Some(key.clone()),
             _ => return Ok(items),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_dynamodb::types::ConsumedCapacity;
+
+    use super::*;
+
+    fn sized(bytes: usize) -> Item {
+        // "pk" (2) + "v" (1) + "a" (1) + the padding.
+        Item::from([
+            (PK.to_owned(), s("a")),
+            ("v".to_owned(), s("x".repeat(bytes - 4))),
+        ])
+    }
+
+    #[test]
+    fn item_sizes_follow_dynamodb_rules() {
+        assert_eq!(item_size(&sized(3000)), 3000);
+        assert_eq!(number_size("0"), 1);
+        assert_eq!(number_size("123"), 3);
+        assert_eq!(number_size("-1200"), 3);
+        assert_eq!(number_size("1700000000"), 2);
+        let nested = Item::from([(
+            "m".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                "k".to_owned(),
+                AttributeValue::Bool(true),
+            )])),
+        )]);
+        assert_eq!(item_size(&nested), 1 + 3 + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn reads_cost_four_kilobyte_units() {
+        let get = GetItemOutput::builder().item("pk", s("a")).build();
+        assert_eq!(get.read_cost(true).units, 1.0);
+        assert_eq!(GetItemOutput::builder().build().read_cost(false).units, 0.5);
+        // A Query rounds the sum: 3 × 3000 bytes = 3 units, not 3 × 1.
+        let query = QueryOutput::builder()
+            .items(sized(3000))
+            .items(sized(3000))
+            .items(sized(3000))
+            .build();
+        let cost = query.read_cost(false);
+        assert_eq!((cost.items, cost.bytes, cost.units), (3, 9000, 1.5));
+        assert_eq!(query.read_cost(true).units, 3.0);
+    }
+
+    #[test]
+    fn reported_units_count_as_the_operations_kind() {
+        let total = ConsumedCapacity::builder()
+            .capacity_units(5.0)
+            .write_capacity_units(4.0)
+            .build();
+        assert_eq!(reported_units(&[&total], false), (0.0, 5.0));
+        let read = ConsumedCapacity::builder().capacity_units(0.5).build();
+        assert_eq!(reported_units(&[&read], true), (0.5, 0.0));
     }
 }

@@ -9,8 +9,8 @@ use cloud_images_domain::ports::IdentityStore;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1PK, GSI1SK, Item, PK, SK, failed, get_item, get_opt_s, get_s, get_time, is_cancelled, n,
-    query_index, s,
+    CONSUMED, GSI1PK, GSI1SK, Item, PK, SK, failed, get_item, get_opt_s, get_s, get_time,
+    is_cancelled, n, query_index, record, s,
 };
 
 /// [`IdentityStore`] over the single table.
@@ -33,7 +33,7 @@ impl DynamoIdentityStore {
     }
 
     /// Writes a record and its name claim together; `Conflict` when either exists.
-    async fn put_claimed(&self, record: Item, claim: Item, conflict: String) -> DomainResult<()> {
+    async fn put_claimed(&self, item: Item, claim: Item, conflict: String) -> DomainResult<()> {
         let put = |item: Item| -> DomainResult<TransactWriteItem> {
             let put = Put::builder()
                 .table_name(&self.table)
@@ -43,14 +43,16 @@ impl DynamoIdentityStore {
                 .map_err(|e| DomainError::unavailable("building a put", e))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
-        match self
+        let written = self
             .client
             .transact_write_items()
-            .transact_items(put(record)?)
+            .transact_items(put(item)?)
             .transact_items(put(claim)?)
+            .return_consumed_capacity(CONSUMED)
             .send()
-            .await
-        {
+            .await;
+        record(&self.table, None, false, &written);
+        match written {
             Ok(_) => Ok(()),
             Err(e) if is_cancelled(&e) => Err(DomainError::Conflict(conflict)),
             Err(e) => Err(failed("writing an identity record", e)),

@@ -15,9 +15,9 @@ use cloud_images_domain::ports::{ImageRepository, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    self, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
+    self, CONSUMED, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
     condition_failed, failed, get_item, get_n, get_opt_s, get_s, get_time, n, n_u64,
-    query_partition, s,
+    query_partition, record, s,
 };
 
 /// [`ImageRepository`] over the single table.
@@ -225,9 +225,11 @@ impl DynamoImageRepository {
                     .client
                     .batch_get_item()
                     .request_items(&self.table, request)
+                    .return_consumed_capacity(CONSUMED)
                     .send()
-                    .await
-                    .map_err(|e| failed("reading shared images", e))?;
+                    .await;
+                record(&self.table, None, false, &got);
+                let got = got.map_err(|e| failed("reading shared images", e))?;
                 for item in got
                     .responses()
                     .and_then(|r| r.get(&self.table))
@@ -315,8 +317,10 @@ impl ImageRepository for DynamoImageRepository {
             .table_name(&self.table)
             .set_item(Some(image_item(image)))
             .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
+        record(&self.table, None, false, &put);
         match put {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => {
@@ -344,8 +348,10 @@ impl ImageRepository for DynamoImageRepository {
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n_u64(expected_version))
+            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
+        record(&self.table, None, false, &put);
         match put {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(stale(image.id)),
@@ -364,8 +370,10 @@ impl ImageRepository for DynamoImageRepository {
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n_u64(expected_version))
+            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
+        record(&self.table, None, false, &deleted);
         match deleted {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(stale(id)),
