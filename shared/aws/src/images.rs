@@ -1,18 +1,22 @@
-//! Image records in DynamoDB: every change is a conditional write on `version`; lists are
-//! assembled from Queries on the owner, visibility and membership partitions (never a Scan)
-//! and then filtered, sorted and paged with the domain's in-memory rules.
+//! Image records in DynamoDB: every change is a conditional write on `version`; lists come
+//! from Queries on the owner, visibility and membership partitions (never a Scan). In the
+//! default order (created_at, id) the partitions' index order is the list order, so a page
+//! reads each partition from the marker on and merges them; other orders read every
+//! visible image and filter, sort and page with the domain's in-memory rules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::listing::{
-    ListQuery, MemberStatusFilter, VisibilityFilter, page_in_memory,
+    self, ListQuery, MemberStatusFilter, SortDir, SortKey, VisibilityFilter, page_in_memory,
 };
 use cloud_images_domain::ports::{ImageRepository, Viewer};
 use cloud_images_domain::{DomainError, DomainResult};
+use futures_util::future::try_join_all;
 
 use crate::dynamo::{
     self, CONSUMED, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
@@ -183,11 +187,6 @@ impl DynamoImageRepository {
         self.partition(GSI1, GSI1PK, format!("OWNER#{owner}")).await
     }
 
-    async fn with_visibility(&self, visibility: Visibility) -> DomainResult<Vec<Image>> {
-        self.partition(GSI2, GSI2PK, format!("VISIBILITY#{visibility}"))
-            .await
-    }
-
     /// Shared images `tenant` is a member of with one of `statuses`: a Query on the member
     /// index, then BatchGetItem of the images (100 keys a request).
     async fn shared_with(&self, tenant: &str, statuses: &[&str]) -> DomainResult<Vec<Image>> {
@@ -249,62 +248,275 @@ impl DynamoImageRepository {
         Ok(images)
     }
 
-    async fn visible_set(&self, viewer: &Viewer, query: &ListQuery) -> DomainResult<Vec<Image>> {
-        let all = [
-            Visibility::Public,
-            Visibility::Private,
-            Visibility::Shared,
-            Visibility::Community,
-        ];
+    /// Everything `sources` names, read whole: the path for orders no index holds.
+    async fn visible_set(&self, sources: &[Source<'_>]) -> DomainResult<Vec<Image>> {
         let mut images = Vec::new();
-        if viewer.is_admin {
-            let wanted: Vec<Visibility> = match query.visibility {
-                VisibilityFilter::Only(v) => vec![v],
-                _ => all.to_vec(),
-            };
-            for visibility in wanted {
-                images.extend(self.with_visibility(visibility).await?);
-            }
-            return Ok(images);
-        }
-        let tenant = viewer.tenant.as_str();
-        match query.visibility {
-            VisibilityFilter::Default | VisibilityFilter::All => {
-                images.extend(self.owned(tenant).await?);
-                images.extend(self.with_visibility(Visibility::Public).await?);
-                images.extend(self.shared_with(tenant, &["accepted"]).await?);
-                if query.visibility == VisibilityFilter::All {
-                    images.extend(self.with_visibility(Visibility::Community).await?);
+        for source in sources {
+            match source {
+                Source::Partition(partition, only) => images.extend(
+                    self.partition(partition.index, partition.key, partition.value.clone())
+                        .await?
+                        .into_iter()
+                        .filter(|i| only.is_none_or(|v| i.visibility == v)),
+                ),
+                Source::SharedWith(statuses) => {
+                    images.extend(self.shared_with(statuses.tenant, statuses.statuses).await?);
                 }
-            }
-            VisibilityFilter::Only(v @ (Visibility::Public | Visibility::Community)) => {
-                images.extend(self.with_visibility(v).await?);
-            }
-            VisibilityFilter::Only(Visibility::Private) => {
-                images.extend(
-                    self.owned(tenant)
-                        .await?
-                        .into_iter()
-                        .filter(|i| i.visibility == Visibility::Private),
-                );
-            }
-            VisibilityFilter::Only(Visibility::Shared) => {
-                images.extend(
-                    self.owned(tenant)
-                        .await?
-                        .into_iter()
-                        .filter(|i| i.visibility == Visibility::Shared),
-                );
-                let statuses: &[&str] = match query.member_status {
-                    MemberStatusFilter::Accepted => &["accepted"],
-                    MemberStatusFilter::Pending => &["pending"],
-                    MemberStatusFilter::Rejected => &["rejected"],
-                    MemberStatusFilter::All => &["pending", "accepted", "rejected"],
-                };
-                images.extend(self.shared_with(tenant, statuses).await?);
             }
         }
         Ok(images)
+    }
+
+    /// A page in index order: each source read lazily from the marker on, merged until
+    /// `limit + 1` distinct images pass the filters, so a page reads O(limit) items.
+    async fn page_in_index_order(
+        &self,
+        sources: Vec<Source<'_>>,
+        walk: &Walk<'_>,
+    ) -> DomainResult<Vec<Image>> {
+        let mut cursors = Vec::with_capacity(sources.len());
+        for source in sources {
+            cursors.push(match source {
+                Source::Partition(partition, only) => Cursor::reading(partition, only, walk),
+                // Memberships have no index in creation order; a tenant has few of them.
+                Source::SharedWith(statuses) => {
+                    let shared = self.shared_with(statuses.tenant, statuses.statuses).await?;
+                    Cursor::loaded(shared, walk)
+                }
+            });
+        }
+        self.merge(cursors, walk).await
+    }
+
+    /// The first `limit + 1` distinct images of `cursors`, each already in sort order.
+    async fn merge(&self, mut cursors: Vec<Cursor>, walk: &Walk<'_>) -> DomainResult<Vec<Image>> {
+        let mut page: Vec<Image> = Vec::new();
+        while page.len() <= walk.query.limit {
+            // Only cursors without a head read, and those in parallel.
+            try_join_all(cursors.iter_mut().map(|c| self.fill(c, walk))).await?;
+            // On a tie the earlier source wins (min_by keeps the first), as the stable sort
+            // of the in-memory path keeps the earlier copy of an image seen twice.
+            let first = cursors
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.ready.front().map(|head| (i, head)))
+                .min_by(|(_, a), (_, b)| listing::compare(&walk.query.sort, a, b))
+                .map(|(i, _)| i);
+            let Some(image) = first.and_then(|i| cursors[i].ready.pop_front()) else {
+                break;
+            };
+            // An image in two partitions (an owned public one) comes out twice in a row.
+            if page.last().is_none_or(|last| last.id != image.id) {
+                page.push(image);
+            }
+        }
+        Ok(page)
+    }
+
+    /// Reads `cursor`'s partition on until it holds an image that passes the filters or has
+    /// nothing left to read.
+    async fn fill(&self, cursor: &mut Cursor, walk: &Walk<'_>) -> DomainResult<()> {
+        while cursor.ready.is_empty() {
+            let Some(partition) = &cursor.partition else {
+                return Ok(());
+            };
+            let page = self
+                .query_page(partition, walk, cursor.start.take(), cursor.page)
+                .await?;
+            for item in page.items() {
+                let image = image_from(item)?;
+                if cursor.only.is_none_or(|v| image.visibility == v)
+                    && listing::matches(walk.query, &image)
+                {
+                    cursor.ready.push_back(image);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => cursor.start = Some(key.clone()),
+                _ => cursor.partition = None,
+            }
+            // Filters that pass few images: fewer round trips for the rest of the walk.
+            cursor.page = cursor.page.saturating_mul(2).min(MAX_PAGE);
+        }
+        Ok(())
+    }
+
+    /// One Query page of `partition` in the walk's direction, strictly past the marker.
+    async fn query_page(
+        &self,
+        partition: &Partition,
+        walk: &Walk<'_>,
+        start: Option<Item>,
+        limit: i32,
+    ) -> DomainResult<QueryOutput> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(partition.index)
+            .expression_attribute_names("#pk", partition.key)
+            .expression_attribute_values(":pk", s(&partition.value))
+            .scan_index_forward(walk.dir == SortDir::Asc)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(CONSUMED);
+        let condition = match walk.after {
+            Some(after) => {
+                request = request
+                    .expression_attribute_names("#sk", partition.sort_key)
+                    .expression_attribute_values(":after", s(by_creation(after)));
+                match walk.dir {
+                    SortDir::Asc => "#pk = :pk AND #sk > :after",
+                    SortDir::Desc => "#pk = :pk AND #sk < :after",
+                }
+            }
+            None => "#pk = :pk",
+        };
+        let page = request.key_condition_expression(condition).send().await;
+        record(&self.table, Some(partition.index), false, &page);
+        page.map_err(|e| failed("querying an index for a list page", e))
+    }
+}
+
+/// Largest Query page a list cursor asks for (DynamoDB also stops a page at 1 MB).
+const MAX_PAGE: i32 = 1024;
+
+/// A partition of an index whose sort key is [`by_creation`].
+struct Partition {
+    index: &'static str,
+    key: &'static str,
+    sort_key: &'static str,
+    value: String,
+}
+
+impl Partition {
+    fn owner(tenant: &str) -> Self {
+        Self {
+            index: GSI1,
+            key: GSI1PK,
+            sort_key: GSI1SK,
+            value: format!("OWNER#{tenant}"),
+        }
+    }
+
+    fn visibility(visibility: Visibility) -> Self {
+        Self {
+            index: GSI2,
+            key: GSI2PK,
+            sort_key: GSI2SK,
+            value: format!("VISIBILITY#{visibility}"),
+        }
+    }
+}
+
+/// Shared images a tenant is a member of with one of these membership statuses.
+struct Memberships<'a> {
+    tenant: &'a str,
+    statuses: &'static [&'static str],
+}
+
+/// Where the images a viewer may list come from, in the order the in-memory path gathers them.
+enum Source<'a> {
+    /// A partition; with a visibility, only its images of that visibility count.
+    Partition(Partition, Option<Visibility>),
+    /// Shared images the viewer is a member of.
+    SharedWith(Memberships<'a>),
+}
+
+/// The sources of the images `viewer` may list under `query`'s visibility scope.
+fn sources<'a>(viewer: &'a Viewer, query: &ListQuery) -> Vec<Source<'a>> {
+    use Visibility::{Community, Private, Public, Shared};
+    let visibility = |v| Source::Partition(Partition::visibility(v), None);
+    if viewer.is_admin {
+        return match query.visibility {
+            VisibilityFilter::Only(v) => vec![visibility(v)],
+            _ => [Public, Private, Shared, Community].map(visibility).into(),
+        };
+    }
+    let tenant = viewer.tenant.as_str();
+    let owned = |only| Source::Partition(Partition::owner(tenant), only);
+    let shared = |statuses| Source::SharedWith(Memberships { tenant, statuses });
+    match query.visibility {
+        VisibilityFilter::Default => vec![owned(None), visibility(Public), shared(&["accepted"])],
+        VisibilityFilter::All => vec![
+            owned(None),
+            visibility(Public),
+            shared(&["accepted"]),
+            visibility(Community),
+        ],
+        VisibilityFilter::Only(v @ (Public | Community)) => vec![visibility(v)],
+        VisibilityFilter::Only(Private) => vec![owned(Some(Private))],
+        VisibilityFilter::Only(Shared) => vec![
+            owned(Some(Shared)),
+            shared(match query.member_status {
+                MemberStatusFilter::Accepted => &["accepted"],
+                MemberStatusFilter::Pending => &["pending"],
+                MemberStatusFilter::Rejected => &["rejected"],
+                MemberStatusFilter::All => &["pending", "accepted", "rejected"],
+            }),
+        ],
+    }
+}
+
+/// The direction of `sort` when it is the order the index sort keys hold: created_at, then
+/// id, one direction (keys after the unique id never decide). [`by_creation`] text sorts so:
+/// times are zero-padded whole seconds, as `compare` counts them (the service stamps them,
+/// so never before 1970), and ids compare as their hyphenated lowercase text in both.
+fn index_order(sort: &[(SortKey, SortDir)]) -> Option<SortDir> {
+    match sort {
+        [(SortKey::CreatedAt, first), (SortKey::Id, then), ..] if first == then => Some(*first),
+        _ => None,
+    }
+}
+
+/// What a list page in index order reads with.
+struct Walk<'a> {
+    query: &'a ListQuery,
+    /// The previous page's last image: the walk starts strictly after it.
+    after: Option<&'a Image>,
+    dir: SortDir,
+}
+
+/// One source of a list page in sort order: the images read that pass the filters, not yet
+/// merged, and, while there is more to read, the partition and where its next page starts.
+struct Cursor {
+    partition: Option<Partition>,
+    only: Option<Visibility>,
+    ready: VecDeque<Image>,
+    start: Option<Item>,
+    /// Items the next Query asks for: the page's `limit + 1` at first.
+    page: i32,
+}
+
+impl Cursor {
+    fn reading(partition: Partition, only: Option<Visibility>, walk: &Walk<'_>) -> Self {
+        let wanted = walk.query.limit.saturating_add(1);
+        Self {
+            partition: Some(partition),
+            only,
+            ready: VecDeque::new(),
+            start: None,
+            page: i32::try_from(wanted).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+        }
+    }
+
+    /// Images read whole: filtered, past the marker, sorted.
+    fn loaded(mut images: Vec<Image>, walk: &Walk<'_>) -> Self {
+        let sort = &walk.query.sort;
+        images.retain(|i| {
+            listing::matches(walk.query, i)
+                && walk
+                    .after
+                    .is_none_or(|m| listing::compare(sort, i, m).is_gt())
+        });
+        images.sort_by(|a, b| listing::compare(sort, a, b));
+        Self {
+            partition: None,
+            only: None,
+            ready: images.into(),
+            start: None,
+            page: 0,
+        }
     }
 }
 
@@ -387,11 +599,19 @@ impl ImageRepository for DynamoImageRepository {
         query: &ListQuery,
         after: Option<&Image>,
     ) -> DomainResult<Vec<Image>> {
-        Ok(page_in_memory(
-            query,
-            self.visible_set(viewer, query).await?,
-            after,
-        ))
+        let sources = sources(viewer, query);
+        match index_order(&query.sort) {
+            Some(dir) => {
+                let walk = Walk { query, after, dir };
+                self.page_in_index_order(sources, &walk).await
+            }
+            // No index holds other orders: read everything visible, then sort in memory.
+            None => Ok(page_in_memory(
+                query,
+                self.visible_set(&sources).await?,
+                after,
+            )),
+        }
     }
 
     async fn count_owned(&self, owner: &str) -> DomainResult<u64> {
