@@ -2,7 +2,8 @@
 """Lambda function size and init time: each release `bootstrap` binary is started against a
 stand-in Lambda Runtime API, and init is the time from process start to its first
 `GET /2018-06-01/runtime/invocation/next` (ready for the first invocation).
-Usage: cargo build --release -p <functions...>; python3 bench/lambda-init.py [runs]"""
+Usage: cargo build --release -p <functions...>; python3 bench/lambda-init.py [runs]
+(binaries from $CARGO_TARGET_DIR/release when it is set, else target/release)"""
 
 import http.server
 import os
@@ -48,7 +49,7 @@ def main():
     )
     print(f"{'function':<12} {'size':>9} {'init (median of ' + str(runs) + ')':>22}")
     for name in FUNCTIONS:
-        binary = os.path.join(ROOT, "target", "release", name)
+        binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", name)
         times = []
         for _ in range(runs):
             ready.clear()
