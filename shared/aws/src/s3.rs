@@ -118,11 +118,7 @@ impl S3ImageStore {
                 .send()
                 .await
                 .map_err(|e| {
-                    if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") {
-                        no_staged_upload(upload_id)
-                    } else {
-                        failed("listing the parts of a staged upload", e)
-                    }
+                    staged_upload_error(e, upload_id, "listing the parts of a staged upload")
                 })?;
             for part in page.parts() {
                 let number = part.part_number().unwrap_or(0);
@@ -142,6 +138,23 @@ impl S3ImageStore {
             }
             marker = page.next_part_number_marker().map(str::to_owned);
         }
+    }
+}
+
+/// A client's unknown (or already completed) upload id is its mistake; anything else is ours.
+fn staged_upload_error<E, R>(
+    error: aws_sdk_s3::error::SdkError<E, R>,
+    upload_id: &str,
+    context: &str,
+) -> DomainError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if error.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") {
+        no_staged_upload(upload_id)
+    } else {
+        failed(context, error)
     }
 }
 
@@ -459,13 +472,7 @@ impl ImageStore for S3ImageStore {
             )
             .send()
             .await
-            .map_err(|e| {
-                if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") {
-                    no_staged_upload(upload_id)
-                } else {
-                    failed("completing a staged upload", e)
-                }
-            })?;
+            .map_err(|e| staged_upload_error(e, upload_id, "completing a staged upload"))?;
         Ok(size)
     }
 
