@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use cloud_images_api_tests::{Checked, Server, id_of, json_body};
+use cloud_images_api_tests::{Checked, Server, id_of, json_body, testing_aws};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -179,6 +179,22 @@ fn table() -> Vec<Row> {
             fixture: Fixture::Active,
             body: no_body,
             expected: |r, v| readable(200)(r, v),
+        },
+        Row {
+            method: Method::POST,
+            template: "/v2/images/{image_id}/file/parts",
+            fixture: Fixture::Queued,
+            body: |_| Some(json!({ "size": 10 })),
+            // Files take data directly (400 says so); S3 issues the part URLs.
+            expected: |r, v| owner_only(if testing_aws() { 200 } else { 400 })(r, v),
+        },
+        Row {
+            method: Method::POST,
+            template: "/v2/images/{image_id}/file/complete",
+            fixture: Fixture::Queued,
+            body: |_| Some(json!({ "upload_id": "no-such-upload" })),
+            // Only a writer learns that the upload does not exist.
+            expected: |r, v| owner_only(404)(r, v),
         },
         Row {
             method: Method::GET,
