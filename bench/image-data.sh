@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-2048}
 cargo build --locked --release -p cloud-images >/dev/null
+bin=${CARGO_TARGET_DIR:-target}/release/cloud-images
 mkdir -p target/bench
 work=$(mktemp -d -p target/bench)
 server=
@@ -28,7 +29,7 @@ echo "  cat > /dev/null      $(rate "$(timed cat "$blob")")"
 echo "  cp                   $(rate "$(timed cp "$blob" "$work/copy")")"
 rm -f "$work/copy"
 
-CLOUD_IMAGES_DATA_DIR=$work/data RUST_LOG=warn target/release/cloud-images serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+CLOUD_IMAGES_DATA_DIR=$work/data RUST_LOG=warn "$bin" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 server=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
 root=$(sed -n 's/^Cloud Images listening on //p' "$work/out")
