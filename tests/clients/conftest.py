@@ -57,6 +57,17 @@ class Service:
         self.log.close()
 
 
+def aws_service(data_dir, **settings):
+    """The service on the aws backend, on a fresh table, bucket and queue of the emulator
+    scripts/test starts (the test is skipped without one)."""
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        pytest.skip("needs the emulator (scripts/test starts it)")
+    unique = os.urandom(8).hex()
+    return Service(data_dir, CLOUD_IMAGES_BACKEND="aws", CLOUD_IMAGES_AWS_TABLE=f"t{unique}",
+                   CLOUD_IMAGES_AWS_BUCKET=f"b{unique}", CLOUD_IMAGES_AWS_QUEUE=f"q{unique}",
+                   CLOUD_IMAGES_AWS_CREATE_RESOURCES="true", **settings)
+
+
 def keystone_session(svc, account, tenant):
     """A keystoneauth session for an account, through the service's v3 token endpoint."""
     from keystoneauth1 import session

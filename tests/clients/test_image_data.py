@@ -9,7 +9,7 @@ import pytest
 from glanceclient import Client as GlanceClient
 from glanceclient import exc as glance_exc
 
-from conftest import keystone_session
+from conftest import aws_service, keystone_session
 from test_images import glance_cli
 
 
@@ -104,13 +104,7 @@ def test_openstacksdk_uploads_a_file_and_downloads_it(service, alice, tmp_path):
 @pytest.fixture
 def redirecting_service(tmp_path):
     """The aws backend on the emulator scripts/test starts, with downloads redirected to S3."""
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        pytest.skip("needs the emulator (scripts/test starts it)")
-    unique = os.urandom(8).hex()
-    from conftest import Service
-    svc = Service(tmp_path, CLOUD_IMAGES_BACKEND="aws", CLOUD_IMAGES_AWS_TABLE=f"t{unique}",
-                  CLOUD_IMAGES_AWS_BUCKET=f"b{unique}", CLOUD_IMAGES_AWS_QUEUE=f"q{unique}",
-                  CLOUD_IMAGES_AWS_CREATE_RESOURCES="true", CLOUD_IMAGES_DOWNLOAD_REDIRECT="300s")
+    svc = aws_service(tmp_path, CLOUD_IMAGES_DOWNLOAD_REDIRECT="300s")
     yield svc
     svc.stop()
 

@@ -11,19 +11,13 @@ import pytest
 from glanceclient import Client as GlanceClient
 from glanceclient import exc as glance_exc
 
-from conftest import ROOT, Service, keystone_session
+from conftest import ROOT, aws_service, keystone_session
 
 
 @pytest.fixture
 def stack_like_service(tmp_path):
     """The aws backend on the emulator, set up as the template sets up image-data."""
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        pytest.skip("needs the emulator (scripts/test starts it)")
-    unique = os.urandom(8).hex()
-    svc = Service(tmp_path, CLOUD_IMAGES_BACKEND="aws", CLOUD_IMAGES_AWS_TABLE=f"t{unique}",
-                  CLOUD_IMAGES_AWS_BUCKET=f"b{unique}", CLOUD_IMAGES_AWS_QUEUE=f"q{unique}",
-                  CLOUD_IMAGES_AWS_CREATE_RESOURCES="true", CLOUD_IMAGES_DOWNLOAD_REDIRECT="300s",
-                  CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT="4M")
+    svc = aws_service(tmp_path, CLOUD_IMAGES_DOWNLOAD_REDIRECT="300s", CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT="4M")
     yield svc
     svc.stop()
 
