@@ -66,6 +66,18 @@ impl S3ImageStore {
         format!("{}{id}", self.prefix)
     }
 
+    /// Deletes `key`; deleting an absent key succeeds, as S3 does.
+    async fn delete_key(&self, key: String, what: String) -> DomainResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed(format!("deleting {what}"), e))?;
+        Ok(())
+    }
+
     /// Where a client's staged upload of `id` lands: beside the image keys (so the same
     /// permissions reach it) under a prefix of its own (so a lifecycle rule can expire it).
     fn staged_key(&self, id: ImageId) -> String {
@@ -495,25 +507,15 @@ impl ImageStore for S3ImageStore {
     }
 
     async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(self.staged_key(id))
-            .send()
-            .await
-            .map_err(|e| failed(format!("deleting the staged data of image {id}"), e))?;
-        Ok(())
+        self.delete_key(
+            self.staged_key(id),
+            format!("the staged data of image {id}"),
+        )
+        .await
     }
 
     async fn delete(&self, id: ImageId) -> DomainResult<()> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(self.key(id))
-            .send()
-            .await
-            .map_err(|e| failed(format!("deleting image {id}"), e))?;
-        Ok(())
+        self.delete_key(self.key(id), format!("image {id}")).await
     }
 
     async fn sweep_incomplete(&self) -> DomainResult<usize> {
