@@ -193,8 +193,9 @@ pub struct Download {
 
 impl ImageService {
     /// Uploads the data of a queued image from a stream of unknown length.
-    /// `announced` is what the request says it carries (`x-openstack-image-size`, else
-    /// `Content-Length`), checked against the direct-upload limit before any byte is read.
+    /// `announced` is the request's `Content-Length`; it and `size_hint`
+    /// (`x-openstack-image-size`) are checked against the direct-upload limit before any
+    /// byte is read, and the bytes are counted against it as they arrive.
     pub async fn upload(
         &self,
         caller: &Caller,
@@ -205,7 +206,12 @@ impl ImageService {
     ) -> DomainResult<Image> {
         let image = self.writable(caller, id).await?;
         let body = match self.settings.direct_upload_limit {
-            Some(limit) if announced.or(size_hint).is_some_and(|n| n > limit) => {
+            Some(limit)
+                if [announced, size_hint]
+                    .into_iter()
+                    .flatten()
+                    .any(|n| n > limit) =>
+            {
                 return Err(too_large_for_direct_upload(image.id, limit));
             }
             Some(limit) => limited(body, limit, image.id),
