@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -91,10 +92,10 @@ impl S3ImageStore {
         count: u64,
         valid_for: Duration,
     ) -> DomainResult<Vec<String>> {
+        let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
+            .map_err(|e| failed("presigning a part upload", e))?;
         let mut urls = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         for number in 1..=count {
-            let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
-                .map_err(|e| failed("presigning a part upload", e))?;
             let request = self
                 .client
                 .upload_part()
@@ -102,7 +103,7 @@ impl S3ImageStore {
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(i32::try_from(number).unwrap_or(i32::MAX))
-                .presigned(presigning)
+                .presigned(presigning.clone())
                 .await
                 .map_err(|e| failed("presigning a part upload", e))?;
             urls.push(request.uri().to_owned());
@@ -284,18 +285,8 @@ impl S3Upload {
         while !self.in_flight.is_empty() {
             self.collect_one().await?;
         }
-        let mut parts = std::mem::take(&mut self.done);
-        parts.sort_by_key(|p| p.part_number());
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+        let parts = std::mem::take(&mut self.done);
+        completion(&self.client, &self.bucket, &self.key, &upload_id, parts)
             .send()
             .await
             .map_err(|e| failed("completing a multipart upload", e))?;
@@ -309,6 +300,27 @@ impl S3Upload {
             abort(&self.client, &self.bucket, &self.key, &upload_id).await;
         }
     }
+}
+
+/// The request that joins `parts` (in any order) into the object `key`.
+fn completion(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    mut parts: Vec<CompletedPart>,
+) -> CompleteMultipartUploadFluentBuilder {
+    parts.sort_by_key(|p| p.part_number());
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
 }
 
 async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
@@ -469,19 +481,9 @@ impl ImageStore for S3ImageStore {
 
     async fn finish_staged(&self, id: ImageId, upload_id: &str) -> DomainResult<u64> {
         let key = self.staged_key(id);
-        let (sizes, mut parts) = self.uploaded_parts(&key, upload_id).await?;
+        let (sizes, parts) = self.uploaded_parts(&key, upload_id).await?;
         let size = check_uploaded_parts(&sizes)?;
-        parts.sort_by_key(|p| p.part_number());
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+        completion(&self.client, &self.bucket, &key, upload_id, parts)
             .send()
             .await
             .map_err(|e| staged_upload_error(e, upload_id, "completing a staged upload"))?;
