@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use cloud_images_domain::identity::Caller;
-use cloud_images_domain::image::{ImageId, ImageStatus};
+use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::staging::PartPlan;
 use cloud_images_domain::task::{Task, TaskType};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -59,11 +59,7 @@ impl TaskService {
             DomainError::Invalid("size is required: the image data's length in bytes".into())
         })?;
         let plan = PartPlan::for_size(size)?;
-        if let Some(allowance) = self.images.storage_allowance(&image).await?
-            && size > allowance
-        {
-            return Err(quota_exceeded(allowance));
-        }
+        self.check_fits_quota(&image, size).await?;
         let valid_for = self.images.settings.staged_upload_expiry;
         let expires_at = now() + chrono::Duration::from_std(valid_for).unwrap_or_default();
         let staged = self
@@ -102,11 +98,9 @@ impl TaskService {
             ));
         };
         let size = self.images.store.finish_staged(image.id, upload_id).await?;
-        if let Some(allowance) = self.images.storage_allowance(&image).await?
-            && size > allowance
-        {
+        if let Err(e) = self.check_fits_quota(&image, size).await {
             self.images.store.delete_staged(image.id).await?;
-            return Err(quota_exceeded(allowance));
+            return Err(e);
         }
         let owner = image
             .owner
@@ -120,6 +114,14 @@ impl TaskService {
             now(),
         ))
         .await
+    }
+
+    /// 413 when `size` more bytes would take the image's owner past the storage quota.
+    async fn check_fits_quota(&self, image: &Image, size: u64) -> DomainResult<()> {
+        match self.images.storage_allowance(image).await? {
+            Some(allowance) if size > allowance => Err(quota_exceeded(allowance)),
+            _ => Ok(()),
+        }
     }
 
     /// Runs an `api_image_import` task: the staged data through the upload pipeline.
