@@ -33,6 +33,7 @@ pub fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(error::unknown_route)
         .layer(axum::middleware::from_fn(middleware::render_errors))
+        .layer(axum::middleware::from_fn(middleware::explicit_headers))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)

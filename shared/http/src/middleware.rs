@@ -14,6 +14,11 @@ use crate::error::PendingError;
 
 const REQUEST_ID: &str = "x-openstack-request-id";
 
+/// What Glance sends with an empty body (webob's default). Any explicit type will do for
+/// the clients; without one API Gateway adds `application/json`, and python-glanceclient then
+/// parses the empty body as JSON and fails ("Expecting value").
+const EMPTY_BODY_TYPE: &str = "text/html; charset=UTF-8";
+
 /// Gives each request an id (`x-openstack-request-id`, as Glance does), a tracing span, and
 /// one log line with its outcome. Headers and bodies are never logged: they carry secrets.
 pub(crate) async fn request_context(request: Request, next: Next) -> Response {
@@ -29,6 +34,24 @@ pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     );
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Gives every response the headers clients rely on whatever proxy sits in front: an explicit
+/// `Content-Type` on an empty body (the others name theirs) and, when the body's size is
+/// known, `Content-Length`.
+pub(crate) async fn explicit_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let known_length = axum::body::HttpBody::size_hint(response.body()).exact();
+    let headers = response.headers_mut();
+    if known_length == Some(0) && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(EMPTY_BODY_TYPE));
+    }
+    if let Some(length) = known_length
+        && !headers.contains_key(CONTENT_LENGTH)
+    {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     response
 }

@@ -408,6 +408,18 @@ async fn a_reader_reads_but_changes_nothing() {
     );
 }
 
+/// Without a type of its own, API Gateway labels an empty answer `application/json`, and
+/// python-glanceclient then fails parsing it; Glance names `text/html` (webob's default).
+#[tokio::test]
+async fn an_empty_answer_names_its_content_type() {
+    let w = World::new().await;
+    let id = id_of(&w.server.new_image(&w.alice, json!({})).await);
+    let added = w.server.tag(Method::PUT, &w.alice, &id, "gold").await;
+    assert_eq!(added.status(), StatusCode::NO_CONTENT);
+    assert_eq!(added.headers()["content-type"], "text/html; charset=UTF-8");
+    assert!(added.bytes().is_empty());
+}
+
 #[tokio::test]
 async fn tags_are_added_idempotently_and_removed_once() {
     let w = World::new().await;
