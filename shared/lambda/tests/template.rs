@@ -76,3 +76,17 @@ fn every_function_in_the_template_is_a_binary_of_this_workspace() {
         assert!(std::path::Path::new(&main).exists(), "{main}");
     }
 }
+
+#[test]
+fn unrouted_paths_reach_the_discovery_function_for_the_services_json_404() {
+    let template = template();
+    let lines: Vec<&str> = template.lines().map(str::trim).collect();
+    let target = lines
+        .windows(2)
+        .find(|pair| pair[0] == "RouteKey: $default")
+        .map(|pair| pair[1]);
+    assert_eq!(
+        target,
+        Some("Target: !Sub integrations/${DiscoveryIntegration}")
+    );
+}
