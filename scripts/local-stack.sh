@@ -7,6 +7,8 @@
 #                                 API end to end (tokens, images, upload/download, sharing, an
 #                                 import task and a staged upload run by the SQS-triggered
 #                                 worker); non-zero on any failure, with the response body
+#   scripts/local-stack.sh client-env  makes the API's host name resolve and prints the
+#                                 environment the client tests (and you) use to reach it
 #   scripts/local-stack.sh down   deletes the stack and stops the emulator `up` started
 #
 # CI: `bash scripts/local-stack.sh test; rc=$?; bash scripts/local-stack.sh down; exit $rc`.
@@ -25,6 +27,14 @@
 #
 # LOCAL_STACK_TARGET_DIR overrides that target dir; CLOUD_IMAGES_BIN names an admin binary
 # already built (else `up` runs `cargo build -p cloud-images`, the target/debug one CI builds).
+# LOCAL_STACK_PREBUILT=<dir> skips `sam build` and deploys the function binaries cargo already
+# built in <dir> (e.g. target/debug after `cargo build --workspace --bins`): CI builds once for
+# the tests and the stack this way.
+#
+# Clients: `scripts/local-stack.sh client-env` maps the API's host name to 127.0.0.1 in
+# /etc/hosts (when it may write there; `down` removes the line) and prints the exports the
+# client tests read (CLOUD_IMAGES_STACK_URL, …). Real clients then use
+# OS_AUTH_URL=$CLOUD_IMAGES_STACK_URL/v3, as against the local binary.
 #
 # Everything this script keeps is under target/local-stack/ (state, logs, the sam build dir).
 set -euo pipefail
@@ -95,15 +105,8 @@ start_emulator() {
   echo "local-stack: ministack (pid $(cat "$state/ministack.pid")) at $AWS_ENDPOINT_URL"
 }
 
-cmd_up() {
-  mkdir -p "$state"
-  : >"$state/timings"
-  install_tools
-  start_emulator
-  [ -s "$state/signing-key" ] || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$state/signing-key"
-
-  local t
-  t=$(now)
+# `sam build`: cargo-lambda builds the seven bootstrap binaries in their own target dir.
+sam_build() {
   if [ "${LOCAL_STACK_RELEASE:-}" = 1 ]; then
     unset SAM_BUILD_MODE CARGO_LAMBDA_COMPILER
   else
@@ -115,7 +118,48 @@ cmd_up() {
       CARGO_PROFILE_DEV_DEBUG=false CARGO_PROFILE_DEV_STRIP=true
   fi
   CARGO_TARGET_DIR=${LOCAL_STACK_TARGET_DIR:-$root/target/lambda-build} sam build --config-env local
-  timing "sam build (${SAM_BUILD_MODE:-release})" "$(took "$t")"
+}
+
+# What `sam build` would leave in the build dir, from binaries cargo already built for the tests
+# (CI shares one build): each function's binary, stripped, as <LogicalId>/bootstrap, and the
+# template with each CodeUri pointing there. The same template and code; only the builder differs.
+package_prebuilt() {
+  local from=$1 build=$state/sam-build
+  rm -rf "$build" && mkdir -p "$build"
+  "$tools/bin/python" - "$root/infra/template.yaml" "$build" "$from" <<'PY'
+import os, re, subprocess, sys
+template, build, binaries = sys.argv[1:]
+out, resource, binary = [], None, None
+for line in open(template):
+    if m := re.match(r"^  (\w+):\s*$", line):
+        resource, binary = m.group(1), None
+    if m := re.match(r"^\s+Binary: (\S+)", line):
+        binary = m.group(1)
+        os.makedirs(f"{build}/{resource}")
+        subprocess.run(["strip", "-o", f"{build}/{resource}/bootstrap", f"{binaries}/{binary}"], check=True)
+    if binary and re.match(r"^      CodeUri: ", line):
+        line = f"      CodeUri: {resource}\n"
+    out.append(line)
+open(f"{build}/template.yaml", "w").writelines(out)
+PY
+}
+
+cmd_up() {
+  mkdir -p "$state"
+  : >"$state/timings"
+  install_tools
+  start_emulator
+  [ -s "$state/signing-key" ] || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$state/signing-key"
+
+  local t
+  t=$(now)
+  if [ -n "${LOCAL_STACK_PREBUILT:-}" ]; then
+    package_prebuilt "$LOCAL_STACK_PREBUILT"
+    timing "packaging the prebuilt functions" "$(took "$t")"
+  else
+    sam_build
+    timing "sam build (${SAM_BUILD_MODE:-release})" "$(took "$t")"
+  fi
 
   t=$(now)
   curl -sf -o /dev/null -X PUT "$AWS_ENDPOINT_URL/sam-artifacts" || true
@@ -353,6 +397,32 @@ PY
   echo "local-stack: timings:"; cat "$state/timings"
 }
 
+# The API's own host name: ministack routes HTTP APIs by Host, and the identity function
+# names the host it was called on in the service catalog, so clients must use this name.
+api_host() {
+  local port=${AWS_ENDPOINT_URL##*:}
+  echo "$("$tools/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["ApiId"])' "$state/outputs.json").execute-api.localhost:${port%/}"
+}
+
+cmd_client_env() {
+  load_endpoint && emulator_healthy && outputs >"$state/outputs.json" 2>/dev/null \
+    || die "nothing is deployed: run \`$0 up\` first"
+  local host name
+  host=$(api_host)
+  name=${host%:*}
+  if ! getent hosts "$name" >/dev/null; then
+    if [ -w /etc/hosts ]; then
+      echo "127.0.0.1 $name  # scripts/local-stack.sh" >>/etc/hosts
+    else
+      echo "local-stack: add '127.0.0.1 $name' to /etc/hosts so clients reach the API" >&2
+    fi
+  fi
+  echo "export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+  echo "export CLOUD_IMAGES_STACK_URL=http://$host"
+  echo "export CLOUD_IMAGES_STACK_OUTPUTS=$state/outputs.json"
+  echo "export CLOUD_IMAGES_STACK_SIGNING_KEY=$(cat "$state/signing-key")"
+}
+
 cmd_down() {
   if load_endpoint && emulator_healthy; then
     "$tools/bin/sam" delete --stack-name "$stack" --region us-east-1 --no-prompts || true
@@ -365,13 +435,17 @@ cmd_down() {
     rm -rf "$state/ministack.pid" "$state/tmp"
     echo "local-stack: ministack stopped"
   fi
-  rm -f "$state/outputs.json" "$state/endpoint"
+  if [ -w /etc/hosts ] && grep -q '# scripts/local-stack.sh$' /etc/hosts; then
+    grep -v '# scripts/local-stack.sh$' /etc/hosts >"$state/hosts" && cat "$state/hosts" >/etc/hosts
+  fi
+  rm -f "$state/outputs.json" "$state/endpoint" "$state/hosts"
 }
 
 case "${1:-}" in
   tools) install_tools ;;
   up) cmd_up ;;
   test) cmd_test ;;
+  client-env) cmd_client_env ;;
   down) cmd_down ;;
-  *) echo "usage: $0 tools|up|test|down" >&2; exit 2 ;;
+  *) echo "usage: $0 tools|up|test|client-env|down" >&2; exit 2 ;;
 esac

@@ -4,12 +4,11 @@ import hashlib
 import io
 import os
 
-import openstack
 import pytest
 from glanceclient import Client as GlanceClient
 from glanceclient import exc as glance_exc
 
-from conftest import aws_service, keystone_session
+from conftest import aws_service, keystone_session, sdk_for, upload
 from test_images import glance_cli
 
 
@@ -40,7 +39,7 @@ def test_glance_cli_uploads_with_progress_and_downloads_the_same_bytes(service, 
 
 
 def test_glanceclient_library_uploads_chunked_and_verifies_the_download_checksum(service, alice):
-    glance = GlanceClient("2", session=keystone_session(service, alice, "acme"))
+    glance = GlanceClient("2", session=keystone_session(service, alice))
     image = glance.images.create(name="lib", disk_format="raw", container_format="bare")
     data = os.urandom(2 * 1024 * 1024 + 5)
     # A file-like body: glanceclient reads it in chunks and sends them chunked.
@@ -56,8 +55,8 @@ def test_glanceclient_library_uploads_chunked_and_verifies_the_download_checksum
 
 
 def test_glanceclient_deactivates_and_reactivates_as_admin(service, alice):
-    glance = GlanceClient("2", session=keystone_session(service, alice, "acme"))
-    admin = GlanceClient("2", session=keystone_session(service, service.admin, "admin"))
+    glance = GlanceClient("2", session=keystone_session(service, alice))
+    admin = GlanceClient("2", session=keystone_session(service, service.admin))
     image = glance.images.create(name="lifecycle", disk_format="raw", container_format="bare")
     glance.images.upload(image.id, io.BytesIO(b"bytes of the image"))
     with pytest.raises(glance_exc.HTTPForbidden):
@@ -72,7 +71,7 @@ def test_glanceclient_deactivates_and_reactivates_as_admin(service, alice):
 
 
 def test_glance_cli_deactivate_and_reactivate_print_nothing_and_change_status(service, alice):
-    glance = GlanceClient("2", session=keystone_session(service, alice, "acme"))
+    glance = GlanceClient("2", session=keystone_session(service, alice))
     image = glance.images.create(name="cli-lifecycle", disk_format="raw", container_format="bare")
     glance.images.upload(image.id, io.BytesIO(b"data"))
     deactivated = glance_cli(service, service.admin, "image-deactivate", image.id)
@@ -87,10 +86,7 @@ def test_glance_cli_deactivate_and_reactivate_print_nothing_and_change_status(se
 
 def test_openstacksdk_uploads_a_file_and_downloads_it(service, alice, tmp_path):
     data = random_file(tmp_path / "sdk.raw", 1024 * 1024 + 3)
-    conn = openstack.connect(
-        auth_url=service.root + "/v3", username="alice", password=alice["password"],
-        project_name="acme", user_domain_name="Default", project_domain_name="Default",
-    )
+    conn = sdk_for(service, alice)
     image = conn.image.create_image(name="sdk-upload", filename=str(tmp_path / "sdk.raw"), disk_format="raw",
                                     container_format="bare", wait=True, allow_duplicates=True)
     # create_image hands back the record it created; what the service holds now is active.
@@ -113,15 +109,15 @@ def test_glanceclient_and_curl_download_through_the_presigned_redirect(redirecti
     import subprocess
     svc = redirecting_service
     account = svc.account("acme", "alice")
-    glance = GlanceClient("2", session=keystone_session(svc, account, "acme"))
+    glance = GlanceClient("2", session=keystone_session(svc, account))
     image = glance.images.create(name="big", disk_format="raw", container_format="bare")
     data = os.urandom(7 * 1024 * 1024 + 3)
-    glance.images.upload(image.id, io.BytesIO(data))
+    upload(svc, keystone_session(svc, account), image.id, data, tmp_path)
     checksum = glance.images.get(image.id).checksum
     assert b"".join(glance.images.data(image.id)) == data
     assert hashlib.md5(data).hexdigest() == checksum
 
-    token = keystone_session(svc, account, "acme").get_token()
+    token = keystone_session(svc, account).get_token()
     out = tmp_path / "curl.raw"
     head = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"X-Auth-Token: {token}",
                            f"{svc.root}/v2/images/{image.id}/file"], capture_output=True, text=True, check=True)

@@ -4,12 +4,11 @@ import os
 import subprocess
 import sys
 
-import openstack
 import pytest
 from glanceclient import Client as GlanceClient
 from glanceclient import exc as glance_exc
 
-from conftest import keystone_session
+from conftest import keystone_session, sdk_for
 
 
 @pytest.fixture
@@ -20,15 +19,12 @@ def alice(service):
 
 @pytest.fixture
 def glance(service, alice):
-    return GlanceClient("2", session=keystone_session(service, alice, "acme"))
+    return GlanceClient("2", session=keystone_session(service, alice))
 
 
 @pytest.fixture
 def sdk(service, alice):
-    return openstack.connect(
-        auth_url=service.root + "/v3", username="alice", password=alice["password"],
-        project_name="acme", user_domain_name="Default", project_domain_name="Default",
-    )
+    return sdk_for(service, alice)
 
 
 def glance_cli(service, account, *args):

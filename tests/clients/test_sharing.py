@@ -2,25 +2,17 @@
 
 import io
 
-import openstack
 from glanceclient import Client as GlanceClient
 
-from conftest import keystone_session
+from conftest import keystone_session, sdk_for
 from test_images import glance_cli
-
-
-def sdk_for(service, account):
-    return openstack.connect(
-        auth_url=service.root + "/v3", username=account["user_name"], password=account["password"],
-        project_name=account["tenant_name"], user_domain_name="Default", project_domain_name="Default",
-    )
 
 
 def test_glance_cli_shares_an_image_and_the_consumer_accepts_it(service):
     producer = service.account("producer", "paula")
     consumer = service.account("consumer", "carl")
-    glance = GlanceClient("2", session=keystone_session(service, producer, "producer"))
-    consumer_glance = GlanceClient("2", session=keystone_session(service, consumer, "consumer"))
+    glance = GlanceClient("2", session=keystone_session(service, producer))
+    consumer_glance = GlanceClient("2", session=keystone_session(service, consumer))
     image = glance.images.create(name="golden", disk_format="raw", container_format="bare", visibility="shared")
     glance.images.upload(image.id, io.BytesIO(b"golden bytes"))
 

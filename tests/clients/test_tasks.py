@@ -3,26 +3,19 @@
 import hashlib
 import json
 import os
-import pathlib
 import subprocess
 import time
 
 import openstack
 import pytest
 
+from conftest import sdk_for
 from test_images import glance_cli
 
 
 @pytest.fixture
 def alice(service):
     return service.account("acme", "alice")
-
-
-def put_object(service, tenant_id, path, data):
-    """Places an object in a tenant's container of the embedded object store."""
-    target = pathlib.Path(service.data_dir) / "objects" / tenant_id / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
 
 
 def fixed_vhd(tmp_path, size):
@@ -45,7 +38,7 @@ def table_value(stdout, field):
 
 def test_glance_cli_creates_an_import_task_and_shows_it_until_it_succeeds(service, alice, tmp_path):
     vhd = fixed_vhd(tmp_path, 2 * 1024 * 1024)
-    put_object(service, alice["tenant_id"], "incoming/web.vhd", vhd)
+    service.put_object(alice["tenant_id"], "incoming/web.vhd", vhd)
     task_input = json.dumps({"import_from": "incoming/web.vhd", "import_from_format": "vhd",
                              "image_properties": {"name": "web"}})
     created = glance_cli(service, alice, "task-create", "--type", "import", "--input", task_input)
@@ -67,10 +60,7 @@ def test_glance_cli_creates_an_import_task_and_shows_it_until_it_succeeds(servic
 
 
 def test_openstacksdk_exports_an_image_and_reads_a_failed_tasks_message(service, alice, tmp_path):
-    conn = openstack.connect(
-        auth_url=service.root + "/v3", username="alice", password=alice["password"],
-        project_name="acme", user_domain_name="Default", project_domain_name="Default",
-    )
+    conn = sdk_for(service, alice)
     data = os.urandom(1024 * 1024)
     image = conn.image.create_image(name="exported", disk_format="raw", container_format="bare", data=data)
     task = conn.image.create_task(type="export", input={"image_uuid": image.id,
@@ -79,8 +69,7 @@ def test_openstacksdk_exports_an_image_and_reads_a_failed_tasks_message(service,
     done = conn.image.wait_for_task(task, status="success", failures=["failure"], interval=0.2, wait=60)
     location = done.result["export_location"]
     assert location == f"backups/{image.id}.vhd"
-    exported = pathlib.Path(service.data_dir) / "objects" / alice["tenant_id"] / location
-    assert exported.read_bytes()[:len(data)] == data
+    assert service.get_object(alice["tenant_id"], location)[:len(data)] == data
 
     missing = conn.image.create_task(type="import", input={"import_from": "backups/none.vhd"})
     with pytest.raises(openstack.exceptions.ResourceFailure):

@@ -1,0 +1,147 @@
+"""OpenStack's own image API tests (tempest's `tempest.api.image.v2`) against the host under
+test. Each host must give exactly the outcomes tests/clients/tempest-expected.json records —
+so both hosts give the same ones, and a change in either direction (a test that starts to
+fail, or one that starts to pass and should leave the list of known gaps) fails here.
+
+tempest lives in its own virtualenv (`.venv-tempest`, made by scripts/test with the version
+pinned in tests/clients/tempest-requirements.txt); see shared/notes/tempest.md."""
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import HOST, ROOT
+
+TEMPEST = ROOT / ".venv-tempest" / "bin"
+EXPECTED = ROOT / "tests" / "clients" / "tempest-expected.json"
+
+pytestmark = pytest.mark.skipif(not (TEMPEST / "tempest").exists(),
+                                reason="tempest is not installed (scripts/test installs it)")
+
+
+def accounts(service):
+    """tempest's pre-provisioned accounts for two workers: four members, each with a reader in
+    its project, and two administrators — members first, as tempest picks the first fit."""
+    members, readers = [], []
+    for n in range(4):
+        members.append(service.account(f"tempest{n}", f"member{n}"))
+        readers.append(service.account(f"tempest{n}", f"reader{n}", role="reader"))
+    admins = [service.account(f"tempest-admin{n}", f"admin{n}", role="admin") for n in range(2)]
+    entries = [(a, "member") for a in members] + [(a, "reader") for a in readers] + [(a, "admin") for a in admins]
+    return [{"username": a["user_name"], "password": a["password"], "project_name": a["tenant_name"],
+             "domain_name": "Default", "roles": [role]} for a, role in entries]
+
+
+def write_config(workspace, service):
+    (workspace / "etc").mkdir(parents=True, exist_ok=True)
+    accounts_file = workspace / "etc" / "accounts.yaml"
+    # JSON is YAML: no YAML library needed here.
+    accounts_file.write_text(json.dumps(accounts(service), indent=1))
+    (workspace / "etc" / "tempest.conf").write_text(f"""
+[DEFAULT]
+log_dir = {workspace}/logs
+log_file = tempest.log
+
+[auth]
+use_dynamic_credentials = False
+test_accounts_file = {accounts_file}
+create_isolated_networks = False
+default_credentials_domain_name = Default
+
+[identity]
+uri_v3 = {service.root}/v3
+auth_version = v3
+region = RegionOne
+v3_endpoint_type = public
+admin_role = admin
+
+[identity-feature-enabled]
+api_v2 = False
+api_v2_admin = False
+api_v3 = True
+
+[service_available]
+glance = True
+nova = False
+cinder = False
+neutron = False
+swift = False
+
+[image]
+region = RegionOne
+endpoint_type = publicURL
+build_timeout = 120
+build_interval = 1
+image_caching_enabled = False
+
+[image-feature-enabled]
+api_v2 = True
+import_image = False
+os_glance_reserved = True
+manage_locations = False
+image_format_enforcement = True
+
+[enforce_scope]
+glance = True
+
+[validation]
+run_validation = False
+""")
+
+
+def outcomes(workspace):
+    """Each test id (without its [attributes]) → success, fail or skip, from stestr's record."""
+    subunit = subprocess.run([str(TEMPEST / "stestr"), "last", "--subunit"], cwd=workspace,
+                             capture_output=True, check=True).stdout
+    # (subunit2csv exits 1 when the stream holds a failure.)
+    rows = subprocess.run([str(TEMPEST / "subunit2csv"), "--no-passthrough"], input=subunit,
+                          capture_output=True).stdout
+    found = {}
+    for row in csv.DictReader(io.StringIO(rows.decode())):
+        test = re.sub(r"\[.*\]$", "", row["test"])
+        status = {"success": "success", "skip": "skip"}.get(row["status"], "fail")
+        found[test] = status
+    return found
+
+
+def test_tempest_image_v2_gives_the_recorded_outcomes(service, tmp_path):
+    workspace = tmp_path / "tempest"
+    # tempest registers workspaces by name (in ~/.tempest): a unique one, removed afterwards.
+    name = f"cloud-images-{HOST}-{uuid.uuid4().hex[:8]}"
+    subprocess.run([str(TEMPEST / "tempest"), "init", "--name", name, str(workspace)], check=True,
+                   capture_output=True)
+    try:
+        run_tempest(workspace, service)
+    finally:
+        subprocess.run([str(TEMPEST / "tempest"), "workspace", "remove", "--name", name], capture_output=True)
+
+
+def run_tempest(workspace, service):
+    write_config(workspace, service)
+    started = time.monotonic()
+    run = subprocess.run([str(TEMPEST / "tempest"), "run", "--regex", r"^tempest\.api\.image\.v2\.",
+                          "--concurrency", "2"], cwd=workspace, capture_output=True, text=True,
+                         env=dict(os.environ, OS_TEST_TIMEOUT="300"))
+    took = time.monotonic() - started
+    found = outcomes(workspace)
+    expected = json.loads(EXPECTED.read_text())
+    counts = {s: sum(1 for v in found.values() if v == s) for s in ("success", "fail", "skip")}
+    print(f"tempest on {HOST}: {counts['success']} passed, {counts['fail']} failed, "
+          f"{counts['skip']} skipped in {took:.0f} s")
+
+    wanted = {t: "success" for t in expected["pass"]}
+    wanted.update({t: "fail" for t in expected["fail"]})
+    wanted.update({t: "skip" for t in expected["skip"]})
+    differing = {t: (found.get(t, "not run"), wanted.get(t, "not listed"))
+                 for t in sorted(set(found) | set(wanted)) if found.get(t) != wanted.get(t)}
+    assert differing == {}, (
+        "tempest outcomes (found, recorded in tempest-expected.json):\n"
+        + "\n".join(f"  {t}: {a} (recorded: {b})" for t, (a, b) in differing.items())
+        + f"\n--- tempest output (tail)\n{run.stdout[-4000:]}")
