@@ -3,6 +3,12 @@
 //!
 //! The binary is found through `CLOUD_IMAGES_BIN`, or beside the test executable in the
 //! workspace target directory (`cargo build -p cloud-images` first; the test script does).
+//!
+//! With `CLOUD_IMAGES_TEST_BACKEND=stack` the cases run against the deployed SAM stack instead
+//! (`scripts/local-stack.sh client-env` prints what it needs): a "server" is then the one
+//! deployment, accounts are made with the admin CLI on its table under names unique to the
+//! test, and cases that need the local binary itself (its settings, restarts, logs, files)
+//! are listed in `tests/api/stack-skips.txt`.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
@@ -101,9 +107,12 @@ pub struct Account {
     pub password: Option<String>,
 }
 
-/// A running server with its own data directory; killed when dropped.
+/// A running server with its own data directory; killed when dropped. On the stack: the
+/// deployment, with this test's own accounts.
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
+    /// Appended to tenant and user names: the stack is shared by every test.
+    names: String,
     /// Root URL, e.g. `http://127.0.0.1:41234`.
     pub root: String,
     /// The administrator created on first start, if this start created it.
@@ -119,15 +128,58 @@ pub struct DataDir {
 }
 
 /// Whether this run tests the aws backend (`CLOUD_IMAGES_TEST_BACKEND=aws`, against the
-/// emulator `AWS_ENDPOINT_URL` names) rather than the embedded default.
+/// emulator `AWS_ENDPOINT_URL` names) rather than the embedded default. The deployed stack
+/// keeps its data on the aws backend too.
 pub fn testing_aws() -> bool {
-    std::env::var("CLOUD_IMAGES_TEST_BACKEND").is_ok_and(|b| b == "aws")
+    std::env::var("CLOUD_IMAGES_TEST_BACKEND").is_ok_and(|b| b == "aws" || b == "stack")
+}
+
+/// Whether this run tests the deployed stack (`CLOUD_IMAGES_TEST_BACKEND=stack`).
+pub fn testing_stack() -> bool {
+    std::env::var("CLOUD_IMAGES_TEST_BACKEND").is_ok_and(|b| b == "stack")
+}
+
+/// The deployed stack: its URL and what the admin CLI needs to reach its table.
+struct Stack {
+    url: String,
+    cli_env: Vec<(String, String)>,
+}
+
+fn stack() -> Stack {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is unset: run `eval \"$(bash scripts/local-stack.sh client-env)\"`")
+        })
+    };
+    let outputs: Value =
+        serde_json::from_str(&std::fs::read_to_string(var("CLOUD_IMAGES_STACK_OUTPUTS")).unwrap())
+            .unwrap();
+    let output = |key: &str| outputs[key].as_str().unwrap().to_owned();
+    Stack {
+        url: var("CLOUD_IMAGES_STACK_URL"),
+        cli_env: vec![
+            ("CLOUD_IMAGES_BACKEND".into(), "aws".into()),
+            ("CLOUD_IMAGES_AWS_TABLE".into(), output("TableName")),
+            ("CLOUD_IMAGES_AWS_BUCKET".into(), output("BucketName")),
+            ("CLOUD_IMAGES_AWS_QUEUE_URL".into(), output("TaskQueueUrl")),
+            (
+                "CLOUD_IMAGES_AWS_DEAD_LETTER_QUEUE_URL".into(),
+                output("TaskDeadLetterQueueUrl"),
+            ),
+            (
+                "CLOUD_IMAGES_TOKEN_SIGNING_KEY".into(),
+                var("CLOUD_IMAGES_STACK_SIGNING_KEY"),
+            ),
+        ],
+    }
 }
 
 impl DataDir {
     /// A fresh, empty data directory; on the aws backend, also a fresh table and bucket.
     pub fn new() -> Self {
-        let backend = if testing_aws() {
+        let backend = if testing_stack() {
+            stack().cli_env
+        } else if testing_aws() {
             let unique = uuid::Uuid::new_v4().simple().to_string();
             vec![
                 ("CLOUD_IMAGES_BACKEND".into(), "aws".into()),
@@ -174,6 +226,14 @@ impl Server {
 
     /// Starts a server on `data` with extra environment variables.
     pub async fn start_in(data: DataDir, env: &[(&str, &str)]) -> Self {
+        if testing_stack() {
+            assert!(
+                env.is_empty(),
+                "the deployed stack has the template's settings, not {env:?}: \
+                 list this case in tests/api/stack-skips.txt"
+            );
+            return Self::on_stack(data).await;
+        }
         let log = std::fs::File::create(data.path().join("server.log")).unwrap();
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -203,7 +263,8 @@ impl Server {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let first_admin = parse_first_admin(&printed);
         Self {
-            child,
+            child: Some(child),
+            names: String::new(),
             root,
             first_admin,
             data,
@@ -211,13 +272,31 @@ impl Server {
         }
     }
 
+    /// The deployed stack as this test's server, with an administrator of the test's own.
+    async fn on_stack(data: DataDir) -> Self {
+        let mut server = Self {
+            child: None,
+            names: format!("-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+            root: stack().url,
+            first_admin: None,
+            data,
+            http: reqwest::Client::new(),
+        };
+        server.first_admin = Some(server.account("admin", "admin", "admin").await);
+        server
+    }
+
     /// Stops the server and hands back its data directory, for restart tests.
     pub async fn stop(mut self) -> DataDir {
-        self.child.kill().await.unwrap();
+        let child = self
+            .child
+            .as_mut()
+            .expect("tests do not restart the deployed stack");
+        child.kill().await.unwrap();
         self.data
     }
 
-    /// Everything the server logged so far.
+    /// Everything the server logged so far (the stack's functions log to CloudWatch Logs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
     }
@@ -273,8 +352,11 @@ impl Server {
         command
     }
 
-    /// Creates a tenant (if new) and a user in it with `role`, returning its credentials.
+    /// Creates a tenant (if new) and a user in it with `role`, returning its credentials. On
+    /// the shared stack the names get this test's suffix: use the returned names.
     pub async fn account(&self, tenant: &str, user: &str, role: &str) -> Account {
+        let (tenant, user) = (self.name(tenant), self.name(user));
+        let (tenant, user) = (tenant.as_str(), user.as_str());
         let _ = self.cli_raw(&["tenant", "create", tenant]).await;
         let password = format!("pw-{user}");
         let created = self
@@ -297,6 +379,11 @@ impl Server {
             api_key: created["api_key"].as_str().unwrap().to_owned(),
             password: Some(password),
         }
+    }
+
+    /// A tenant or user name as this test's accounts carry it (suffixed on the shared stack).
+    pub fn name(&self, base: &str) -> String {
+        format!("{base}{}", self.names)
     }
 
     /// Authenticates with the Rackspace API-key flow and returns the token id.
@@ -631,6 +718,14 @@ impl Server {
                 .filter(|name| name.starts_with('.'))
                 .collect(),
         }
+    }
+
+    /// Uploads in progress or abandoned of one image (on a deployment shared by many tests,
+    /// the others' uploads are theirs).
+    pub async fn partial_files_of(&self, image: &str) -> Vec<String> {
+        let mut partial = self.partial_files().await;
+        partial.retain(|name| name.contains(image));
+        partial
     }
 
     /// Everything in the image store, committed or not.

@@ -10,14 +10,17 @@ use serde_json::json;
 async fn a_rackspace_api_key_token_opens_the_api_and_lists_an_unversioned_image_endpoint() {
     let server = Server::start().await;
     let alice = server.account("acme", "alice", "member").await;
-    let response = server.api_key_auth("alice", &alice.api_key).await;
+    let response = server.api_key_auth(&alice.user_name, &alice.api_key).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body = json_body(response).await;
     let access = &body["access"];
     assert_eq!(access["token"]["tenant"]["id"], alice.tenant_id.as_str());
-    assert_eq!(access["token"]["tenant"]["name"], "acme");
+    assert_eq!(
+        access["token"]["tenant"]["name"],
+        alice.tenant_name.as_str()
+    );
     assert!(access["token"]["expires"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(access["user"]["name"], "alice");
+    assert_eq!(access["user"]["name"], alice.user_name.as_str());
     let roles: Vec<&str> = access["user"]["roles"]
         .as_array()
         .unwrap()
@@ -51,8 +54,10 @@ async fn a_v2_password_token_works_and_may_name_its_tenant() {
     let server = Server::start().await;
     let bob = server.account("acme", "bob", "member").await;
     let password = bob.password.as_deref().unwrap();
-    for tenant in [None, Some("acme")] {
-        let response = server.v2_password_auth("bob", password, tenant).await;
+    for tenant in [None, Some(bob.tenant_name.as_str())] {
+        let response = server
+            .v2_password_auth(&bob.user_name, password, tenant)
+            .await;
         assert_eq!(response.status(), StatusCode::OK, "tenant {tenant:?}");
         let body = json_body(response).await;
         let token = body["access"]["token"]["id"].as_str().unwrap();
@@ -73,7 +78,11 @@ async fn a_v3_password_token_comes_in_x_subject_token_with_a_catalog() {
     let server = Server::start().await;
     let carol = server.account("acme", "carol", "reader").await;
     let response = server
-        .v3_auth(v3_password_by_name("carol", "pw-carol", "acme"))
+        .v3_auth(v3_password_by_name(
+            &carol.user_name,
+            carol.password.as_deref().unwrap(),
+            &carol.tenant_name,
+        ))
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let token = response.headers()["x-subject-token"]
@@ -108,29 +117,37 @@ async fn a_v3_password_token_comes_in_x_subject_token_with_a_catalog() {
         .checked()
         .await;
     assert_eq!(validated.status(), StatusCode::OK);
-    assert_eq!(json_body(validated).await["token"]["user"]["name"], "carol");
+    assert_eq!(
+        json_body(validated).await["token"]["user"]["name"],
+        carol.user_name.as_str()
+    );
 }
 
 #[tokio::test]
 async fn v3_accepts_the_default_domain_by_id_and_users_and_projects_by_id() {
     let server = Server::start().await;
     let dave = server.account("acme", "dave", "member").await;
+    let password = dave.password.as_deref().unwrap();
     let first = json_body(
         server
-            .v3_auth(v3_password_by_name("dave", "pw-dave", "acme"))
+            .v3_auth(v3_password_by_name(
+                &dave.user_name,
+                password,
+                &dave.tenant_name,
+            ))
             .await,
     )
     .await;
     let user_id = first["token"]["user"]["id"].as_str().unwrap();
     let by_ids = json!({
-        "identity": { "methods": ["password"], "password": { "user": { "id": user_id, "password": "pw-dave" } } },
+        "identity": { "methods": ["password"], "password": { "user": { "id": user_id, "password": password } } },
         "scope": { "project": { "id": dave.tenant_id, "domain": { "id": "default" } } },
     });
     assert_eq!(server.v3_auth(by_ids).await.status(), StatusCode::CREATED);
     let by_name_in_domain_id = json!({
         "identity": { "methods": ["password"], "password": { "user": {
-            "name": "dave", "domain": { "id": "default" }, "password": "pw-dave" } } },
-        "scope": { "project": { "name": "acme", "domain": { "id": "default" } } },
+            "name": dave.user_name, "domain": { "id": "default" }, "password": password } } },
+        "scope": { "project": { "name": dave.tenant_name, "domain": { "id": "default" } } },
     });
     assert_eq!(
         server.v3_auth(by_name_in_domain_id).await.status(),
@@ -142,21 +159,21 @@ async fn v3_accepts_the_default_domain_by_id_and_users_and_projects_by_id() {
 async fn wrong_secrets_unknown_users_and_foreign_scopes_get_401_with_a_message() {
     let server = Server::start().await;
     let erin = server.account("acme", "erin", "member").await;
-    server.account("other", "frank", "member").await;
+    let frank = server.account("other", "frank", "member").await;
+    let (name, password) = (erin.user_name.as_str(), erin.password.as_deref().unwrap());
+    let (own, other) = (erin.tenant_name.as_str(), frank.tenant_name.as_str());
     let refusals = [
         server
-            .api_key_auth("erin", "0000000000000000000000000000000")
+            .api_key_auth(name, "0000000000000000000000000000000")
             .await,
         server.api_key_auth("nobody", &erin.api_key).await,
-        server.v2_password_auth("erin", "wrong", None).await,
+        server.v2_password_auth(name, "wrong", None).await,
+        server.v2_password_auth(name, password, Some(other)).await,
         server
-            .v2_password_auth("erin", "pw-erin", Some("other"))
+            .v3_auth(v3_password_by_name(name, "wrong", own))
             .await,
         server
-            .v3_auth(v3_password_by_name("erin", "wrong", "acme"))
-            .await,
-        server
-            .v3_auth(v3_password_by_name("erin", "pw-erin", "other"))
+            .v3_auth(v3_password_by_name(name, password, other))
             .await,
     ];
     for response in refusals {
@@ -169,17 +186,18 @@ async fn wrong_secrets_unknown_users_and_foreign_scopes_get_401_with_a_message()
 #[tokio::test]
 async fn a_user_without_a_password_cannot_log_in_with_an_empty_one() {
     let server = Server::start().await;
-    let _ = server.cli_raw(&["tenant", "create", "acme"]).await;
+    let (tenant, user) = (server.name("acme"), server.name("keyonly"));
+    let _ = server.cli_raw(&["tenant", "create", &tenant]).await;
     let created = server
-        .cli(&["user", "create", "--tenant", "acme", "keyonly"])
+        .cli(&["user", "create", "--tenant", &tenant, &user])
         .await;
     assert_eq!(
-        server.v2_password_auth("keyonly", "", None).await.status(),
+        server.v2_password_auth(&user, "", None).await.status(),
         StatusCode::UNAUTHORIZED
     );
     let api_key = created["api_key"].as_str().unwrap();
     assert_eq!(
-        server.api_key_auth("keyonly", api_key).await.status(),
+        server.api_key_auth(&user, api_key).await.status(),
         StatusCode::OK
     );
 }
@@ -281,7 +299,7 @@ async fn a_member_token_on_an_admin_route_gets_403_and_an_admin_token_gets_200()
     )
     .await;
     let text = users.to_string();
-    assert!(text.contains("alice"));
+    assert!(text.contains(&member.user_name));
     assert!(
         !text.contains(&member.api_key) && !text.contains("argon2"),
         "secrets leaked: {text}"
@@ -312,7 +330,10 @@ async fn another_tenants_project_is_forbidden_not_missing() {
         )
         .checked()
         .await;
-    assert_eq!(json_body(as_admin).await["project"]["name"], "globex");
+    assert_eq!(
+        json_body(as_admin).await["project"]["name"],
+        bob.tenant_name.as_str()
+    );
 }
 
 #[tokio::test]

@@ -111,7 +111,9 @@ async fn additional_properties_tags_and_flags_are_stored_as_given() {
 #[tokio::test]
 async fn a_caller_may_choose_an_unused_uuid_as_the_id() {
     let w = World::new().await;
-    let id = "6e4f7a5c-0f4e-4a8e-9a59-7d0c3e0e9b11";
+    // Unused anywhere, also on a deployment that outlives this test.
+    let id = uuid::Uuid::new_v4().to_string();
+    let id = id.as_str();
     let image = w
         .server
         .new_image(&w.alice, json!({ "id": id, "name": "mine" }))

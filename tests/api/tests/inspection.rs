@@ -66,7 +66,7 @@ async fn assert_refused(w: &World, disk_format: &str, data: Vec<u8>, says: &str)
     let image = json_body(w.server.show_image(&w.alice, &id).await).await;
     assert_eq!(image["status"], "queued");
     assert_eq!(image["size"], Value::Null);
-    assert!(w.server.partial_files().await.is_empty());
+    assert!(w.server.partial_files_of(&id).await.is_empty());
 }
 
 #[tokio::test]

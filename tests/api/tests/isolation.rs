@@ -9,6 +9,8 @@
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt;
+
 use cloud_images_api_tests::{Checked, Server, id_of, json_body, testing_aws};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -380,51 +382,70 @@ async fn the_matrix_covers_every_image_scoped_route_of_the_api() {
     );
 }
 
+/// Cells run this many at a time: each makes its own fixture image, so they are independent,
+/// and over API Gateway and Lambda one at a time would take minutes.
+const CELLS_AT_ONCE: usize = 8;
+
 #[tokio::test]
 async fn every_caller_gets_exactly_the_expected_status_on_every_route_and_visibility() {
     let server = Server::start().await;
     let t = tenants(&server).await;
-    let mut failures = Vec::new();
-    for row in table() {
-        for visibility in VISIBILITIES {
-            for role in ROLES {
-                let id = fixture(&server, &t, visibility, row.fixture).await;
-                let path = row
-                    .template
-                    .replace("{image_id}", &id)
-                    .replace("{tag}", "probe")
-                    .replace("{member_id}", &t.accepted.0);
-                let mut request = server.request(row.method.clone(), &path, Some(t.token(role)));
-                request = match ((row.body)(&t), row.template.ends_with("/file")) {
-                    (_, true) => request
-                        .header("Content-Type", "application/octet-stream")
-                        .body(b"uploaded".to_vec()),
-                    (Some(body), false) if row.method == Method::PATCH => request
-                        .header(
-                            "Content-Type",
-                            "application/openstack-images-v2.1-json-patch",
-                        )
-                        .body(body.to_string()),
-                    (Some(body), false) => request.json(&body),
-                    (None, false) => request,
-                };
-                let got = request.checked().await.status().as_u16();
-                let want = (row.expected)(role, visibility);
-                if got != want {
-                    failures.push(format!(
-                        "{} {} as {role:?} on a {visibility} image: got {got}, want {want}",
-                        row.method, row.template
-                    ));
-                }
-            }
-        }
-    }
+    let rows = table();
+    let cells = rows.iter().flat_map(|row| {
+        VISIBILITIES
+            .iter()
+            .flat_map(move |visibility| ROLES.iter().map(move |role| (row, *visibility, *role)))
+    });
+    let failures: Vec<String> = futures::stream::iter(cells)
+        .map(|(row, visibility, role)| cell(&server, &t, row, visibility, role))
+        .buffer_unordered(CELLS_AT_ONCE)
+        .filter_map(|failure| async move { failure })
+        .collect()
+        .await;
     assert!(
         failures.is_empty(),
         "{} cells differ:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// One cell of the matrix: a fresh fixture, one call; a description when the status differs.
+async fn cell(
+    server: &Server,
+    t: &Tenants,
+    row: &Row,
+    visibility: &str,
+    role: Role,
+) -> Option<String> {
+    let id = fixture(server, t, visibility, row.fixture).await;
+    let path = row
+        .template
+        .replace("{image_id}", &id)
+        .replace("{tag}", "probe")
+        .replace("{member_id}", &t.accepted.0);
+    let mut request = server.request(row.method.clone(), &path, Some(t.token(role)));
+    request = match ((row.body)(t), row.template.ends_with("/file")) {
+        (_, true) => request
+            .header("Content-Type", "application/octet-stream")
+            .body(b"uploaded".to_vec()),
+        (Some(body), false) if row.method == Method::PATCH => request
+            .header(
+                "Content-Type",
+                "application/openstack-images-v2.1-json-patch",
+            )
+            .body(body.to_string()),
+        (Some(body), false) => request.json(&body),
+        (None, false) => request,
+    };
+    let got = request.checked().await.status().as_u16();
+    let want = (row.expected)(role, visibility);
+    (got != want).then(|| {
+        format!(
+            "{} {} as {role:?} on a {visibility} image: got {got}, want {want}",
+            row.method, row.template
+        )
+    })
 }
 
 #[tokio::test]
