@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
-use cloud_images_domain::inspection::{self, HEAD_BYTES, TAIL_BYTES};
+use cloud_images_domain::inspection::Inspector;
 use cloud_images_domain::ports::{
     ByteRange, ByteStream, ImageRepository, RangeRequest, UploadSink,
 };
@@ -106,30 +106,6 @@ fn multihash(algo: HashAlgo) -> HashWorker {
         HashAlgo::Sha256 => HashWorker::start(Sha256::new()),
         HashAlgo::Sha384 => HashWorker::start(Sha384::new()),
         HashAlgo::Sha512 => HashWorker::start(Sha512::new()),
-    }
-}
-
-/// The first and last bytes of a stream, for inspection.
-#[derive(Default)]
-struct HeadAndTail {
-    head: Vec<u8>,
-    tail: Vec<u8>,
-}
-
-impl HeadAndTail {
-    fn observe(&mut self, block: &[u8]) {
-        let wanted = HEAD_BYTES.saturating_sub(self.head.len());
-        self.head
-            .extend_from_slice(&block[..wanted.min(block.len())]);
-        if block.len() >= TAIL_BYTES {
-            self.tail.clear();
-            self.tail
-                .extend_from_slice(&block[block.len() - TAIL_BYTES..]);
-        } else {
-            self.tail.extend_from_slice(block);
-            let excess = self.tail.len().saturating_sub(TAIL_BYTES);
-            self.tail.drain(..excess);
-        }
     }
 }
 
@@ -355,8 +331,7 @@ impl ImageService {
     ) -> DomainResult<Received> {
         let md5 = HashWorker::start(Md5::new());
         let multihash = multihash(self.settings.hash_algo);
-        let mut seen = HeadAndTail::default();
-        let mut head_checked = false;
+        let mut inspector = Inspector::new(declared);
         let mut size: u64 = 0;
         let mut pending = BytesMut::with_capacity(BLOCK);
         loop {
@@ -373,13 +348,7 @@ impl ImageService {
             }
             let block = pending.split().freeze();
             if !block.is_empty() {
-                seen.observe(&block);
-                if !head_checked && seen.head.len() >= HEAD_BYTES {
-                    head_checked = true;
-                    if let Some(verdict) = inspection::inspect_head(declared, &seen.head) {
-                        verdict?;
-                    }
-                }
+                inspector.observe(&block)?;
                 md5.feed(block.clone()).await?;
                 multihash.feed(block.clone()).await?;
                 sink.write(block).await?;
@@ -394,7 +363,7 @@ impl ImageService {
                 size_hint.unwrap_or(0)
             )));
         }
-        let virtual_size = inspection::inspect(declared, &seen.head, &seen.tail, size)?;
+        let virtual_size = inspector.finish()?;
         Ok(Received {
             size,
             checksum: md5.finish().await?,
@@ -536,26 +505,6 @@ pub(crate) fn quota_exceeded(allowance: u64) -> DomainError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn head_and_tail_keep_only_the_ends() {
-        let mut seen = HeadAndTail::default();
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        for piece in data.chunks(7000) {
-            seen.observe(piece);
-        }
-        assert_eq!(seen.head, data[..HEAD_BYTES]);
-        assert_eq!(seen.tail, data[data.len() - TAIL_BYTES..]);
-    }
-
-    #[test]
-    fn small_streams_keep_everything_as_head_and_tail() {
-        let mut seen = HeadAndTail::default();
-        seen.observe(b"abc");
-        seen.observe(b"def");
-        assert_eq!(seen.head, b"abcdef");
-        assert_eq!(seen.tail, b"abcdef");
-    }
 
     #[tokio::test]
     async fn hash_workers_match_known_digests() {
