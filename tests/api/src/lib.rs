@@ -895,6 +895,33 @@ impl RawUpload {
         self.response().await
     }
 
+    /// Sends the final empty chunk (if the server still reads) and reads the whole response:
+    /// its status and body, however early the server answered.
+    pub async fn reply(mut self) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = self.writer.write_all(b"0\r\n\r\n").await;
+        let mut received = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !response_complete(&received) {
+            match tokio::time::timeout_at(deadline, self.reader.read(&mut buffer)).await {
+                Ok(Ok(read)) if read > 0 => received.extend_from_slice(&buffer[..read]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&received).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        (status, body)
+    }
+
     /// Reads the status line of the response (waiting up to 30 s).
     pub async fn response(&mut self) -> String {
         use tokio::io::AsyncReadExt;
@@ -912,6 +939,20 @@ impl RawUpload {
             .unwrap_or_default()
             .to_owned()
     }
+}
+
+/// Whether `received` holds a response head and the whole body its Content-Length announces.
+fn response_complete(received: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(received);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    length.is_some_and(|length| body.len() >= length) || head.starts_with("HTTP/1.1 204")
 }
 
 /// Polls an image until `check` holds (up to 10 s), returning its last document.

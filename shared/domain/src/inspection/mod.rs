@@ -98,7 +98,7 @@ fn readings(s: &Sample) -> Vec<Detected> {
     let mut found = Vec::new();
     let starts = [
         (qcow2::MAGIC, Detected::Qcow2),
-        (b"QEF\0".as_slice(), Detected::Qed),
+        (b"QED\0".as_slice(), Detected::Qed),
         (vhdx::SIGNATURE, Detected::Vhdx),
         (vmdk::SPARSE_MAGIC, Detected::VmdkSparse),
         (vmdk::COWD_MAGIC, Detected::VmdkDescriptor),
@@ -302,9 +302,10 @@ impl Inspector {
             self.tail
                 .extend_from_slice(&block[block.len() - TAIL_BYTES..]);
         } else {
-            self.tail.extend_from_slice(block);
-            let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+            // Make room first, so the buffer never grows past its reserved size.
+            let excess = (self.tail.len() + block.len()).saturating_sub(TAIL_BYTES);
             self.tail.drain(..excess);
+            self.tail.extend_from_slice(block);
         }
     }
 
@@ -320,10 +321,11 @@ impl Inspector {
         if self.head.starts_with(vhdx::SIGNATURE)
             && let Some((offset, wanted)) = vhdx::metadata_region(&self.head)
         {
+            let wanted = wanted.min(REGION_BYTES);
             let mut capture = Capture {
                 offset,
-                wanted: wanted.min(REGION_BYTES),
-                data: Vec::new(),
+                wanted,
+                data: Vec::with_capacity(wanted),
             };
             capture.take(0, &self.head);
             self.region = Some(capture);
@@ -358,5 +360,7 @@ pub fn inspect_bytes(declared: DiskFormat, data: &[u8]) -> DomainResult<Option<u
     inspector.finish()
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,7 @@ fn raw_declared_but_another_format_inside_is_refused_naming_it() {
 #[test]
 fn qed_is_refused_whatever_is_declared() {
     let mut qed = vec![0u8; 4096];
-    qed[..4].copy_from_slice(b"QEF\0");
+    qed[..4].copy_from_slice(b"QED\0");
     for format in DiskFormat::ALL {
         let refused = verdict(*format, &qed).unwrap_err();
         assert!(refused.contains("QED"), "{format}: {refused}");

@@ -13,7 +13,7 @@ fn seal(block: &mut [u8]) {
 /// (item, value, flags) for the metadata region.
 type Item = ([u8; 16], Vec<u8>, u32);
 
-fn standard_items(size: u64, file_flags: u32) -> Vec<Item> {
+pub(crate) fn standard_items(size: u64, file_flags: u32) -> Vec<Item> {
     let mut parameters = (32u32 << 20).to_le_bytes().to_vec();
     parameters.extend_from_slice(&file_flags.to_le_bytes());
     vec![
