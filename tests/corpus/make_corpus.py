@@ -131,13 +131,25 @@ def fixed_vhd_footer(size):
     return sealed_vhd(footer, 64)
 
 
-def mbr(entries, size=MIB):
+def mbr(entries, size=MIB, protective_lba=1):
+    """Random sectors behind a partition table of (boot flag, type) entries; a 0xEE entry is
+    written as a protective MBR writes it (CHS 0/2/0, LBA `protective_lba`)."""
     data = bytearray(os.urandom(size))
     data[446:510] = bytes(64)
     for n, (boot, kind) in enumerate(entries):
         data[446 + 16 * n] = boot
         data[446 + 16 * n + 4] = kind
+        if kind == 0xEE:
+            data[446 + 16 * n + 1:446 + 16 * n + 4] = b"\x00\x02\x00"
+            struct.pack_into("<I", data, 446 + 16 * n + 8, protective_lba)
     data[510:512] = b"\x55\xaa"
+    return data
+
+
+def random_raw(size):
+    """Random bytes that are not, by chance, an MBR (the signature's two bytes cleared)."""
+    data = bytearray(os.urandom(size))
+    data[510:512] = b"\0\0"
     return data
 
 
@@ -230,12 +242,17 @@ def build(out):
     made["qcow2-in-iso.iso"] = polyglot
     made["iso-in-fixed.vhd"] = iso() + fixed_vhd_footer(64 * 2048)
 
-    made["random.raw"] = os.urandom(MIB + 7)
+    made["random.raw"] = random_raw(MIB + 7)
     made["qcow2-header.raw"] = read(out, "plain.qcow2")
     made["mbr.raw"] = mbr([(0x80, 0x83), (0, 0x82)])
     made["bad-boot-flag.raw"] = mbr([(0x81, 0x83)])
     made["gpt.raw"] = mbr([(0, 0xEE)])
     made["gpt-extra.raw"] = mbr([(0, 0xEE), (0, 0x83)])
+    made["gpt-bad-lba.raw"] = mbr([(0, 0xEE)], protective_lba=2)
+    made["empty-table.raw"] = mbr([])
+    fat = mbr([])
+    fat[0x10], fat[0x15] = 2, 0xF8
+    made["fat-volume.raw"] = fat
 
     for name, data in made.items():
         if data is not None:

@@ -30,7 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let per_run = started.elapsed().as_micros() / u128::from(runs);
         let (verdict, held) = last.ok_or("no run")?;
         let (size, verdict) = match verdict {
-            Ok(size) => (size.map_or("-".into(), |s| s.to_string()), "accepted".to_owned()),
+            Ok(size) => (
+                size.map_or("-".into(), |s| s.to_string()),
+                "accepted".to_owned(),
+            ),
             Err(e) => ("-".into(), format!("refused: {e}")),
         };
         println!("{arg:<34} {size:>16} {bytes:>12} {held:>12} {per_run:>14} {verdict}");

@@ -31,6 +31,8 @@ pub const TAIL_BYTES: usize = 4096;
 /// The most kept of a region a head points at (the start of a VHDX metadata region).
 pub const REGION_BYTES: usize = 1024 * 1024;
 
+const LUKS_MAGIC: &[u8] = b"LUKS\xba\xbe";
+
 /// A way the data can be read, told by a signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detected {
@@ -52,6 +54,8 @@ pub enum Detected {
     Vdi,
     /// ISO 9660 (a volume descriptor at 32 KiB).
     Iso,
+    /// A LUKS v1 encrypted volume: no disk format here declares it.
+    Luks,
 }
 
 impl Detected {
@@ -64,6 +68,7 @@ impl Detected {
             Detected::VmdkSparse | Detected::VmdkDescriptor => "vmdk",
             Detected::Vdi => "vdi",
             Detected::Iso => "iso",
+            Detected::Luks => "luks",
         }
     }
 }
@@ -103,6 +108,7 @@ fn readings(s: &Sample) -> Vec<Detected> {
         (vmdk::SPARSE_MAGIC, Detected::VmdkSparse),
         (vmdk::COWD_MAGIC, Detected::VmdkDescriptor),
         (vhd::COOKIE, Detected::VhdDynamic),
+        (LUKS_MAGIC, Detected::Luks),
     ];
     found.extend(
         starts
@@ -141,6 +147,11 @@ fn check(reading: Detected, s: &Sample) -> Result<Option<u64>, Refusal> {
         Detected::VmdkSparse | Detected::VmdkDescriptor => vmdk::inspect(s),
         Detected::Vdi => vdi::inspect(s),
         Detected::Iso => iso::inspect(s),
+        Detected::Luks => match bytes::be16(s.head, 6) {
+            Some(1) => Ok(None),
+            Some(version) => Err(format!("LUKS version {version} is not supported")),
+            None => Err("The LUKS header is truncated".into()),
+        },
     }
 }
 

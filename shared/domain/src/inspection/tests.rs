@@ -130,3 +130,21 @@ fn the_head_and_the_tail_keep_only_the_ends_however_the_data_arrives() {
         (&b"abcdef"[..], &b"abcdef"[..])
     );
 }
+
+#[test]
+fn an_encrypted_volume_is_no_raw_disk() {
+    let mut luks = vec![0u8; 4096];
+    luks[..6].copy_from_slice(b"LUKS\xba\xbe");
+    luks[6..8].copy_from_slice(&1u16.to_be_bytes());
+    assert!(
+        verdict(DiskFormat::Raw, &luks)
+            .unwrap_err()
+            .contains("looks like luks")
+    );
+    luks[7] = 2;
+    assert!(
+        verdict(DiskFormat::Raw, &luks)
+            .unwrap_err()
+            .contains("version 2")
+    );
+}
