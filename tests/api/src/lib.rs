@@ -752,6 +752,23 @@ impl Server {
     }
 }
 
+/// PUTs part `number` of `data` to its URL as a client without credentials would.
+pub async fn put_part(upload: &Value, number: usize, data: &[u8]) {
+    let part_size = upload["part_size"].as_u64().unwrap() as usize;
+    let part = &upload["parts"][number - 1];
+    assert_eq!(part["part_number"], number);
+    let first = (number - 1) * part_size;
+    let bytes = data[first..data.len().min(first + part_size)].to_vec();
+    assert_eq!(part["size"], bytes.len());
+    let sent = reqwest::Client::new()
+        .put(part["url"].as_str().unwrap())
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK, "part {number}");
+}
+
 /// Runs qemu-img in `dir` (installed by .ci/run from Debian's qemu-utils) and returns its
 /// standard output.
 pub fn qemu_img(args: &[&str], dir: &Path) -> Vec<u8> {

@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use cloud_images_api_tests::{
-    Checked, RawUpload, World, id_of, json_body, testing_aws, testing_stack,
+    Checked, RawUpload, World, id_of, json_body, put_part, testing_aws, testing_stack,
 };
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The stack refuses direct uploads above this (tests/host-differences.json).
@@ -128,16 +128,8 @@ async fn by_staging(w: &World, case: &Value, data: &[u8]) -> Result<Outcome, Str
         .await,
     )
     .await;
-    let part_size = offer["part_size"].as_u64().unwrap() as usize;
-    for (n, part) in offer["parts"].as_array().unwrap().iter().enumerate() {
-        let bytes = data[n * part_size..data.len().min((n + 1) * part_size)].to_vec();
-        let sent = reqwest::Client::new()
-            .put(part["url"].as_str().unwrap())
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(sent.status(), StatusCode::OK);
+    for number in 1..=offer["parts"].as_array().unwrap().len() {
+        put_part(&offer, number, data).await;
     }
     let completed = post(
         format!("/v2/images/{id}/file/complete"),

@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use cloud_images_api_tests::{
-    Checked, Reply, World, id_of, json_body, qemu_img, sample_bytes, testing_aws, tool_digest,
+    Checked, Reply, World, id_of, json_body, put_part, qemu_img, sample_bytes, testing_aws,
+    tool_digest,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -50,23 +51,6 @@ async fn complete(w: &World, id: &str, upload_id: &str) -> Reply {
         json!({ "upload_id": upload_id }),
     )
     .await
-}
-
-/// PUTs part `number` of `data` to its URL as a client without credentials would.
-async fn put_part(upload: &Value, number: usize, data: &[u8]) {
-    let part_size = upload["part_size"].as_u64().unwrap() as usize;
-    let part = &upload["parts"][number - 1];
-    assert_eq!(part["part_number"], number);
-    let first = (number - 1) * part_size;
-    let bytes = data[first..data.len().min(first + part_size)].to_vec();
-    assert_eq!(part["size"], bytes.len());
-    let sent = reqwest::Client::new()
-        .put(part["url"].as_str().unwrap())
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), StatusCode::OK, "part {number}");
 }
 
 async fn status_and_size(w: &World, id: &str) -> (Value, Value) {
