@@ -622,24 +622,7 @@ impl ImageRepository for DynamoImageRepository {
         Ok(self.owned(owner).await?.iter().filter_map(|i| i.size).sum())
     }
 
-    async fn requeue_interrupted_uploads(&self) -> DomainResult<usize> {
-        let saving = self.partition(GSI3, GSI3PK, "SAVING".to_owned()).await?;
-        let mut reset = 0;
-        for image in saving {
-            let mut queued = image.clone();
-            queued.status = ImageStatus::Queued;
-            queued.size = None;
-            queued.virtual_size = None;
-            queued.checksum = None;
-            queued.os_hash_algo = None;
-            queued.os_hash_value = None;
-            queued.version = image.version + 1;
-            match self.update(&queued, image.version).await {
-                Ok(()) => reset += 1,
-                Err(DomainError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(reset)
+    async fn saving(&self) -> DomainResult<Vec<Image>> {
+        self.partition(GSI3, GSI3PK, "SAVING".to_owned()).await
     }
 }

@@ -9,6 +9,7 @@ pub mod image;
 pub mod image_patch;
 pub mod image_rules;
 pub mod inspection;
+pub mod lifecycle;
 pub mod listing;
 pub mod member;
 pub mod ports;

@@ -65,9 +65,8 @@ pub trait ImageRepository: Send + Sync {
     async fn count_owned(&self, owner: &str) -> DomainResult<u64>;
     /// Total `size` of the images `owner` has, for the storage quota.
     async fn stored_bytes(&self, owner: &str) -> DomainResult<u64>;
-    /// Returns every image left `saving` by a killed process to `queued`; run at start-up,
-    /// before serving. Returns how many were reset.
-    async fn requeue_interrupted_uploads(&self) -> DomainResult<usize>;
+    /// Every image in `saving`: at start-up, before serving, those a killed process left.
+    async fn saving(&self) -> DomainResult<Vec<Image>>;
 }
 
 /// A stream of image bytes, as uploaded or stored.

@@ -479,18 +479,17 @@ impl ImageRepository for SqliteImageRepository {
         Ok(u64::try_from(total).unwrap_or(0))
     }
 
-    async fn requeue_interrupted_uploads(&self) -> DomainResult<usize> {
-        let reset = self
+    async fn saving(&self) -> DomainResult<Vec<Image>> {
+        let images = self
             .db
-            .write(|tx| {
-                Ok(tx.execute(
-                    "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, checksum = NULL, \
-                     os_hash_algo = NULL, os_hash_value = NULL, version = version + 1 WHERE status = 'saving'",
-                    [],
-                )?)
+            .read(|c| {
+                let sql = format!("SELECT {COLUMNS} FROM images WHERE status = 'saving'");
+                let mut statement = c.prepare(&sql)?;
+                let rows = statement.query_map([], |row| Ok(image_from(row)))?;
+                rows.map(|row| row?).collect()
             })
             .await?;
-        Ok(reset)
+        Ok(images)
     }
 
     async fn count_owned(&self, owner: &str) -> DomainResult<u64> {

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
 use cloud_images_domain::inspection::Inspector;
+use cloud_images_domain::lifecycle::StoredData;
 use cloud_images_domain::ports::{
     ByteRange, ByteStream, ImageRepository, RangeRequest, UploadSink,
 };
@@ -144,10 +145,7 @@ impl Drop for RequeueOnDrop {
 }
 
 async fn requeue(repo: &dyn ImageRepository, saving: &Image) -> DomainResult<()> {
-    let mut queued = saving.clone();
-    queued.status = ImageStatus::Queued;
-    queued.version = saving.version + 1;
-    queued.updated_at = now();
+    let queued = saving.requeue(now())?;
     match repo.update(&queued, saving.version).await {
         // Deleted or changed meanwhile: nothing of ours to restore.
         Ok(()) | Err(DomainError::Conflict(_)) => Ok(()),
@@ -258,10 +256,7 @@ impl ImageService {
     }
 
     async fn mark_saving(&self, queued: &Image) -> DomainResult<Image> {
-        let mut saving = queued.clone();
-        saving.status = ImageStatus::Saving;
-        saving.version = queued.version + 1;
-        saving.updated_at = now();
+        let saving = queued.begin_upload(now())?;
         self.repo
             .update(&saving, queued.version)
             .await
@@ -275,15 +270,14 @@ impl ImageService {
     }
 
     async fn mark_active(&self, saving: &Image, received: Received) -> DomainResult<Image> {
-        let mut active = saving.clone();
-        active.status = ImageStatus::Active;
-        active.size = Some(received.size);
-        active.virtual_size = received.virtual_size;
-        active.checksum = Some(received.checksum);
-        active.os_hash_algo = Some(self.settings.hash_algo.as_str().to_owned());
-        active.os_hash_value = Some(received.os_hash_value);
-        active.version = saving.version + 1;
-        active.updated_at = now();
+        let stored = StoredData {
+            size: received.size,
+            virtual_size: received.virtual_size,
+            checksum: received.checksum,
+            os_hash_algo: self.settings.hash_algo.as_str().to_owned(),
+            os_hash_value: received.os_hash_value,
+        };
+        let active = saving.activate(stored, now())?;
         self.repo
             .update(&active, saving.version)
             .await
@@ -425,10 +419,7 @@ impl ImageService {
 
     /// Returns an image left `saving` by a worker known to be gone to `queued`.
     pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
-        let mut queued = saving.clone();
-        queued.status = ImageStatus::Queued;
-        queued.version = saving.version + 1;
-        queued.updated_at = now();
+        let queued = saving.requeue(now())?;
         self.repo.update(&queued, saving.version).await?;
         Ok(queued)
     }
@@ -454,7 +445,15 @@ impl ImageService {
     /// Start-up recovery of the embedded host: images a killed process left `saving` go back
     /// to `queued` and partial bytes are removed. Returns (images reset, partials removed).
     pub async fn recover_interrupted_uploads(&self) -> DomainResult<(usize, usize)> {
-        let images = self.repo.requeue_interrupted_uploads().await?;
+        let mut images = 0;
+        for saving in self.repo.saving().await? {
+            match self.requeue_abandoned(&saving).await {
+                Ok(_) => images += 1,
+                // Changed meanwhile by a server that is alive after all: its image.
+                Err(DomainError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let partials = self.store.sweep_incomplete().await?;
         Ok((images, partials))
     }

@@ -214,21 +214,33 @@ impl ImageService {
         Ok(ImagePage { images, has_more })
     }
 
-    /// Re-reads and re-applies `change` until its compare-and-set wins, so concurrent
-    /// changes never lose an update.
+    /// A metadata edit, re-read and re-applied until its compare-and-set wins, so concurrent
+    /// changes never lose an update. `edit` answers `None` when there is nothing to change.
     async fn change(
         &self,
         caller: &Caller,
         id: &str,
-        change: impl Fn(&Image) -> DomainResult<Option<Image>>,
+        edit: impl Fn(&Image) -> DomainResult<Option<Image>>,
+    ) -> DomainResult<Image> {
+        self.compare_and_set(caller, id, |current| {
+            Ok(edit(current)?.map(|edited| current.revise(edited, now())))
+        })
+        .await
+    }
+
+    /// Stores `next_of(current)` (a next version made by the domain's lifecycle) by
+    /// compare-and-set, re-reading and retrying when another writer won.
+    async fn compare_and_set(
+        &self,
+        caller: &Caller,
+        id: &str,
+        next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
     ) -> DomainResult<Image> {
         for attempt in 0..CAS_ATTEMPTS {
             let current = self.writable(caller, id).await?;
-            let Some(mut next) = change(&current)? else {
+            let Some(next) = next_of(&current)? else {
                 return Ok(current);
             };
-            next.version = current.version + 1;
-            next.updated_at = now();
             match self.repo.update(&next, current.version).await {
                 Ok(()) => return Ok(next),
                 Err(DomainError::Conflict(_)) => back_off(attempt).await,
@@ -327,16 +339,21 @@ impl ImageService {
         } else {
             (ImageStatus::Active, "reactivate")
         };
-        self.change(caller, id, |image| match image.status {
-            s if s == target => Ok(None),
-            ImageStatus::Active | ImageStatus::Deactivated => {
-                let mut next = image.clone();
-                next.status = target;
-                Ok(Some(next))
+        self.compare_and_set(caller, id, |image| {
+            if image.status == target {
+                return Ok(None);
             }
-            other => Err(DomainError::Forbidden(format!(
-                "Not allowed to {verb} an image in status '{other}'"
-            ))),
+            let next = if deactivate {
+                image.deactivate(now())
+            } else {
+                image.reactivate(now())
+            };
+            next.map(Some).map_err(|_| {
+                DomainError::Forbidden(format!(
+                    "Not allowed to {verb} an image in status '{}'",
+                    image.status
+                ))
+            })
         })
         .await
         .map(|_| ())

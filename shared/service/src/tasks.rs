@@ -139,12 +139,10 @@ impl TaskService {
         self.tasks.insert(&task).await?;
         if let Err(e) = self.enqueue(&task).await {
             // Never leave a pending task that no worker will ever see.
-            let mut failed = task.clone();
-            self.finish(
-                &mut failed,
-                Err("The task could not be queued; create it again.".into()),
-            );
-            let _ = self.tasks.update(&failed, task.version).await;
+            let message = "The task could not be queued; create it again.".to_owned();
+            if let Ok(failed) = task.finish(Err(message), self.ttl(), now()) {
+                let _ = self.tasks.update(&failed, task.version).await;
+            }
             return Err(e);
         }
         Ok(task)
@@ -212,19 +210,18 @@ impl TaskService {
                 return Ok(Outcome::Retry);
             }
         };
-        let mut task = held.into_inner();
+        let held = held.into_inner();
         let result = match outcome {
             Ok(result) => Ok(result),
             Err(e) if is_final_failure(&e) => Err(e.to_string()),
             Err(e) => {
                 tracing::warn!(task = %task_id, error = %e, source = ?std::error::Error::source(&e), "task attempt failed; it will be retried");
-                self.release(&mut task).await;
+                self.release(&held).await;
                 return Ok(Outcome::Retry);
             }
         };
-        let expected = task.version;
-        self.finish(&mut task, result);
-        match self.tasks.update(&task, expected).await {
+        let task = held.finish(result, self.ttl(), now())?;
+        match self.tasks.update(&task, held.version).await {
             Ok(()) => {
                 tracing::info!(task = %task_id, status = %task.status, "task finished");
                 if let (TaskStatus::Failure, Some(image_id)) = (task.status, task.image_id) {
@@ -253,22 +250,15 @@ impl TaskService {
             if task.status == TaskStatus::Processing && task.lease_until.is_some_and(|l| l > at) {
                 return Ok(Claim::Busy);
             }
-            let mut next = task.clone();
-            if task.attempts >= self.settings.max_attempts {
-                self.finish(
-                    &mut next,
-                    Err(format!(
-                        "The task was interrupted {} times before it could finish; create it again.",
-                        task.attempts
-                    )),
+            let next = if task.attempts >= self.settings.max_attempts {
+                let message = format!(
+                    "The task was interrupted {} times before it could finish; create it again.",
+                    task.attempts
                 );
+                task.finish(Err(message), self.ttl(), at)?
             } else {
-                next.status = TaskStatus::Processing;
-                next.attempts += 1;
-                next.lease_until = Some(at + chrono_span(self.settings.lease));
-                next.version = task.version + 1;
-                next.updated_at = at;
-            }
+                task.claim(self.lease_span(), at)?
+            };
             match self.tasks.update(&next, task.version).await {
                 Ok(()) if next.status.is_final() => return Ok(Claim::Gone),
                 Ok(()) => return Ok(Claim::Won(Box::new(next))),
@@ -284,11 +274,9 @@ impl TaskService {
         loop {
             tokio::time::sleep(self.settings.lease / 3).await;
             let mut task = held.lock().await;
-            let mut next = task.clone();
-            let at = now();
-            next.lease_until = Some(at + chrono_span(self.settings.lease));
-            next.version = task.version + 1;
-            next.updated_at = at;
+            let Ok(next) = task.renew(self.lease_span(), now()) else {
+                return;
+            };
             match self.tasks.update(&next, task.version).await {
                 Ok(()) => *task = next,
                 Err(DomainError::Conflict(_)) => return,
@@ -301,35 +289,19 @@ impl TaskService {
     }
 
     /// Gives the task back after a temporary failure, so the next delivery may retry it at once.
-    async fn release(&self, task: &mut Task) {
-        let mut next = task.clone();
-        next.lease_until = Some(now());
-        next.version = task.version + 1;
-        next.updated_at = now();
-        if self.tasks.update(&next, task.version).await.is_ok() {
-            *task = next;
+    async fn release(&self, task: &Task) {
+        if let Ok(next) = task.release(now()) {
+            let _ = self.tasks.update(&next, task.version).await;
         }
     }
 
-    /// Sets a final status (without storing it): `result` on success, `message` on failure,
-    /// and the expiry of the record.
-    fn finish(&self, task: &mut Task, outcome: Result<Value, String>) {
-        let at = now();
-        match outcome {
-            Ok(result) => {
-                task.status = TaskStatus::Success;
-                task.result = Some(result);
-                task.message = String::new();
-            }
-            Err(message) => {
-                task.status = TaskStatus::Failure;
-                task.message = message;
-            }
-        }
-        task.expires_at = Some(at + chrono_span(self.settings.ttl));
-        task.lease_until = None;
-        task.version += 1;
-        task.updated_at = at;
+    fn lease_span(&self) -> chrono::Duration {
+        chrono_span(self.settings.lease)
+    }
+
+    /// How long a finished task's record stays readable.
+    fn ttl(&self) -> chrono::Duration {
+        chrono_span(self.settings.ttl)
     }
 
     async fn run(&self, task: &Task) -> DomainResult<Value> {

@@ -306,7 +306,14 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     saving.status = ImageStatus::Saving;
     saving.size = Some(99);
     repo.insert(&saving).await.unwrap();
-    assert_eq!(repo.requeue_interrupted_uploads().await.unwrap(), 1);
+    let interrupted = repo.saving().await.unwrap();
+    assert_eq!(
+        interrupted,
+        vec![saving.clone()],
+        "only the image in saving"
+    );
+    let queued = saving.requeue(saving.updated_at).unwrap();
+    repo.update(&queued, saving.version).await.unwrap();
     let requeued = repo.get(saving.id).await.unwrap().unwrap();
     assert_eq!(
         (requeued.status, requeued.size),

@@ -1,0 +1,204 @@
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the value it got
+
+use chrono::TimeZone;
+use serde_json::json;
+
+use super::*;
+use crate::image::ImageId;
+use crate::task::TaskType;
+
+const IMAGE_MOVES: [ImageTransition; 5] = [
+    ImageTransition::BeginUpload,
+    ImageTransition::Activate,
+    ImageTransition::Requeue,
+    ImageTransition::Deactivate,
+    ImageTransition::Reactivate,
+];
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+}
+
+fn data() -> StoredData {
+    StoredData {
+        size: 10,
+        virtual_size: Some(20),
+        checksum: "md5".into(),
+        os_hash_algo: "sha512".into(),
+        os_hash_value: "sha".into(),
+    }
+}
+
+fn image_in(status: ImageStatus) -> Image {
+    let mut image = Image::new_queued(ImageId::random(), Some("acme".into()), t(0));
+    image.status = status;
+    image.version = 7;
+    image
+}
+
+fn apply(image: &Image, transition: ImageTransition, at: DateTime<Utc>) -> DomainResult<Image> {
+    match transition {
+        ImageTransition::BeginUpload => image.begin_upload(at),
+        ImageTransition::Activate => image.activate(data(), at),
+        ImageTransition::Requeue => image.requeue(at),
+        ImageTransition::Deactivate => image.deactivate(at),
+        ImageTransition::Reactivate => image.reactivate(at),
+    }
+}
+
+#[test]
+fn every_image_transition_is_allowed_exactly_where_the_table_says() {
+    for from in ImageStatus::ALL {
+        for transition in IMAGE_MOVES {
+            let row = IMAGE_TRANSITIONS
+                .iter()
+                .find(|(f, t, _)| f == from && *t == transition);
+            let outcome = apply(&image_in(*from), transition, t(5));
+            match (row, outcome) {
+                (Some((_, _, to)), Ok(next)) => {
+                    assert_eq!(next.status, *to, "{from} {transition:?}");
+                    assert_eq!(next.version, 8, "the version is bumped");
+                    assert_eq!(next.updated_at, t(5));
+                }
+                (None, Err(DomainError::Conflict(message))) => {
+                    assert!(message.contains(from.as_str()), "{message}");
+                }
+                (row, outcome) => panic!("{from} {transition:?}: table {row:?}, got {outcome:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn activation_sets_the_data_fields_and_requeueing_clears_them() {
+    let active = image_in(ImageStatus::Saving)
+        .activate(data(), t(1))
+        .unwrap();
+    assert_eq!(
+        (active.size, active.virtual_size, active.checksum.as_deref()),
+        (Some(10), Some(20), Some("md5"))
+    );
+    assert_eq!(active.os_hash_algo.as_deref(), Some("sha512"));
+    let mut saving = active.clone();
+    saving.status = ImageStatus::Saving;
+    let queued = saving.requeue(t(2)).unwrap();
+    assert_eq!(
+        (
+            queued.size,
+            queued.virtual_size,
+            queued.checksum,
+            queued.os_hash_algo,
+            queued.os_hash_value
+        ),
+        (None, None, None, None, None)
+    );
+}
+
+#[test]
+fn a_revision_keeps_the_status_and_bumps_the_version() {
+    let image = image_in(ImageStatus::Active);
+    let mut edited = image.clone();
+    edited.name = Some("renamed".into());
+    edited.status = ImageStatus::Queued;
+    let next = image.revise(edited, t(3));
+    assert_eq!(
+        (next.status, next.version, next.updated_at),
+        (ImageStatus::Active, 8, t(3))
+    );
+    assert_eq!(next.name.as_deref(), Some("renamed"));
+}
+
+fn task_in(status: TaskStatus, lease_until: Option<DateTime<Utc>>) -> Task {
+    let mut task = Task::new_pending(TaskType::Export, json!({}), "acme".into(), t(0));
+    task.status = status;
+    task.lease_until = lease_until;
+    task.version = 3;
+    task
+}
+
+#[test]
+fn every_task_transition_is_allowed_exactly_where_the_table_says() {
+    let lease = Duration::seconds(60);
+    let ttl = Duration::hours(48);
+    for from in TaskStatus::ALL {
+        let task = task_in(*from, None);
+        let attempts: [(TaskTransition, TaskStatus, DomainResult<Task>); 5] = [
+            (
+                TaskTransition::Claim,
+                TaskStatus::Processing,
+                task.claim(lease, t(10)),
+            ),
+            (
+                TaskTransition::Renew,
+                TaskStatus::Processing,
+                task.renew(lease, t(10)),
+            ),
+            (
+                TaskTransition::Release,
+                TaskStatus::Processing,
+                task.release(t(10)),
+            ),
+            (
+                TaskTransition::Finish,
+                TaskStatus::Success,
+                task.finish(Ok(json!({})), ttl, t(10)),
+            ),
+            (
+                TaskTransition::Finish,
+                TaskStatus::Failure,
+                task.finish(Err("no".into()), ttl, t(10)),
+            ),
+        ];
+        for (transition, to, outcome) in attempts {
+            let allowed = TASK_TRANSITIONS
+                .iter()
+                .any(|(f, t, targets)| f == from && *t == transition && targets.contains(&to));
+            match outcome {
+                Ok(next) => {
+                    assert!(allowed, "{from} {transition:?} → {to} was allowed");
+                    assert_eq!((next.status, next.version, next.updated_at), (to, 4, t(10)));
+                }
+                Err(DomainError::Conflict(_)) => {
+                    assert!(!allowed, "{from} {transition:?} → {to} refused")
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_claim_counts_the_attempt_and_holds_a_lease_another_worker_must_wait_for() {
+    let lease = Duration::seconds(60);
+    let held = task_in(TaskStatus::Pending, None)
+        .claim(lease, t(0))
+        .unwrap();
+    assert_eq!((held.attempts, held.lease_until), (1, Some(t(60))));
+    assert!(held.claim(lease, t(30)).is_err(), "the lease still holds");
+    let taken_over = held.claim(lease, t(61)).unwrap();
+    assert_eq!(
+        (taken_over.attempts, taken_over.lease_until),
+        (2, Some(t(121)))
+    );
+    assert_eq!(held.renew(lease, t(40)).unwrap().lease_until, Some(t(100)));
+    assert_eq!(held.release(t(45)).unwrap().lease_until, Some(t(45)));
+}
+
+#[test]
+fn finishing_records_the_outcome_ends_the_lease_and_sets_the_expiry() {
+    let held = task_in(TaskStatus::Processing, Some(t(60)));
+    let done = held
+        .finish(Ok(json!({"image_id": "x"})), Duration::hours(1), t(10))
+        .unwrap();
+    assert_eq!(
+        (done.result, done.lease_until, done.expires_at),
+        (Some(json!({"image_id": "x"})), None, Some(t(3610)))
+    );
+    let failed = held
+        .finish(Err("the object is gone".into()), Duration::hours(1), t(10))
+        .unwrap();
+    assert_eq!(
+        (failed.message.as_str(), failed.result),
+        ("the object is gone", None)
+    );
+}
