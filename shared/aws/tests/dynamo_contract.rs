@@ -94,3 +94,13 @@ async fn ensuring_the_table_twice_leaves_ttl_on_the_expiry_attribute() {
         Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
     );
 }
+
+#[tokio::test]
+async fn dynamodb_lists_translate_the_visibility_rule() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::list_visibility_contract(
+        &cloud_images_aws::DynamoImageRepository::new(client.clone(), table.clone()),
+        &DynamoMemberRepository::new(client, table),
+    )
+    .await;
+}

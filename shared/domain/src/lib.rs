@@ -16,5 +16,6 @@ pub mod ports;
 pub mod staging;
 pub mod task;
 pub mod vhd;
+pub mod visibility;
 
 pub use error::{DomainError, DomainResult};

@@ -98,6 +98,16 @@ mod contracts {
     }
 
     #[tokio::test]
+    async fn sqlite_lists_translate_the_visibility_rule() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::list_visibility_contract(
+            backend.images.as_ref(),
+            backend.members.as_ref(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
     async fn sqlite_keeps_the_task_repository_contract() {
         let (_dir, backend) = backend();
         cloud_images_testkit::task_repository_contract(backend.tasks.as_ref()).await;

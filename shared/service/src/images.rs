@@ -8,7 +8,9 @@ use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::image_patch::{self, PatchOp};
 use cloud_images_domain::image_rules::{self, EditContext, ImageLimits};
 use cloud_images_domain::listing::{ListQuery, PageLimits};
+use cloud_images_domain::member::MemberStatus;
 use cloud_images_domain::ports::{ImageRepository, ImageStore, MemberRepository, Viewer};
+use cloud_images_domain::visibility;
 use cloud_images_domain::{DomainError, DomainResult};
 use serde_json::{Map, Value};
 
@@ -80,10 +82,11 @@ fn not_found(id: &str) -> DomainError {
 }
 
 /// Whether `caller` may see `image` without consulting memberships.
-fn visible_without_membership(image: &Image, caller: &Caller) -> bool {
-    caller.is_admin()
-        || image.is_owned_by(caller.tenant_id.as_str())
-        || matches!(image.visibility, Visibility::Public | Visibility::Community)
+fn viewer_of(caller: &Caller) -> Viewer {
+    Viewer {
+        tenant: caller.tenant_id.to_string(),
+        is_admin: caller.is_admin(),
+    }
 }
 
 impl ImageService {
@@ -120,24 +123,31 @@ impl ImageService {
     pub(crate) async fn visible(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
         let id = ImageId::parse(raw_id).map_err(|_| not_found(raw_id))?;
         let image = self.repo.get(id).await?.ok_or_else(|| not_found(raw_id))?;
-        if visible_without_membership(&image, caller) || self.is_member(&image, caller).await? {
+        let viewer = viewer_of(caller);
+        // The membership is read only when it could decide.
+        if visibility::sees(&viewer, &image, None)
+            || visibility::sees(&viewer, &image, self.membership(&image, caller).await?)
+        {
             Ok(image)
         } else {
             Err(not_found(raw_id))
         }
     }
 
-    /// Whether the caller's tenant is a member of a shared image (any member status: a
-    /// member may use the image before accepting it).
-    pub(crate) async fn is_member(&self, image: &Image, caller: &Caller) -> DomainResult<bool> {
+    /// The caller's tenant's membership status of a shared image, if it is a member.
+    async fn membership(
+        &self,
+        image: &Image,
+        caller: &Caller,
+    ) -> DomainResult<Option<MemberStatus>> {
         if image.visibility != Visibility::Shared {
-            return Ok(false);
+            return Ok(None);
         }
         Ok(self
             .members
             .get(image.id, caller.tenant_id.as_str())
             .await?
-            .is_some())
+            .map(|member| member.status))
     }
 
     /// Reads an image the caller may change: visible, owned (or admin), and a writer role.
@@ -204,11 +214,10 @@ impl ImageService {
             )?),
             None => None,
         };
-        let viewer = Viewer {
-            tenant: caller.tenant_id.to_string(),
-            is_admin: caller.is_admin(),
-        };
-        let mut images = self.repo.list(&viewer, query, after.as_ref()).await?;
+        let mut images = self
+            .repo
+            .list(&viewer_of(caller), query, after.as_ref())
+            .await?;
         let has_more = images.len() > query.limit;
         images.truncate(query.limit);
         Ok(ImagePage { images, has_more })

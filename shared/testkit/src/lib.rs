@@ -16,7 +16,7 @@ use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::member::{Member, MemberStatus};
 use cloud_images_domain::ports::{
     ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
-    TaskRepository,
+    TaskRepository, Viewer,
 };
 use cloud_images_domain::task::{ObjectPath, Task, TaskId, TaskStatus, TaskType};
 use futures_util::StreamExt;
@@ -702,5 +702,141 @@ pub async fn object_store_contract(store: &dyn ObjectStore) {
             matches!(store.create(bad, &path).await, Err(DomainError::Invalid(_))),
             "tenant id {bad:?} was accepted for create"
         );
+    }
+}
+
+/// A store's list is a translation of the domain's visibility rule: on generated images of
+/// four tenants (every visibility, hidden or not, some shared with memberships of every
+/// status, some whose memberships outlived a change away from `shared`), every viewer's pages
+/// for every visibility scope, member status and sort hold exactly the images
+/// [`visibility::listed`] admits and [`listing::matches`] keeps, in the query's order, with
+/// no image twice. `images` and `members` must be fresh and share one store.
+pub async fn list_visibility_contract(
+    images: &dyn ImageRepository,
+    members: &dyn MemberRepository,
+) {
+    use cloud_images_domain::image::Visibility;
+    use cloud_images_domain::listing::{self, PageLimits, parse_list_query};
+    use cloud_images_domain::visibility;
+
+    let tenants = ["tenant-a", "tenant-b", "tenant-c", "tenant-d"];
+    let visibilities = [
+        Visibility::Public,
+        Visibility::Private,
+        Visibility::Shared,
+        Visibility::Community,
+    ];
+    let statuses = [
+        MemberStatus::Pending,
+        MemberStatus::Accepted,
+        MemberStatus::Rejected,
+    ];
+    let mut state: u64 = 0x5eed;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    let base = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+    let mut all = Vec::new();
+    let mut memberships = std::collections::HashMap::new();
+    for n in 0..48u32 {
+        let owner = tenants[next(4) as usize];
+        let mut image = Image::new_queued(ImageId::random(), Some(owner.into()), base);
+        image.created_at = base + chrono::Duration::seconds(i64::from(n % 20));
+        image.updated_at = image.created_at;
+        image.name = (next(5) > 0).then(|| format!("image-{:02}", next(10)));
+        image.os_hidden = next(8) == 0;
+        image.visibility = Visibility::Shared;
+        images.insert(&image).await.unwrap();
+        for tenant in tenants.iter().filter(|t| **t != owner) {
+            if next(2) == 0 {
+                let status = statuses[next(3) as usize];
+                let member = Member {
+                    image_id: image.id,
+                    member_id: (*tenant).into(),
+                    status,
+                    created_at: base,
+                    updated_at: base,
+                };
+                members.insert(&member, 128).await.unwrap();
+                memberships.insert((image.id, (*tenant).to_owned()), status);
+            }
+        }
+        // The visibility it ends with; memberships of formerly shared images stay behind.
+        let visibility = visibilities[next(4) as usize];
+        if visibility != Visibility::Shared {
+            let mut changed = image.revise(image.clone(), image.updated_at);
+            changed.visibility = visibility;
+            images.update(&changed, image.version).await.unwrap();
+            image = changed;
+        }
+        all.push(image);
+    }
+
+    let scopes = [
+        "",
+        "visibility=all",
+        "visibility=public",
+        "visibility=community",
+        "visibility=private",
+        "visibility=shared",
+        "visibility=shared&member_status=pending",
+        "visibility=shared&member_status=rejected",
+        "visibility=shared&member_status=all",
+        "os_hidden=true",
+        "sort_key=name&sort_dir=asc",
+        "visibility=all&sort_key=updated_at",
+    ];
+    let viewers = tenants
+        .iter()
+        .map(|t| Viewer {
+            tenant: (*t).into(),
+            is_admin: false,
+        })
+        .chain([Viewer {
+            tenant: "tenant-admin".into(),
+            is_admin: true,
+        }]);
+    for viewer in viewers {
+        for scope in scopes {
+            let mut pairs: Vec<(String, String)> = scope
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            pairs.push(("limit".into(), "5".into()));
+            let query = parse_list_query(&pairs, PageLimits::default()).unwrap();
+            let mut wanted: Vec<&Image> = all
+                .iter()
+                .filter(|i| {
+                    let membership = memberships.get(&(i.id, viewer.tenant.clone())).copied();
+                    visibility::listed(&viewer, &query, i, membership)
+                        && listing::matches(&query, i)
+                })
+                .collect();
+            wanted.sort_by(|a, b| listing::compare(&query.sort, a, b));
+            let wanted: Vec<ImageId> = wanted.iter().map(|i| i.id).collect();
+
+            let mut got = Vec::new();
+            let mut after: Option<Image> = None;
+            loop {
+                let mut page = images.list(&viewer, &query, after.as_ref()).await.unwrap();
+                let more = page.len() > query.limit;
+                page.truncate(query.limit);
+                got.extend(page.iter().map(|i| i.id));
+                after = page.last().cloned();
+                if !more || got.len() > all.len() {
+                    break;
+                }
+            }
+            assert_eq!(
+                got, wanted,
+                "{} (admin: {}) ?{scope}",
+                viewer.tenant, viewer.is_admin
+            );
+        }
     }
 }
