@@ -10,7 +10,6 @@ use cloud_images_domain::ports::{
     IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore, TaskQueue,
     TaskRepository,
 };
-use cloud_images_embedded::{EmbeddedBackend, EmbeddedError};
 use cloud_images_http::{AppState, HttpSettings};
 use cloud_images_service::{IdentityService, ImageService, SigningKey, TaskService, TokenSigner};
 
@@ -20,8 +19,12 @@ pub use config::{Backend, Config, LogFormat, parse_bytes, parse_duration};
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The data directory or database could not be opened.
+    #[cfg(feature = "embedded")]
     #[error("opening the embedded store: {0}")]
-    Embedded(#[from] EmbeddedError),
+    Embedded(#[from] cloud_images_embedded::EmbeddedError),
+    /// This build leaves out what the configuration asks for.
+    #[error("this build has no {0}; it is the local binary's (cloud-images)")]
+    NotBuiltIn(&'static str),
     /// A setting is unusable.
     #[error("configuration: {0}")]
     Config(#[from] DomainError),
@@ -55,8 +58,9 @@ struct Adapters {
     objects: Arc<dyn ObjectStore>,
 }
 
+#[cfg(feature = "embedded")]
 fn embedded_adapters(config: &Config) -> Result<Adapters, StartupError> {
-    let backend = EmbeddedBackend::open(&config.data_dir)?;
+    let backend = cloud_images_embedded::EmbeddedBackend::open(&config.data_dir)?;
     Ok(Adapters {
         identity: backend.identity,
         images: backend.images,
@@ -135,20 +139,15 @@ async fn aws_adapters(config: &Config) -> Result<Adapters, StartupError> {
 /// clients are built here, before serving).
 pub async fn build_services(config: &Config) -> Result<Services, StartupError> {
     let adapters = match config.backend {
+        #[cfg(feature = "embedded")]
         Backend::Embedded => embedded_adapters(config)?,
+        #[cfg(not(feature = "embedded"))]
+        Backend::Embedded => return Err(StartupError::NotBuiltIn("embedded backend")),
         Backend::Aws => aws_adapters(config).await?,
     };
     let key = match &config.token_signing_key {
         Some(hex) => SigningKey::from_hex(hex)?,
-        None => {
-            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                EmbeddedError::io(format!("creating {}", config.data_dir.display()), e)
-            })?;
-            SigningKey::from_hex(&cloud_images_embedded::keyfile::load_or_create(
-                &config.data_dir,
-                || cloud_images_service::secrets::random_hex(32),
-            )?)?
-        }
+        None => SigningKey::from_hex(&signing_key_in_data_dir(config)?)?,
     };
     let signer = TokenSigner::new(key, config.token_ttl);
     let images = ImageService::new(
@@ -169,6 +168,29 @@ pub async fn build_services(config: &Config) -> Result<Services, StartupError> {
         images,
         queue: adapters.queue,
     })
+}
+
+/// The token signing key kept in the data directory, made on first use (the embedded
+/// default's way; functions get theirs from the environment).
+#[cfg(feature = "embedded")]
+fn signing_key_in_data_dir(config: &Config) -> Result<String, StartupError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        cloud_images_embedded::EmbeddedError::io(
+            format!("creating {}", config.data_dir.display()),
+            e,
+        )
+    })?;
+    Ok(cloud_images_embedded::keyfile::load_or_create(
+        &config.data_dir,
+        || cloud_images_service::secrets::random_hex(32),
+    )?)
+}
+
+#[cfg(not(feature = "embedded"))]
+fn signing_key_in_data_dir(_config: &Config) -> Result<String, StartupError> {
+    Err(StartupError::NotBuiltIn(
+        "key file: set CLOUD_IMAGES_TOKEN_SIGNING_KEY",
+    ))
 }
 
 /// The state every HTTP handler sees.
