@@ -32,6 +32,10 @@ pub enum DomainError {
     /// A configured limit would be exceeded.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The request took a way this deployment does not offer for it; the HTTP layer names
+    /// the way that is (its routes are not the domain's to know).
+    #[error("{0}")]
+    Misdirected(Misdirection),
     /// The storage or another dependency failed; the message is for logs, not for callers.
     #[error("{context}: {source}")]
     Unavailable {
@@ -41,6 +45,64 @@ pub enum DomainError {
         #[source]
         source: BoxError,
     },
+}
+
+/// A request sent the wrong way, and what the right way needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Misdirection {
+    /// Data above the direct-upload limit goes through a staged upload.
+    StageInstead {
+        /// The image.
+        image: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// This image store takes data directly; it has no staged uploads.
+    UploadDirectly {
+        /// The image.
+        image: String,
+    },
+    /// Completing a staged upload needs the id its start returned.
+    UploadIdRequired,
+    /// The store knows no such staged upload for the image.
+    NoStagedUpload {
+        /// The id given.
+        upload_id: String,
+    },
+    /// `api_image_import` tasks come from completing staged uploads, not from task creation.
+    ImportTasksComeFromStaging,
+}
+
+impl std::fmt::Display for Misdirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::StageInstead { limit, .. } => {
+                write!(
+                    f,
+                    "Image data over {limit} bytes must be staged, not sent directly"
+                )
+            }
+            Self::UploadDirectly { .. } => {
+                write!(
+                    f,
+                    "This service's image store takes data directly; it has no staged uploads"
+                )
+            }
+            Self::UploadIdRequired => write!(f, "upload_id is required"),
+            Self::NoStagedUpload { upload_id } => {
+                write!(
+                    f,
+                    "No staged upload '{upload_id}' is in progress for this image"
+                )
+            }
+            Self::ImportTasksComeFromStaging => {
+                write!(
+                    f,
+                    "api_image_import tasks are made by completing a staged upload"
+                )
+            }
+        }
+    }
 }
 
 impl DomainError {

@@ -168,9 +168,9 @@ pub struct StagedUpload {
 
 /// The error for a staged upload id the store does not know.
 pub fn no_staged_upload(upload_id: &str) -> DomainError {
-    DomainError::NotFound(format!(
-        "No staged upload '{upload_id}' is in progress for this image; start one with POST .../file/parts"
-    ))
+    DomainError::Misdirected(crate::error::Misdirection::NoStagedUpload {
+        upload_id: upload_id.to_owned(),
+    })
 }
 
 /// A client's `Range` request, before it is resolved against the data's size.

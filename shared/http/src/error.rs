@@ -3,6 +3,7 @@
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cloud_images_domain::DomainError;
+use cloud_images_domain::error::Misdirection;
 
 /// An error on its way to the client: a status, a message the client can act on, and any
 /// headers the status calls for (`Allow`, `Accept-Patch`, `WWW-Authenticate`).
@@ -49,6 +50,7 @@ impl From<DomainError> for ApiError {
             DomainError::Conflict(_) => StatusCode::CONFLICT,
             DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
             DomainError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            DomainError::Misdirected(way) => return misdirected(way),
             DomainError::RangeNotSatisfiable { size } => {
                 let unsatisfied = format!("bytes */{size}");
                 return Self::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string())
@@ -69,6 +71,39 @@ impl From<DomainError> for ApiError {
         } else {
             error
         }
+    }
+}
+
+/// A request sent the wrong way, answered with the routes of the right one.
+fn misdirected(way: &Misdirection) -> ApiError {
+    match way {
+        Misdirection::StageInstead { image, limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Image data over {limit} bytes cannot be uploaded through PUT /v2/images/{image}/file here. \
+                 Stage it instead: POST /v2/images/{image}/file/parts with {{\"size\": <bytes>}}, PUT each \
+                 part to the URL it returns, then POST /v2/images/{image}/file/complete with \
+                 {{\"upload_id\": \"<upload_id>\"}} (README: Large images)."
+            ),
+        ),
+        Misdirection::UploadDirectly { image } => ApiError::bad_request(format!(
+            "This service's image store takes data directly: PUT /v2/images/{image}/file. \
+             Staged uploads exist where images are kept in S3."
+        )),
+        Misdirection::UploadIdRequired => {
+            ApiError::bad_request("upload_id is required: the one POST .../file/parts returned")
+        }
+        Misdirection::NoStagedUpload { upload_id } => ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "No staged upload '{upload_id}' is in progress for this image; start one with \
+                 POST .../file/parts"
+            ),
+        ),
+        Misdirection::ImportTasksComeFromStaging => ApiError::bad_request(
+            "api_image_import tasks are made by POST /v2/images/{image_id}/file/complete; create \
+             import or export tasks here",
+        ),
     }
 }
 

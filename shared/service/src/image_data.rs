@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
 use cloud_images_domain::inspection::Inspector;
@@ -490,9 +491,10 @@ fn limited(body: ByteStream, limit: u64, id: ImageId) -> ByteStream {
 }
 
 fn too_large_for_direct_upload(id: ImageId, limit: u64) -> DomainError {
-    DomainError::QuotaExceeded(format!(
-        "Image data over {limit} bytes cannot be uploaded through PUT /v2/images/{id}/file here. Stage it instead: POST /v2/images/{id}/file/parts with {{\"size\": <bytes>}}, PUT each part to the URL it returns, then POST /v2/images/{id}/file/complete with {{\"upload_id\": \"<upload_id>\"}} (README: Large images)."
-    ))
+    DomainError::Misdirected(Misdirection::StageInstead {
+        image: id.to_string(),
+        limit,
+    })
 }
 
 pub(crate) fn quota_exceeded(allowance: u64) -> DomainError {

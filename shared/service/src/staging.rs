@@ -5,6 +5,7 @@
 //! multihash, format inspection) into the image, which becomes `active` only if they pass.
 
 use chrono::{DateTime, Utc};
+use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::staging::PartPlan;
@@ -68,10 +69,9 @@ impl TaskService {
             .begin_staged(image.id, &plan, valid_for)
             .await?
             .ok_or_else(|| {
-                DomainError::Invalid(format!(
-                    "This service's image store takes data directly: PUT /v2/images/{}/file. Staged uploads exist where images are kept in S3.",
-                    image.id
-                ))
+                DomainError::Misdirected(Misdirection::UploadDirectly {
+                    image: image.id.to_string(),
+                })
             })?;
         Ok(StagedUploadOffer {
             image_id: image.id,
@@ -93,9 +93,7 @@ impl TaskService {
         let image = self.images.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
         let Some(Value::String(upload_id)) = only_key(&body, "upload_id")? else {
-            return Err(DomainError::Invalid(
-                "upload_id is required: the one POST .../file/parts returned".into(),
-            ));
+            return Err(DomainError::Misdirected(Misdirection::UploadIdRequired));
         };
         let size = self.images.store.finish_staged(image.id, upload_id).await?;
         if let Err(e) = self.check_fits_quota(&image, size).await {

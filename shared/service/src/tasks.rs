@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::ports::{
@@ -124,8 +125,8 @@ impl TaskService {
             }
         };
         if kind == TaskType::ApiImageImport {
-            return Err(DomainError::Invalid(
-                "api_image_import tasks are made by POST /v2/images/{image_id}/file/complete; create import or export tasks here".into(),
+            return Err(DomainError::Misdirected(
+                Misdirection::ImportTasksComeFromStaging,
             ));
         }
         let input = body.get("input").cloned().unwrap_or(Value::Null);
