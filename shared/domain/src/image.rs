@@ -129,6 +129,24 @@ name_enum!(
 );
 
 name_enum!(
+    /// The algorithm of `os_hash_value`.
+    HashAlgo, "hash algorithm" {
+        /// SHA-256.
+        Sha256 => "sha256",
+        /// SHA-384.
+        Sha384 => "sha384",
+        /// SHA-512, Glance's default.
+        Sha512 => "sha512",
+    }
+);
+
+impl Default for HashAlgo {
+    fn default() -> Self {
+        Self::Sha512
+    }
+}
+
+name_enum!(
     /// The format of the disk image's bytes.
     DiskFormat, "disk_format" {
         /// Amazon kernel-less machine image.

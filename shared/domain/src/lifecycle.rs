@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use crate::error::{DomainError, DomainResult};
-use crate::image::{Image, ImageStatus};
+use crate::image::{HashAlgo, Image, ImageStatus};
 use crate::task::{Task, TaskStatus};
 
 /// What may happen to an image's status.
@@ -80,8 +80,8 @@ pub struct StoredData {
     pub virtual_size: Option<u64>,
     /// Hex MD5.
     pub checksum: String,
-    /// The multihash algorithm's name.
-    pub os_hash_algo: String,
+    /// The multihash algorithm.
+    pub os_hash_algo: HashAlgo,
     /// Hex multihash.
     pub os_hash_value: String,
 }
@@ -117,7 +117,7 @@ impl Image {
         active.size = Some(data.size);
         active.virtual_size = data.virtual_size;
         active.checksum = Some(data.checksum);
-        active.os_hash_algo = Some(data.os_hash_algo);
+        active.os_hash_algo = Some(data.os_hash_algo.as_str().to_owned());
         active.os_hash_value = Some(data.os_hash_value);
         Ok(active)
     }

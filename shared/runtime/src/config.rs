@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cloud_images_domain::image::HashAlgo;
 use cloud_images_domain::image_rules::ImageLimits;
 use cloud_images_domain::listing::PageLimits;
-use cloud_images_service::image_data::HashAlgo;
 use cloud_images_service::{ImageSettings, TaskSettings};
 
 /// How log lines are written.

@@ -23,48 +23,13 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::sync::mpsc;
 
 use crate::images::{ImageService, now};
+use cloud_images_domain::image::HashAlgo;
 
 /// Bytes gathered before a write and a hash update: large blocks keep per-chunk costs
 /// (a blocking file write, two channel hops) small next to the work on the bytes.
 const BLOCK: usize = 1024 * 1024;
 
-/// The algorithm of `os_hash_value`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum HashAlgo {
-    /// SHA-256.
-    Sha256,
-    /// SHA-384.
-    Sha384,
-    /// SHA-512, Glance's default.
-    #[default]
-    Sha512,
-}
-
-impl HashAlgo {
-    /// The name stored in `os_hash_algo`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HashAlgo::Sha256 => "sha256",
-            HashAlgo::Sha384 => "sha384",
-            HashAlgo::Sha512 => "sha512",
-        }
-    }
-}
-
-impl std::str::FromStr for HashAlgo {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sha256" => Ok(HashAlgo::Sha256),
-            "sha384" => Ok(HashAlgo::Sha384),
-            "sha512" => Ok(HashAlgo::Sha512),
-            other => Err(format!(
-                "unknown hash algorithm '{other}'; use sha256, sha384 or sha512"
-            )),
-        }
-    }
-}
-
+/// Lowercase hex, as Glance writes digests.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -275,7 +240,7 @@ impl ImageService {
             size: received.size,
             virtual_size: received.virtual_size,
             checksum: received.checksum,
-            os_hash_algo: self.settings.hash_algo.as_str().to_owned(),
+            os_hash_algo: self.settings.hash_algo,
             os_hash_value: received.os_hash_value,
         };
         let active = saving.activate(stored, now())?;

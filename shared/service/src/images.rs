@@ -39,7 +39,7 @@ pub struct ImageSettings {
     /// Default and maximum page sizes of lists.
     pub page_limits: PageLimits,
     /// The multihash algorithm of `os_hash_value`.
-    pub hash_algo: crate::image_data::HashAlgo,
+    pub hash_algo: cloud_images_domain::image::HashAlgo,
     /// Most bytes of image data a tenant may store; `None` for no limit.
     pub storage_quota_bytes: Option<u64>,
     /// Most members one image may have (Glance ships 128).

@@ -24,7 +24,7 @@ fn data() -> StoredData {
         size: 10,
         virtual_size: Some(20),
         checksum: "md5".into(),
-        os_hash_algo: "sha512".into(),
+        os_hash_algo: HashAlgo::Sha512,
         os_hash_value: "sha".into(),
     }
 }
