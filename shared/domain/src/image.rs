@@ -140,6 +140,8 @@ name_enum!(
     }
 );
 
+// name_enum! owns the derive list, so the default is written out.
+#[allow(clippy::derivable_impls)]
 impl Default for HashAlgo {
     fn default() -> Self {
         Self::Sha512
