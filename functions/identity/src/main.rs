@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    cloud_images_lambda::serve_http(vec![cloud_images_http::routes::identity::table()]).await
+    cloud_images_lambda::serve_http(cloud_images_lambda::Wiring::identity_routes).await
 }

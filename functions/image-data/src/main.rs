@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    cloud_images_lambda::serve_http(vec![cloud_images_http::routes::image_data::table()]).await
+    cloud_images_lambda::serve_http(cloud_images_lambda::Wiring::image_data_routes).await
 }

@@ -2,7 +2,7 @@
 //! to run while a server uses the same data directory.
 
 use cloud_images_domain::identity::Role;
-use cloud_images_runtime::Config;
+use cloud_images_runtime::{Config, Wiring};
 use cloud_images_service::NewUser;
 use serde_json::json;
 
@@ -54,9 +54,9 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 pub async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
-    let services = cloud_images_runtime::build_services(config).await?;
+    let identity = Wiring::open(config).await?.identity().await?;
     let TenantCommand::Create { name, json } = command;
-    let tenant = services.identity.create_tenant(&name).await?;
+    let tenant = identity.create_tenant(&name).await?;
     if json {
         println!(
             "{}",
@@ -69,7 +69,7 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<(
 }
 
 pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
-    let services = cloud_images_runtime::build_services(config).await?;
+    let identity = Wiring::open(config).await?.identity().await?;
     match command {
         UserCommand::Create {
             tenant,
@@ -80,8 +80,7 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             json,
         } => {
             let role = if admin { Role::Admin } else { role };
-            let created = services
-                .identity
+            let created = identity
                 .create_user(NewUser {
                     tenant_name: tenant,
                     name,
@@ -110,7 +109,7 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::List { json } => {
-            let users = services.identity.list_users().await?;
+            let users = identity.list_users().await?;
             if json {
                 let users: Vec<_> = users
                     .iter()
@@ -148,9 +147,9 @@ pub enum TaskCommand {
 }
 
 pub async fn task(config: &Config, command: TaskCommand) -> anyhow::Result<()> {
-    let services = cloud_images_runtime::build_services(config).await?;
+    let tasks = Wiring::open(config).await?.tasks().await?;
     let TaskCommand::Redrive { id, json } = command;
-    let task = services.tasks.redrive(&id).await?;
+    let task = tasks.redrive(&id).await?;
     if json {
         println!(
             "{}",

@@ -4,7 +4,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use cloud_images_runtime::{Config, Services};
+use cloud_images_runtime::{Config, Wiring};
+use cloud_images_service::IdentityService;
 
 /// Flags of `serve`.
 #[derive(clap::Args)]
@@ -15,10 +16,14 @@ pub struct ServeArgs {
 }
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
-    let services = cloud_images_runtime::build_services(config).await?;
+    let wiring = Wiring::open(config).await?;
     // Nothing else writes this data directory's images while serve starts, so anything left
     // mid-upload belongs to a process that was killed.
-    let (requeued, swept) = services.images.recover_interrupted_uploads().await?;
+    let (requeued, swept) = wiring
+        .image_data()
+        .await?
+        .recover_interrupted_uploads()
+        .await?;
     if requeued + swept > 0 {
         tracing::warn!(
             requeued,
@@ -34,14 +39,20 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
-    announce_first_admin(&services, &root).await?;
-    let state = cloud_images_runtime::app_state(&services, config);
-    let app = cloud_images_http::with_common_layers(cloud_images_http::all_routes(), state);
+    announce_first_admin(&wiring.identity().await?, &root).await?;
+    let app = cloud_images_http::with_common_layers(
+        Box::pin(wiring.all_routes()).await?,
+        wiring.http_settings(),
+    );
     tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
     // The one line scripts and tests wait for: the service accepts requests from here on.
     println!("Cloud Images listening on {root}");
     std::io::stdout().flush()?;
-    let worker = tokio::spawn(crate::worker::drain_queue(services.clone()));
+    let worker = tokio::spawn(crate::worker::drain_queue(
+        wiring.task_queue().await?,
+        wiring.task_runner().await?,
+        wiring.tasks().await?,
+    ));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -52,8 +63,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// On an empty data directory, creates the `admin` account and prints its secrets, once.
-async fn announce_first_admin(services: &Services, root: &str) -> anyhow::Result<()> {
-    let Some(admin) = services.identity.bootstrap_admin().await? else {
+async fn announce_first_admin(identity: &IdentityService, root: &str) -> anyhow::Result<()> {
+    let Some(admin) = identity.bootstrap_admin().await? else {
         return Ok(());
     };
     let created = &admin.created;

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use cloud_images_runtime::Services;
-use cloud_images_service::Outcome;
+use std::sync::Arc;
+
+use cloud_images_domain::ports::TaskQueue;
+use cloud_images_service::{Outcome, TaskRunner, TaskService};
 
 /// Pause between empty polls of the queue.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -13,24 +15,24 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs forever; meant to be spawned beside the HTTP server.
-pub async fn drain_queue(services: Services) {
+pub async fn drain_queue(queue: Arc<dyn TaskQueue>, runner: TaskRunner, tasks: TaskService) {
     let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-            if let Err(e) = services.tasks.purge_expired().await {
+            if let Err(e) = tasks.purge_expired().await {
                 tracing::warn!(error = %e, "could not purge expired tasks");
             }
             last_purge = Some(tokio::time::Instant::now());
         }
-        if !work_once(&services).await {
+        if !work_once(queue.as_ref(), &runner).await {
             tokio::time::sleep(IDLE_POLL).await;
         }
     }
 }
 
 /// Runs at most one delivered task; false when there was nothing to do (or the queue failed).
-async fn work_once(services: &Services) -> bool {
-    let deliveries = match services.queue.receive(1, services.tasks.lease()).await {
+async fn work_once(queue: &dyn TaskQueue, runner: &TaskRunner) -> bool {
+    let deliveries = match queue.receive(1, runner.lease()).await {
         Ok(deliveries) => deliveries,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the task queue");
@@ -40,9 +42,9 @@ async fn work_once(services: &Services) -> bool {
     let Some(delivery) = deliveries.into_iter().next() else {
         return false;
     };
-    match services.tasks.execute(&delivery.body).await {
+    match runner.execute(&delivery.body).await {
         Ok(Outcome::Finished) => {
-            if let Err(e) = services.queue.ack(&delivery.receipt).await {
+            if let Err(e) = queue.ack(&delivery.receipt).await {
                 tracing::warn!(error = %e, "could not acknowledge a finished task's message");
             }
         }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    cloud_images_lambda::serve_http(vec![cloud_images_http::routes::members::table()]).await
+    cloud_images_lambda::serve_http(cloud_images_lambda::Wiring::members_routes).await
 }

@@ -1,4 +1,4 @@
-//! The `task-worker` function: SQS batches into `TaskService::execute`.
+//! The `task-worker` function: SQS batches into `TaskRunner::execute`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -11,6 +11,7 @@ use cloud_images_domain::ports::{Delivery, TaskQueue};
 use cloud_images_domain::{DomainError, DomainResult};
 
 /// [`TaskQueue`] over an SQS queue and its dead-letter queue.
+#[derive(Clone)]
 pub struct SqsTaskQueue {
     client: Client,
     queue_url: String,

@@ -6,17 +6,17 @@ use cloud_images_domain::DomainError;
 use cloud_images_domain::identity::Caller;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::WithCommon;
 
 /// The verified caller of a request. Extracting it rejects with 401 when the token is
 /// missing, malformed, forged or expired; no store is consulted.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Caller);
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<S: WithCommon + Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get("x-auth-token")
@@ -25,7 +25,10 @@ impl FromRequestParts<AppState> for Authenticated {
             })?
             .to_str()
             .map_err(|_| DomainError::Unauthenticated("the token is malformed".into()))?;
-        let claims = state.identity.verify(token.trim())?;
+        let claims = state
+            .common()
+            .tokens
+            .verify(token.trim(), chrono::Utc::now())?;
         Ok(Self(claims.caller))
     }
 }

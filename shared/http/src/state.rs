@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cloud_images_service::{IdentityService, ImageService, TaskService};
+use cloud_images_service::TokenSigner;
 
 /// Settings that shape HTTP answers.
 #[derive(Debug, Clone)]
@@ -25,15 +25,39 @@ impl Default for HttpSettings {
     }
 }
 
-/// State shared by every handler; cheap to clone.
+/// What every route group's handlers share: the token check and the HTTP settings. Tokens
+/// are verified by signature alone, so no route group but identity needs the account store.
 #[derive(Clone)]
-pub struct AppState {
-    /// Authentication and accounts.
-    pub identity: IdentityService,
-    /// Image metadata.
-    pub images: ImageService,
-    /// Import and export tasks.
-    pub tasks: TaskService,
+pub struct Common {
+    /// Verifies `X-Auth-Token`.
+    pub tokens: TokenSigner,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
+}
+
+/// A route group's state: the common part and the group's one service; cheap to clone.
+#[derive(Clone)]
+pub struct Group<S> {
+    /// What every group shares.
+    pub common: Common,
+    /// The group's use cases.
+    pub service: S,
+}
+
+/// A state a handler can find the common part in.
+pub trait WithCommon {
+    /// The common part.
+    fn common(&self) -> &Common;
+}
+
+impl WithCommon for Common {
+    fn common(&self) -> &Common {
+        self
+    }
+}
+
+impl<S> WithCommon for Group<S> {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }

@@ -2,15 +2,17 @@
 //!
 //! An HTTP function serves one route group with `lambda_http`: the same axum router the
 //! local binary mounts, so behaviour cannot drift between hosts. The task worker hands each
-//! SQS record to [`TaskService::execute`] and reports the records to retry as partial batch
-//! failures, so one bad message neither redoes nor drops the others. Configuration and SDK
-//! clients are built once per cold start, before the first event.
+//! SQS record to [`TaskRunner::execute`] and reports the records to retry as partial batch
+//! failures, so one bad message neither redoes nor drops the others. Configuration and the
+//! SDK clients a function uses are built once per cold start, before the first event; a
+//! function names its route group's router in `main`, so it builds (and links) nothing else.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use clap::Parser;
-use cloud_images_http::routes::{self, RouteTable};
-use cloud_images_runtime::{Config, LogFormat, Services, StartupError};
-use cloud_images_service::{Outcome, TaskService};
+use cloud_images_runtime::{Config, LogFormat, StartupError};
+use cloud_images_service::{Outcome, TaskRunner};
+
+pub use cloud_images_runtime::Wiring;
 
 /// A function's settings come from its environment only (the template sets them).
 #[derive(Parser)]
@@ -30,32 +32,32 @@ pub fn config_from(flags: &[&str]) -> Result<Config, lambda_http::Error> {
     Ok(FromEnvironment::try_parse_from(args)?.config)
 }
 
-/// Builds every adapter once, for the life of the execution environment.
-pub async fn services(config: &Config) -> Result<Services, StartupError> {
-    cloud_images_runtime::build_services(config).await
+/// An HTTP function's router: its route group with the common layers.
+pub fn http_app(routes: axum::Router, wiring: &Wiring) -> axum::Router {
+    cloud_images_http::with_common_layers(routes, wiring.http_settings())
 }
 
-/// The router an HTTP function serves: its route groups with the common layers.
-pub fn http_app(tables: Vec<RouteTable>, services: &Services, config: &Config) -> axum::Router {
-    let state = cloud_images_runtime::app_state(services, config);
-    cloud_images_http::with_common_layers(routes::router(tables), state)
-}
-
-/// The whole life of an HTTP function: configure, build, then serve events.
-pub async fn serve_http(tables: Vec<RouteTable>) -> Result<(), lambda_http::Error> {
+/// The whole life of an HTTP function: configure, build its route group, then serve events.
+/// `routes` is one of [`Wiring`]'s routers, e.g. `Wiring::images_routes`.
+pub async fn serve_http(
+    routes: impl AsyncFnOnce(&Wiring) -> Result<axum::Router, StartupError>,
+) -> Result<(), lambda_http::Error> {
     cloud_images_runtime::init_tracing(LogFormat::Json);
     let config = config_from_env()?;
-    let services = services(&config).await?;
-    lambda_http::run(http_app(tables, &services, &config)).await
+    let wiring = Wiring::open(&config).await?;
+    // Boxed: the router's construction is a deep future, built once per cold start.
+    let routes = Box::pin(routes(&wiring)).await?;
+    let app = http_app(routes, &wiring);
+    lambda_http::run(app).await
 }
 
 /// Runs every record of a batch; the ids of those to redeliver are the batch failures.
-pub async fn handle_batch(tasks: &TaskService, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle_batch(runner: &TaskRunner, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.unwrap_or_default();
         let outcome = match record.body.as_deref() {
-            Some(body) => tasks.execute(body).await,
+            Some(body) => runner.execute(body).await,
             // Nothing to run: acknowledging it is all there is to do.
             None => Ok(Outcome::Finished),
         };
@@ -80,12 +82,11 @@ pub async fn handle_batch(tasks: &TaskService, event: SqsEvent) -> SqsBatchRespo
 pub async fn run_task_worker() -> Result<(), lambda_runtime::Error> {
     cloud_images_runtime::init_tracing(LogFormat::Json);
     let config = config_from_env()?;
-    let services = services(&config).await?;
-    let tasks = services.tasks.clone();
+    let runner = Wiring::open(&config).await?.task_runner().await?;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
-            let tasks = tasks.clone();
-            async move { Ok::<_, lambda_runtime::Error>(handle_batch(&tasks, event.payload).await) }
+            let runner = runner.clone();
+            async move { Ok::<_, lambda_runtime::Error>(handle_batch(&runner, event.payload).await) }
         },
     ))
     .await

@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
-use cloud_images_http::routes;
-use cloud_images_lambda::{config_from, handle_batch, http_app, services};
-use cloud_images_runtime::{Config, Services};
+use cloud_images_lambda::{Wiring, config_from, handle_batch, http_app};
 use cloud_images_service::NewUser;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -23,7 +21,7 @@ fn event(name: &str, fill: &[(&str, &str)]) -> String {
     text
 }
 
-async fn stack() -> (Config, Services) {
+async fn stack() -> Wiring {
     let unique = uuid::Uuid::new_v4().simple().to_string();
     let (table, bucket, queue) = (
         format!("t{unique}"),
@@ -46,8 +44,7 @@ async fn stack() -> (Config, Services) {
         "30s",
     ])
     .unwrap();
-    let services = services(&config).await.unwrap();
-    (config, services)
+    Wiring::open(&config).await.unwrap()
 }
 
 /// Sends an API Gateway event through a function's router, as lambda_http does.
@@ -59,10 +56,10 @@ async fn invoke(app: &axum::Router, event: &str) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-async fn token(config: &Config, services: &Services) -> String {
-    services.identity.create_tenant("acme").await.unwrap();
-    let created = services
-        .identity
+async fn token(wiring: &Wiring) -> String {
+    let identity = wiring.identity().await.unwrap();
+    identity.create_tenant("acme").await.unwrap();
+    let created = identity
         .create_user(NewUser {
             tenant_name: "acme".into(),
             name: "alice".into(),
@@ -71,7 +68,7 @@ async fn token(config: &Config, services: &Services) -> String {
         })
         .await
         .unwrap();
-    let identity = http_app(vec![routes::identity::table()], services, config);
+    let identity = http_app(wiring.identity_routes().await.unwrap(), wiring);
     let login = event(
         "apigw-v2-post-tokens.json",
         &[("user", "alice"), ("api_key", &created.api_key)],
@@ -83,9 +80,9 @@ async fn token(config: &Config, services: &Services) -> String {
 
 #[tokio::test]
 async fn the_identity_and_images_functions_answer_api_gateway_events() {
-    let (config, services) = stack().await;
-    let token = token(&config, &services).await;
-    let images = http_app(vec![routes::images::table()], &services, &config);
+    let wiring = stack().await;
+    let token = token(&wiring).await;
+    let images = http_app(wiring.images_routes().await.unwrap(), &wiring);
     let (status, image) = invoke(
         &images,
         &event("apigw-v2-post-images.json", &[("token", &token)]),
@@ -109,17 +106,15 @@ async fn the_identity_and_images_functions_answer_api_gateway_events() {
 
 #[tokio::test]
 async fn the_worker_finishes_tasks_and_reports_only_busy_records_as_batch_failures() {
-    let (config, services) = stack().await;
-    let token = token(&config, &services).await;
-    let app = http_app(
-        vec![
-            routes::images::table(),
-            routes::image_data::table(),
-            routes::tasks::table(),
-        ],
-        &services,
-        &config,
-    );
+    let wiring = stack().await;
+    let token = token(&wiring).await;
+    let groups = wiring
+        .images_routes()
+        .await
+        .unwrap()
+        .merge(wiring.image_data_routes().await.unwrap())
+        .merge(wiring.tasks_routes().await.unwrap());
+    let app = http_app(groups, &wiring);
     let (_, image) = invoke(
         &app,
         &event("apigw-v2-post-images.json", &[("token", &token)]),
@@ -156,8 +151,9 @@ async fn the_worker_finishes_tasks_and_reports_only_busy_records_as_batch_failur
 
     let batch = event("sqs-task-batch.json", &[("task_id", &task_id)]);
     let first: SqsEvent = serde_json::from_str(&batch).unwrap();
-    let tasks = services.tasks.clone();
-    let running = tokio::spawn(async move { handle_batch(&tasks, first).await });
+    let runner = wiring.task_runner().await.unwrap();
+    let worker = runner.clone();
+    let running = tokio::spawn(async move { handle_batch(&worker, first).await });
     let show = event(
         "apigw-v2-get-task.json",
         &[("token", &token), ("task_id", &task_id)],
@@ -171,7 +167,7 @@ async fn the_worker_finishes_tasks_and_reports_only_busy_records_as_batch_failur
     // A redelivery while the first worker holds the task: only that record comes back;
     // the record that names no task is acknowledged.
     let second: SqsEvent = serde_json::from_str(&batch).unwrap();
-    let busy = handle_batch(&services.tasks, second).await;
+    let busy = handle_batch(&runner, second).await;
     let failed: Vec<&str> = busy
         .batch_item_failures
         .iter()

@@ -42,15 +42,31 @@ fn every_mounted_path_has_exactly_one_route_in_the_template() {
 fn each_route_goes_to_the_function_of_its_route_group() {
     let routed = routed(&template());
     let groups = [
-        ("DiscoveryIntegration", routes::discovery::table()),
-        ("IdentityIntegration", routes::identity::table()),
-        ("ImagesIntegration", routes::images::table()),
-        ("ImageDataIntegration", routes::image_data::table()),
-        ("MembersIntegration", routes::members::table()),
-        ("TasksIntegration", routes::tasks::table()),
+        (
+            "DiscoveryIntegration",
+            routes::paths(routes::discovery::table()),
+        ),
+        (
+            "IdentityIntegration",
+            routes::paths(routes::identity::table()),
+        ),
+        ("ImagesIntegration", routes::paths(routes::images::table())),
+        (
+            "ImageDataIntegration",
+            routes::paths(routes::image_data::table()),
+        ),
+        (
+            "ImageDataIntegration",
+            routes::paths(routes::staging::table()),
+        ),
+        (
+            "MembersIntegration",
+            routes::paths(routes::members::table()),
+        ),
+        ("TasksIntegration", routes::paths(routes::tasks::table())),
     ];
-    for (integration, table) in groups {
-        for (path, _) in table {
+    for (integration, paths) in groups {
+        for path in paths {
             assert_eq!(
                 routed.get(path).map(String::as_str),
                 Some(integration),

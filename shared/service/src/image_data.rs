@@ -13,16 +13,14 @@ use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
 use cloud_images_domain::inspection::Inspector;
 use cloud_images_domain::lifecycle::StoredData;
-use cloud_images_domain::ports::{
-    ByteRange, ByteStream, ImageRepository, RangeRequest, UploadSink,
-};
+use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, RangeRequest, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::StreamExt;
 use md5::Md5;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::sync::mpsc;
 
-use crate::images::{ImageService, now};
+use crate::access::{ImageAccess, now};
 use cloud_images_domain::image::HashAlgo;
 
 /// Bytes gathered before a write and a hash update: large blocks keep per-chunk costs
@@ -87,7 +85,7 @@ struct Received {
 /// Restores `queued` if an upload ends any way other than success, including by being
 /// dropped mid-stream when the client disconnects.
 struct RequeueOnDrop {
-    repo: Arc<dyn ImageRepository>,
+    access: ImageAccess,
     saving: Option<Image>,
 }
 
@@ -100,9 +98,9 @@ impl RequeueOnDrop {
 impl Drop for RequeueOnDrop {
     fn drop(&mut self) {
         if let Some(saving) = self.saving.take() {
-            let repo = self.repo.clone();
+            let access = self.access.clone();
             tokio::spawn(async move {
-                if let Err(e) = requeue(repo.as_ref(), &saving).await {
+                if let Err(e) = requeue(&access, &saving).await {
                     tracing::warn!(image = %saving.id, error = %e, "could not return an interrupted upload to queued");
                 }
             });
@@ -110,11 +108,10 @@ impl Drop for RequeueOnDrop {
     }
 }
 
-async fn requeue(repo: &dyn ImageRepository, saving: &Image) -> DomainResult<()> {
-    let queued = saving.requeue(now())?;
-    match repo.update(&queued, saving.version).await {
+async fn requeue(access: &ImageAccess, saving: &Image) -> DomainResult<()> {
+    match access.requeue_abandoned(saving).await {
         // Deleted or changed meanwhile: nothing of ours to restore.
-        Ok(()) | Err(DomainError::Conflict(_)) => Ok(()),
+        Ok(_) | Err(DomainError::Conflict(_)) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -131,7 +128,20 @@ pub struct Download {
     pub redirect: Option<String>,
 }
 
-impl ImageService {
+/// Image data use cases (the `image data` route group), and the upload pipeline tasks
+/// stream imported data through.
+#[derive(Clone)]
+pub struct ImageDataService {
+    access: ImageAccess,
+    store: Arc<dyn ImageStore>,
+}
+
+impl ImageDataService {
+    /// Builds the service over image access and the store of image bytes.
+    pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>) -> Self {
+        Self { access, store }
+    }
+
     /// Uploads the data of a queued image from a stream of unknown length.
     /// `announced` is the request's `Content-Length`; it and `size_hint`
     /// (`x-openstack-image-size`) are checked against the direct-upload limit before any
@@ -144,8 +154,8 @@ impl ImageService {
         size_hint: Option<u64>,
         announced: Option<u64>,
     ) -> DomainResult<Image> {
-        let image = self.writable(caller, id).await?;
-        let body = match self.settings.direct_upload_limit {
+        let image = self.access.writable(caller, id).await?;
+        let body = match self.access.settings().direct_upload_limit {
             Some(limit)
                 if [announced, size_hint]
                     .into_iter()
@@ -169,7 +179,7 @@ impl ImageService {
         size_hint: Option<u64>,
     ) -> DomainResult<Image> {
         let declared = check_uploadable(&image)?;
-        let allowance = self.storage_allowance(&image).await?;
+        let allowance = self.access.storage_allowance(&image).await?;
         if let (Some(hint), Some(allowance)) = (size_hint, allowance)
             && hint > allowance
         {
@@ -177,7 +187,7 @@ impl ImageService {
         }
         let saving = self.mark_saving(&image).await?;
         let mut guard = RequeueOnDrop {
-            repo: self.repo.clone(),
+            access: self.access.clone(),
             saving: Some(saving.clone()),
         };
         let received = match self.store.begin_upload(image.id).await {
@@ -193,7 +203,7 @@ impl ImageService {
                 // Requeue before answering, so a client that reads the image right after the
                 // error sees it queued again; the guard covers only a dropped request.
                 guard.disarm();
-                if let Err(requeue_error) = requeue(self.repo.as_ref(), &saving).await {
+                if let Err(requeue_error) = requeue(&self.access, &saving).await {
                     tracing::warn!(image = %saving.id, error = %requeue_error, "could not return a failed upload to queued");
                 }
                 return Err(e);
@@ -211,20 +221,10 @@ impl ImageService {
         }
     }
 
-    pub(crate) async fn storage_allowance(&self, image: &Image) -> DomainResult<Option<u64>> {
-        let (Some(quota), Some(owner)) =
-            (self.settings.storage_quota_bytes, image.owner.as_deref())
-        else {
-            return Ok(None);
-        };
-        let used = self.repo.stored_bytes(owner).await?;
-        Ok(Some(quota.saturating_sub(used)))
-    }
-
     async fn mark_saving(&self, queued: &Image) -> DomainResult<Image> {
         let saving = queued.begin_upload(now())?;
-        self.repo
-            .update(&saving, queued.version)
+        self.access
+            .replace(&saving, queued)
             .await
             .map_err(|e| match e {
                 DomainError::Conflict(_) => DomainError::Conflict(
@@ -240,12 +240,12 @@ impl ImageService {
             size: received.size,
             virtual_size: received.virtual_size,
             checksum: received.checksum,
-            os_hash_algo: self.settings.hash_algo,
+            os_hash_algo: self.access.settings().hash_algo,
             os_hash_value: received.os_hash_value,
         };
         let active = saving.activate(stored, now())?;
-        self.repo
-            .update(&active, saving.version)
+        self.access
+            .replace(&active, saving)
             .await
             .map_err(|e| match e {
                 DomainError::Conflict(_) => DomainError::Conflict(
@@ -290,7 +290,7 @@ impl ImageService {
         size_hint: Option<u64>,
     ) -> DomainResult<Received> {
         let md5 = HashWorker::start(Md5::new());
-        let multihash = multihash(self.settings.hash_algo);
+        let multihash = multihash(self.access.settings().hash_algo);
         let mut inspector = Inspector::new(declared);
         let mut size: u64 = 0;
         let mut pending = BytesMut::with_capacity(BLOCK);
@@ -339,7 +339,7 @@ impl ImageService {
         id: &str,
         range: Option<RangeRequest>,
     ) -> DomainResult<Download> {
-        let image = self.visible(caller, id).await?;
+        let image = self.access.visible(caller, id).await?;
         if image.status == ImageStatus::Deactivated && !caller.is_admin() {
             return Err(DomainError::Forbidden(
                 "The image is deactivated; its data cannot be downloaded".into(),
@@ -364,7 +364,7 @@ impl ImageService {
             ),
             None => None,
         };
-        if let Some(valid_for) = self.settings.download_redirect
+        if let Some(valid_for) = self.access.settings().download_redirect
             && let Some(url) = self.store.download_url(image.id, valid_for).await?
         {
             return Ok(Download {
@@ -383,20 +383,32 @@ impl ImageService {
         })
     }
 
-    /// Returns an image left `saving` by a worker known to be gone to `queued`.
-    pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
-        let queued = saving.requeue(now())?;
-        self.repo.update(&queued, saving.version).await?;
-        Ok(queued)
+    /// Reads stored bytes whoever owns them, for work already authorised (an export).
+    pub(crate) async fn read(
+        &self,
+        id: ImageId,
+        range: Option<ByteRange>,
+    ) -> DomainResult<ByteStream> {
+        self.store.read(id, range).await
+    }
+
+    /// Opens the staged data of an image: its size and bytes.
+    pub(crate) async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
+        self.store.open_staged(id).await
+    }
+
+    /// Removes the staged data of an image.
+    pub(crate) async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
+        self.store.delete_staged(id).await
     }
 
     /// Removes what a failed import left of an image of `owner` that never became active;
     /// problems are logged, as the failure being reported matters more.
     pub(crate) async fn discard_unfinished(&self, id: ImageId, owner: &str) {
         let removed = async {
-            match self.repo.get(id).await? {
+            match self.access.find(id).await? {
                 Some(image) if image.is_owned_by(owner) && image.status == ImageStatus::Queued => {
-                    self.repo.delete(id, image.version).await?;
+                    self.access.remove(&image).await?;
                     self.store.delete(id).await
                 }
                 _ => Ok(()),
@@ -412,8 +424,8 @@ impl ImageService {
     /// to `queued` and partial bytes are removed. Returns (images reset, partials removed).
     pub async fn recover_interrupted_uploads(&self) -> DomainResult<(usize, usize)> {
         let mut images = 0;
-        for saving in self.repo.saving().await? {
-            match self.requeue_abandoned(&saving).await {
+        for saving in self.access.saving().await? {
+            match self.access.requeue_abandoned(&saving).await {
                 Ok(_) => images += 1,
                 // Changed meanwhile by a server that is alive after all: its image.
                 Err(DomainError::Conflict(_)) => {}

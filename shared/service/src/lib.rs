@@ -1,15 +1,22 @@
 //! Use cases of Cloud Images, written against the domain's ports only.
 
+pub mod access;
 pub mod identity;
 pub mod image_data;
 pub mod images;
 pub mod members;
 pub mod secrets;
 pub mod staging;
+pub mod task_runner;
 pub mod tasks;
 pub mod tokens;
 
+pub use access::{ImageAccess, ImageSettings};
 pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
-pub use images::{ImagePage, ImageService, ImageSettings};
-pub use tasks::{Outcome, TaskService, TaskSettings};
+pub use image_data::{Download, ImageDataService};
+pub use images::{ImagePage, ImageService};
+pub use members::MemberService;
+pub use staging::{StagedUploadOffer, StagingService};
+pub use task_runner::{Outcome, TaskRunner};
+pub use tasks::{TaskService, TaskSettings};
 pub use tokens::{SigningKey, TokenSigner};

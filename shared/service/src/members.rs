@@ -1,12 +1,15 @@
 //! Sharing: the owner adds tenants as members of a shared image; each member accepts or
 //! rejects it; nobody else sees or changes a membership.
 
+use std::sync::Arc;
+
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, Visibility};
 use cloud_images_domain::member::{Member, MemberStatus};
+use cloud_images_domain::ports::MemberRepository;
 use cloud_images_domain::{DomainError, DomainResult};
 
-use crate::images::{ImageService, now};
+use crate::access::{ImageAccess, now};
 
 const MAX_MEMBER_ID: usize = 255;
 
@@ -29,10 +32,26 @@ fn is_owner_or_admin(image: &Image, caller: &Caller) -> bool {
     caller.is_admin() || image.is_owned_by(caller.tenant_id.as_str())
 }
 
-impl ImageService {
+/// Sharing use cases (the `members` route group).
+#[derive(Clone)]
+pub struct MemberService {
+    access: ImageAccess,
+    members: Arc<dyn MemberRepository>,
+}
+
+impl MemberService {
+    /// Builds the service over image access and the memberships it changes.
+    pub fn new(access: ImageAccess, members: Arc<dyn MemberRepository>) -> Self {
+        Self { access, members }
+    }
+
+    fn max_members(&self) -> usize {
+        self.access.settings().max_members_per_image
+    }
+
     /// Reads a shared image the caller may see, for any member route.
     async fn shared_image(&self, caller: &Caller, image_id: &str) -> DomainResult<Image> {
-        let image = self.visible(caller, image_id).await?;
+        let image = self.access.visible(caller, image_id).await?;
         require_shared(&image)?;
         Ok(image)
     }
@@ -44,7 +63,7 @@ impl ImageService {
         image_id: &str,
         member_id: &str,
     ) -> DomainResult<Member> {
-        let image = self.visible(caller, image_id).await?;
+        let image = self.access.visible(caller, image_id).await?;
         if !is_owner_or_admin(&image, caller) {
             return Err(DomainError::Forbidden(
                 "Only the image's owner can add members".into(),
@@ -69,7 +88,7 @@ impl ImageService {
             updated_at: at,
         };
         self.members
-            .insert(&member, self.settings.max_members_per_image)
+            .insert(&member, self.max_members())
             .await
             .map_err(|e| match e {
                 DomainError::Conflict(_) => {
@@ -77,7 +96,7 @@ impl ImageService {
                 }
                 DomainError::QuotaExceeded(_) => DomainError::QuotaExceeded(format!(
                     "An image may have at most {} members",
-                    self.settings.max_members_per_image
+                    self.max_members()
                 )),
                 other => other,
             })?;

@@ -7,14 +7,18 @@
 use chrono::{DateTime, Utc};
 use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
-use cloud_images_domain::image::{Image, ImageId, ImageStatus};
+use cloud_images_domain::image::{Image, ImageId};
 use cloud_images_domain::staging::PartPlan;
 use cloud_images_domain::task::{Task, TaskType};
 use cloud_images_domain::{DomainError, DomainResult};
 use serde_json::{Map, Value, json};
 
+use std::sync::Arc;
+
+use cloud_images_domain::ports::ImageStore;
+
+use crate::access::{ImageAccess, now};
 use crate::image_data::{check_uploadable, quota_exceeded};
-use crate::images::now;
 use crate::tasks::TaskService;
 
 /// A staged upload handed to the client.
@@ -41,7 +45,25 @@ fn only_key<'a>(body: &'a Map<String, Value>, key: &str) -> DomainResult<Option<
     }
 }
 
-impl TaskService {
+/// Staged upload use cases (the `staging` route group): part URLs, then an import task.
+#[derive(Clone)]
+pub struct StagingService {
+    access: ImageAccess,
+    store: Arc<dyn ImageStore>,
+    tasks: TaskService,
+}
+
+impl StagingService {
+    /// Builds the service over image access, the store the parts go to, and the tasks that
+    /// import them.
+    pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>, tasks: TaskService) -> Self {
+        Self {
+            access,
+            store,
+            tasks,
+        }
+    }
+
     /// `POST /v2/images/{id}/file/parts`: starts a staged upload of `size` bytes into a
     /// queued image the caller may write.
     pub async fn stage(
@@ -50,7 +72,7 @@ impl TaskService {
         raw_id: &str,
         body: Map<String, Value>,
     ) -> DomainResult<StagedUploadOffer> {
-        let image = self.images.writable(caller, raw_id).await?;
+        let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
         let size = match only_key(&body, "size")? {
             Some(Value::Number(n)) => n.as_u64(),
@@ -61,10 +83,9 @@ impl TaskService {
         })?;
         let plan = PartPlan::for_size(size)?;
         self.check_fits_quota(&image, size).await?;
-        let valid_for = self.images.settings.staged_upload_expiry;
+        let valid_for = self.access.settings().staged_upload_expiry;
         let expires_at = now() + chrono::Duration::from_std(valid_for).unwrap_or_default();
         let staged = self
-            .images
             .store
             .begin_staged(image.id, &plan, valid_for)
             .await?
@@ -90,14 +111,14 @@ impl TaskService {
         raw_id: &str,
         body: Map<String, Value>,
     ) -> DomainResult<Task> {
-        let image = self.images.writable(caller, raw_id).await?;
+        let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
         let Some(Value::String(upload_id)) = only_key(&body, "upload_id")? else {
             return Err(DomainError::Misdirected(Misdirection::UploadIdRequired));
         };
-        let size = self.images.store.finish_staged(image.id, upload_id).await?;
+        let size = self.store.finish_staged(image.id, upload_id).await?;
         if let Err(e) = self.check_fits_quota(&image, size).await {
-            self.images.store.delete_staged(image.id).await?;
+            self.store.delete_staged(image.id).await?;
             return Err(e);
         }
         let owner = image
@@ -105,53 +126,21 @@ impl TaskService {
             .clone()
             .unwrap_or_else(|| caller.tenant_id.to_string());
         let input = json!({ "image_id": image.id.to_string() });
-        self.submit(Task::new_pending(
-            TaskType::ApiImageImport,
-            input,
-            owner,
-            now(),
-        ))
-        .await
+        self.tasks
+            .submit(Task::new_pending(
+                TaskType::ApiImageImport,
+                input,
+                owner,
+                now(),
+            ))
+            .await
     }
 
     /// 413 when `size` more bytes would take the image's owner past the storage quota.
     async fn check_fits_quota(&self, image: &Image, size: u64) -> DomainResult<()> {
-        match self.images.storage_allowance(image).await? {
+        match self.access.storage_allowance(image).await? {
             Some(allowance) if size > allowance => Err(quota_exceeded(allowance)),
             _ => Ok(()),
         }
-    }
-
-    /// Runs an `api_image_import` task: the staged data through the upload pipeline.
-    pub(crate) async fn import_staged(
-        &self,
-        task: &Task,
-        image_id: ImageId,
-    ) -> DomainResult<Value> {
-        let done = json!({ "image_id": image_id.to_string() });
-        let image = match self.images.repo.get(image_id).await? {
-            Some(image) if image.is_owned_by(&task.owner) => image,
-            _ => {
-                return Err(DomainError::NotFound(format!(
-                    "Image {image_id} was deleted before its staged data was imported"
-                )));
-            }
-        };
-        let image = match image.status {
-            // An earlier attempt finished the image but not the task.
-            ImageStatus::Active if task.attempts > 1 => return Ok(done),
-            // Left `saving` by an earlier attempt of this task whose worker died; on a first
-            // attempt it is someone's direct upload in progress, which must not be touched.
-            ImageStatus::Saving if task.attempts > 1 => {
-                self.images.requeue_abandoned(&image).await?
-            }
-            _ => image,
-        };
-        let (size, body) = self.images.store.open_staged(image_id).await?;
-        self.images.receive_data(image, body, Some(size)).await?;
-        if let Err(e) = self.images.store.delete_staged(image_id).await {
-            tracing::warn!(image = %image_id, error = %e, "could not remove imported staged data; the bucket lifecycle rule will");
-        }
-        Ok(done)
     }
 }

@@ -1,15 +1,16 @@
 //! API version discovery and JSON Schemas.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{RouteTable, public_root};
+use super::{RouteTable, mount, public_root};
 use crate::error::ApiError;
 use crate::schemas;
-use crate::state::AppState;
+use crate::state::Common;
 
 /// Image API versions offered, newest first; the first is `CURRENT`.
 const VERSIONS: &[&str] = &[
@@ -17,13 +18,18 @@ const VERSIONS: &[&str] = &[
 ];
 
 /// `GET /`, `GET /versions`, `GET /v2/schemas/{name}` and `GET /openapi.json`.
-pub fn table() -> RouteTable {
+pub fn table() -> RouteTable<Common> {
     vec![
         ("/", get(root)),
         ("/versions", get(versions)),
         ("/v2/schemas/{name}", get(schema)),
         ("/openapi.json", get(openapi)),
     ]
+}
+
+/// The discovery routes: they need no service.
+pub fn router(common: Common) -> Router {
+    mount(table(), common)
 }
 
 fn versions_document(root: &str) -> Value {
@@ -42,7 +48,7 @@ fn versions_document(root: &str) -> Value {
 }
 
 /// Glance answers the root with 300 Multiple Choices.
-async fn root(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+async fn root(State(state): State<Common>, headers: HeaderMap) -> impl IntoResponse {
     (
         StatusCode::MULTIPLE_CHOICES,
         Json(versions_document(&public_root(&state, &headers))),
@@ -50,7 +56,7 @@ async fn root(State(state): State<AppState>, headers: HeaderMap) -> impl IntoRes
 }
 
 /// The same document with 200: glanceclient refuses a 300 here.
-async fn versions(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+async fn versions(State(state): State<Common>, headers: HeaderMap) -> Json<Value> {
     Json(versions_document(&public_root(&state, &headers)))
 }
 
@@ -65,7 +71,7 @@ static OPENAPI: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
     serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json is valid JSON")
 });
 
-async fn openapi(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+async fn openapi(State(state): State<Common>, headers: HeaderMap) -> Json<Value> {
     let mut document = OPENAPI.clone();
     document["servers"] = json!([{ "url": public_root(&state, &headers) }]);
     Json(document)

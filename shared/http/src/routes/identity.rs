@@ -1,6 +1,7 @@
 //! A Keystone-compatible token service (v2.0 with Rackspace API keys, and v3 password auth),
 //! so OpenStack clients and the Rackspace curl flow authenticate the ordinary way.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
@@ -8,23 +9,24 @@ use axum::routing::{get, post};
 use chrono::{DateTime, SecondsFormat, Utc};
 use cloud_images_domain::DomainError;
 use cloud_images_domain::identity::{Caller, Tenant};
+use cloud_images_service::IdentityService;
 use cloud_images_service::tokens::Claims;
 use cloud_images_service::{Credentials, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{RouteTable, public_root};
+use super::{RouteTable, mount, public_root};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::state::AppState;
+use crate::state::{Common, Group};
 
 /// The one domain; requests may name it by id (`default`) or name (`Default`).
 const DOMAIN_ID: &str = "default";
 const DOMAIN_NAME: &str = "Default";
 
 /// Token, discovery and project routes under `/v2.0` and `/v3`.
-pub fn table() -> RouteTable {
+pub fn table() -> RouteTable<Group<IdentityService>> {
     vec![
         ("/v2.0", get(v2_discovery)),
         ("/v2.0/", get(v2_discovery)),
@@ -39,6 +41,11 @@ pub fn table() -> RouteTable {
     ]
 }
 
+/// The identity routes over their service.
+pub fn router(common: Common, service: IdentityService) -> Router {
+    mount(table(), Group { common, service })
+}
+
 fn version_document(root: &str, id: &str, path: &str, media: &str) -> Json<Value> {
     Json(json!({
         "version": {
@@ -51,18 +58,24 @@ fn version_document(root: &str, id: &str, path: &str, media: &str) -> Json<Value
     }))
 }
 
-async fn v2_discovery(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+async fn v2_discovery(
+    State(state): State<Group<IdentityService>>,
+    headers: HeaderMap,
+) -> Json<Value> {
     version_document(
-        &public_root(&state, &headers),
+        &public_root(&state.common, &headers),
         "v2.0",
         "v2.0",
         "application/vnd.openstack.identity-v2.0+json",
     )
 }
 
-async fn v3_discovery(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+async fn v3_discovery(
+    State(state): State<Group<IdentityService>>,
+    headers: HeaderMap,
+) -> Json<Value> {
     version_document(
-        &public_root(&state, &headers),
+        &public_root(&state.common, &headers),
         "v3.14",
         "v3",
         "application/vnd.openstack.identity-v3+json",
@@ -102,7 +115,7 @@ struct V2ApiKey {
 }
 
 async fn v2_tokens(
-    State(state): State<AppState>,
+    State(state): State<Group<IdentityService>>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<V2Request>,
 ) -> Result<Json<Value>, ApiError> {
@@ -126,8 +139,8 @@ async fn v2_tokens(
         .tenant_id
         .map(Principal::Id)
         .or(auth.tenant_name.map(Principal::Name));
-    let session = state.identity.authenticate(credentials, scope).await?;
-    let root = public_root(&state, &headers);
+    let session = state.service.authenticate(credentials, scope).await?;
+    let root = public_root(&state.common, &headers);
     let claims = &session.token.claims;
     let caller = &claims.caller;
     let roles: Vec<Value> = caller
@@ -150,9 +163,9 @@ async fn v2_tokens(
                 "username": caller.user_name,
                 "roles": roles,
                 "roles_links": [],
-                "RAX-AUTH:defaultRegion": state.settings.region,
+                "RAX-AUTH:defaultRegion": state.common.settings.region,
             },
-            "serviceCatalog": v2_catalog(&root, &state.settings.region, caller),
+            "serviceCatalog": v2_catalog(&root, &state.common.settings.region, caller),
             "metadata": { "is_admin": i32::from(caller.is_admin()), "roles": caller.roles },
         }
     })))
@@ -250,7 +263,7 @@ fn principal(id: Option<String>, name: Option<String>, what: &str) -> Result<Pri
 }
 
 async fn v3_tokens(
-    State(state): State<AppState>,
+    State(state): State<Group<IdentityService>>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<V3Request>,
 ) -> Result<Response, ApiError> {
@@ -293,10 +306,10 @@ async fn v3_tokens(
         user: who,
         password: user.password,
     };
-    let session = state.identity.authenticate(credentials, scope).await?;
+    let session = state.service.authenticate(credentials, scope).await?;
     let body = v3_token_body(
-        &public_root(&state, &headers),
-        &state.settings.region,
+        &public_root(&state.common, &headers),
+        &state.common.settings.region,
         &session.token.claims,
     );
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -309,7 +322,7 @@ async fn v3_tokens(
 
 /// `GET /v3/auth/tokens`: validates the token in `X-Subject-Token` for an authenticated caller.
 async fn v3_validate(
-    State(state): State<AppState>,
+    State(state): State<Group<IdentityService>>,
     Authenticated(_caller): Authenticated,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -318,12 +331,12 @@ async fn v3_validate(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::bad_request("X-Subject-Token names the token to validate"))?;
     let claims = state
-        .identity
+        .service
         .verify(subject)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "The subject token is not valid"))?;
     let body = v3_token_body(
-        &public_root(&state, &headers),
-        &state.settings.region,
+        &public_root(&state.common, &headers),
+        &state.common.settings.region,
         &claims,
     );
     let mut response = Json(body).into_response();
@@ -390,26 +403,26 @@ fn project_document(root: &str, tenant: &Tenant) -> Value {
 }
 
 async fn v3_project(
-    State(state): State<AppState>,
+    State(state): State<Group<IdentityService>>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = state.identity.project(&caller, &id).await?;
+    let tenant = state.service.project(&caller, &id).await?;
     Ok(Json(
-        json!({ "project": project_document(&public_root(&state, &headers), &tenant) }),
+        json!({ "project": project_document(&public_root(&state.common, &headers), &tenant) }),
     ))
 }
 
 /// `GET /v3/auth/projects`: the projects the caller's token may be scoped to (its own).
 async fn v3_my_projects(
-    State(state): State<AppState>,
+    State(state): State<Group<IdentityService>>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let root = public_root(&state, &headers);
+    let root = public_root(&state.common, &headers);
     let tenant = state
-        .identity
+        .service
         .project(&caller, caller.tenant_id.as_str())
         .await?;
     Ok(Json(
@@ -419,14 +432,14 @@ async fn v3_my_projects(
 
 /// `GET /v3/projects`: every project, for administrators.
 async fn v3_all_projects(
-    State(state): State<AppState>,
+    State(state): State<Group<IdentityService>>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
-    let root = public_root(&state, &headers);
+    let root = public_root(&state.common, &headers);
     let projects: Vec<Value> = state
-        .identity
+        .service
         .list_tenants()
         .await?
         .iter()
@@ -439,14 +452,14 @@ async fn v3_all_projects(
 
 /// `GET /v3/users`: every user, for administrators. Secrets are never part of the view.
 async fn v3_users(
-    State(state): State<AppState>,
+    State(state): State<Group<IdentityService>>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
-    let root = public_root(&state, &headers);
+    let root = public_root(&state.common, &headers);
     let users: Vec<Value> = state
-        .identity
+        .service
         .list_users()
         .await?
         .iter()

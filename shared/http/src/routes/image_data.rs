@@ -1,81 +1,38 @@
 //! Image data: `PUT` and `GET /v2/images/{image_id}/file`, streamed end to end.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::header::{
     ACCEPT_RANGES, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Json;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::put;
 use cloud_images_domain::DomainError;
 use cloud_images_domain::ports::RangeRequest;
+use cloud_images_service::ImageDataService;
 use futures_util::TryStreamExt;
 
-use serde_json::{Map, Value};
-
-use super::{RouteTable, located};
+use super::{RouteTable, mount};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
-use crate::json::JsonBody;
-use crate::state::AppState;
-use crate::views;
+use crate::state::{Common, Group};
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
 /// `/v2/images/{image_id}/file`. The upload route lifts the JSON body cap: image data is
 /// streamed to storage, never buffered.
-pub fn table() -> RouteTable {
-    vec![
-        (
-            "/v2/images/{image_id}/file",
-            put(upload).layer(DefaultBodyLimit::disable()).get(download),
-        ),
-        ("/v2/images/{image_id}/file/parts", post(stage)),
-        ("/v2/images/{image_id}/file/complete", post(complete)),
-    ]
+pub fn table() -> RouteTable<Group<ImageDataService>> {
+    vec![(
+        "/v2/images/{image_id}/file",
+        put(upload).layer(DefaultBodyLimit::disable()).get(download),
+    )]
 }
 
-fn json_object(body: Value, expected: &str) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::bad_request(format!(
-            "The request body must be a JSON object with {expected}"
-        ))),
-    }
-}
-
-/// Starts a staged upload: the part URLs a client `PUT`s the data to, straight to the store.
-async fn stage(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
-) -> Result<Response, ApiError> {
-    let body = json_object(body, "size")?;
-    let offer = state.tasks.stage(&caller, &id, body).await?;
-    Ok(Json(views::staged_upload(&offer)).into_response())
-}
-
-/// Completes a staged upload: 202 and the task that checks the data and activates the image.
-async fn complete(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<Value>,
-) -> Result<Response, ApiError> {
-    let body = json_object(body, "upload_id")?;
-    let task = state.tasks.complete_staged(&caller, &id, body).await?;
-    let path = format!("/v2/tasks/{}", task.id);
-    Ok(located(
-        StatusCode::ACCEPTED,
-        &state,
-        &headers,
-        &path,
-        views::task(&task),
-    ))
+/// The image data routes over their service.
+pub fn router(common: Common, service: ImageDataService) -> Router {
+    mount(table(), Group { common, service })
 }
 
 fn size_hint(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -93,7 +50,7 @@ fn size_hint(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 }
 
 async fn upload(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageDataService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -118,7 +75,7 @@ async fn upload(
         .into_data_stream()
         .map_err(|e| DomainError::Invalid(format!("The upload was interrupted: {e}")));
     state
-        .images
+        .service
         .upload(&caller, &id, Box::pin(stream), hint, content_length)
         .await
         .map_err(|e| {
@@ -159,13 +116,13 @@ fn parse_range(headers: &HeaderMap) -> Result<Option<RangeRequest>, ApiError> {
 }
 
 async fn download(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageDataService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let range = parse_range(&headers)?;
-    let download = state.images.download(&caller, &id, range).await?;
+    let download = state.service.download(&caller, &id, range).await?;
     if let Some(url) = download.redirect {
         // The client repeats its request (Range included) at the store, which checks the
         // presigned signature; no bytes pass through here.

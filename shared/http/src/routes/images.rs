@@ -1,5 +1,6 @@
 //! Image metadata routes: create, show, list, patch, delete, tags and actions.
 
+use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
@@ -7,20 +8,21 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 use cloud_images_domain::image_patch::{self, Dialect};
 use cloud_images_domain::listing::parse_list_query;
+use cloud_images_service::ImageService;
 use serde_json::Value;
 
-use super::{RouteTable, created};
+use super::{RouteTable, created, mount};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::state::AppState;
+use crate::state::{Common, Group};
 use crate::views;
 
 const PATCH_V2_1: &str = "application/openstack-images-v2.1-json-patch";
 const PATCH_V2_0: &str = "application/openstack-images-v2.0-json-patch";
 
 /// `/v2/images`, `/v2/images/{image_id}`, its tags and its actions.
-pub fn table() -> RouteTable {
+pub fn table() -> RouteTable<Group<ImageService>> {
     vec![
         ("/v2/images", get(list).post(create)),
         (
@@ -36,8 +38,13 @@ pub fn table() -> RouteTable {
     ]
 }
 
+/// The images routes over their service.
+pub fn router(common: Common, service: ImageService) -> Router {
+    mount(table(), Group { common, service })
+}
+
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
@@ -47,9 +54,9 @@ async fn create(
             "The request body must be a JSON object of image properties",
         ));
     };
-    let image = state.images.create(&caller, properties).await?;
+    let image = state.service.create(&caller, properties).await?;
     let path = format!("/v2/images/{}", image.id);
-    let mut response = created(&state, &headers, &path, views::image(&image));
+    let mut response = created(&state.common, &headers, &path, views::image(&image));
     let headers = response.headers_mut();
     // No interoperable-import methods are offered; clients then upload with PUT .../file.
     headers.insert(
@@ -60,11 +67,11 @@ async fn create(
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let image = state.images.show(&caller, &id).await?;
+    let image = state.service.show(&caller, &id).await?;
     Ok(Json(views::image(&image)).into_response())
 }
 
@@ -99,13 +106,13 @@ pub(crate) fn page_links(
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(raw.as_deref())?;
-    let query = parse_list_query(&pairs, state.images.page_limits())?;
-    let page = state.images.list(&caller, &query).await?;
+    let query = parse_list_query(&pairs, state.service.page_limits())?;
+    let page = state.service.list(&caller, &query).await?;
     let last = page.has_more.then(|| page.images.last()).flatten();
     let (first, next) = page_links("/v2/images", pairs, last.map(|i| i.id.to_string()));
     let body = views::ImageListView {
@@ -138,7 +145,7 @@ fn patch_dialect(headers: &HeaderMap) -> Result<Dialect, ApiError> {
 }
 
 async fn patch(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -146,51 +153,51 @@ async fn patch(
 ) -> Result<Response, ApiError> {
     let dialect = patch_dialect(&headers)?;
     let ops = image_patch::parse_document(&document, dialect)?;
-    let image = state.images.patch(&caller, &id, &ops).await?;
+    let image = state.service.patch(&caller, &id, &ops).await?;
     Ok(Json(views::image(&image)).into_response())
 }
 
 async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.images.delete(&caller, &id).await?;
+    state.service.delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn add_tag(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.images.add_tag(&caller, &id, &tag).await?;
+    state.service.add_tag(&caller, &id, &tag).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn remove_tag(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.images.remove_tag(&caller, &id, &tag).await?;
+    state.service.remove_tag(&caller, &id, &tag).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn deactivate(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.images.set_deactivated(&caller, &id, true).await?;
+    state.service.set_deactivated(&caller, &id, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reactivate(
-    State(state): State<AppState>,
+    State(state): State<Group<ImageService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.images.set_deactivated(&caller, &id, false).await?;
+    state.service.set_deactivated(&caller, &id, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }

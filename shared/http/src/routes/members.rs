@@ -1,22 +1,24 @@
 //! Image members: `/v2/images/{image_id}/members[/{member_id}]`.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::get;
 use cloud_images_domain::member::Member;
+use cloud_images_service::MemberService;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::RouteTable;
+use super::{RouteTable, mount};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::state::AppState;
+use crate::state::{Common, Group};
 use crate::views;
 
 /// The member collection of an image and each member in it.
-pub fn table() -> RouteTable {
+pub fn table() -> RouteTable<Group<MemberService>> {
     vec![
         ("/v2/images/{image_id}/members", get(list).post(create)),
         (
@@ -24,6 +26,11 @@ pub fn table() -> RouteTable {
             get(show).put(update).delete(remove),
         ),
     ]
+}
+
+/// The members routes over their service.
+pub fn router(common: Common, service: MemberService) -> Router {
+    mount(table(), Group { common, service })
 }
 
 fn member_document(member: &Member) -> Value {
@@ -48,25 +55,25 @@ struct StatusChange {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Group<MemberService>>,
     Authenticated(caller): Authenticated,
     Path(image_id): Path<String>,
     JsonBody(body): JsonBody<NewMember>,
 ) -> Result<Json<Value>, ApiError> {
     let member = state
-        .images
+        .service
         .add_member(&caller, &image_id, &body.member)
         .await?;
     Ok(Json(member_document(&member)))
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<Group<MemberService>>,
     Authenticated(caller): Authenticated,
     Path(image_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let members: Vec<Value> = state
-        .images
+        .service
         .list_members(&caller, &image_id)
         .await?
         .iter()
@@ -78,38 +85,38 @@ async fn list(
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<Group<MemberService>>,
     Authenticated(caller): Authenticated,
     Path((image_id, member_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(member_document(
         &state
-            .images
+            .service
             .show_member(&caller, &image_id, &member_id)
             .await?,
     )))
 }
 
 async fn update(
-    State(state): State<AppState>,
+    State(state): State<Group<MemberService>>,
     Authenticated(caller): Authenticated,
     Path((image_id, member_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<StatusChange>,
 ) -> Result<Json<Value>, ApiError> {
     let member = state
-        .images
+        .service
         .update_member(&caller, &image_id, &member_id, &body.status)
         .await?;
     Ok(Json(member_document(&member)))
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<Group<MemberService>>,
     Authenticated(caller): Authenticated,
     Path((image_id, member_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
-        .images
+        .service
         .remove_member(&caller, &image_id, &member_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)

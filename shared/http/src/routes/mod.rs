@@ -5,6 +5,7 @@ pub mod identity;
 pub mod image_data;
 pub mod images;
 pub mod members;
+pub mod staging;
 pub mod tasks;
 
 use axum::Router;
@@ -12,53 +13,52 @@ use axum::http::HeaderMap;
 use axum::http::header::HOST;
 use axum::routing::MethodRouter;
 
-use crate::state::AppState;
+use crate::state::Common;
 
-/// A route group: each path with the methods it answers. Routers are built from these tables
-/// so the list of mounted paths cannot drift from what is served.
-pub type RouteTable = Vec<(&'static str, MethodRouter<AppState>)>;
+/// A route group: each path with the methods it answers, over the group's state `S`.
+/// Routers are built from these tables so the list of mounted paths cannot drift from what
+/// is served.
+pub type RouteTable<S> = Vec<(&'static str, MethodRouter<S>)>;
 
-/// A router serving one or more route tables.
-pub fn router(tables: impl IntoIterator<Item = RouteTable>) -> Router<AppState> {
-    tables
+/// A router serving one route table over its state.
+pub(crate) fn mount<S: Clone + Send + Sync + 'static>(table: RouteTable<S>, state: S) -> Router {
+    table
         .into_iter()
-        .flatten()
         .fold(Router::new(), |router, (path, methods)| {
             router.route(path, methods)
         })
+        .with_state(state)
 }
 
-/// Every route table of the service.
-pub fn all_tables() -> Vec<RouteTable> {
-    vec![
-        discovery::table(),
-        identity::table(),
-        images::table(),
-        image_data::table(),
-        members::table(),
-        tasks::table(),
-    ]
+/// The path templates of a route table.
+pub fn paths<S>(table: RouteTable<S>) -> Vec<&'static str> {
+    table.into_iter().map(|(path, _)| path).collect()
 }
 
 /// Every mounted path template, for checking the OpenAPI description covers them all.
 pub fn mounted_paths() -> Vec<&'static str> {
-    all_tables()
-        .into_iter()
-        .flatten()
-        .map(|(path, _)| path)
-        .collect()
+    [
+        paths(discovery::table()),
+        paths(identity::table()),
+        paths(images::table()),
+        paths(image_data::table()),
+        paths(staging::table()),
+        paths(members::table()),
+        paths(tasks::table()),
+    ]
+    .concat()
 }
 
 /// A 201 answer with the created resource's document and its absolute URL in `Location`.
 pub(crate) fn created(
-    state: &AppState,
+    common: &Common,
     headers: &HeaderMap,
     path: &str,
     document: impl serde::Serialize,
 ) -> axum::response::Response {
     located(
         axum::http::StatusCode::CREATED,
-        state,
+        common,
         headers,
         path,
         document,
@@ -69,13 +69,13 @@ pub(crate) fn created(
 /// `Location` (201 for a new resource, 202 for work that goes on there).
 pub(crate) fn located(
     status: axum::http::StatusCode,
-    state: &AppState,
+    common: &Common,
     headers: &HeaderMap,
     path: &str,
     document: impl serde::Serialize,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let location = format!("{}{path}", public_root(state, headers));
+    let location = format!("{}{path}", public_root(common, headers));
     let mut response = (status, axum::Json(document)).into_response();
     if let Ok(value) = location.parse() {
         response
@@ -86,8 +86,8 @@ pub(crate) fn located(
 }
 
 /// The externally visible root URL: configured, or derived from the request's `Host`.
-pub(crate) fn public_root(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.settings.public_url {
+pub(crate) fn public_root(common: &Common, headers: &HeaderMap) -> String {
+    if let Some(url) = &common.settings.public_url {
         return url.trim_end_matches('/').to_owned();
     }
     let host = headers

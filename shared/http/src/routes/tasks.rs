@@ -1,30 +1,37 @@
 //! Task routes: create (which queues the task), list and show. There is no DELETE: finished
 //! tasks expire on their own.
 
+use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use cloud_images_service::TaskService;
 use serde_json::Value;
 
-use super::{RouteTable, created};
+use super::{RouteTable, created, mount};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::routes::images::{page_links, query_pairs};
-use crate::state::AppState;
+use crate::state::{Common, Group};
 use crate::views;
 
 /// `/v2/tasks` and `/v2/tasks/{task_id}`.
-pub fn table() -> RouteTable {
+pub fn table() -> RouteTable<Group<TaskService>> {
     vec![
         ("/v2/tasks", get(list).post(create)),
         ("/v2/tasks/{task_id}", get(show)),
     ]
 }
 
+/// The tasks routes over their service.
+pub fn router(common: Common, service: TaskService) -> Router {
+    mount(table(), Group { common, service })
+}
+
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Group<TaskService>>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
@@ -34,27 +41,27 @@ async fn create(
             "The request body must be a JSON object with type and input",
         ));
     };
-    let task = state.tasks.create(&caller, body).await?;
+    let task = state.service.create(&caller, body).await?;
     let path = format!("/v2/tasks/{}", task.id);
-    Ok(created(&state, &headers, &path, views::task(&task)))
+    Ok(created(&state.common, &headers, &path, views::task(&task)))
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<Group<TaskService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let task = state.tasks.show(&caller, &id).await?;
+    let task = state.service.show(&caller, &id).await?;
     Ok(Json(views::task(&task)).into_response())
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<Group<TaskService>>,
     Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(raw.as_deref())?;
-    let (tasks, has_more) = state.tasks.list(&caller, &pairs).await?;
+    let (tasks, has_more) = state.service.list(&caller, &pairs).await?;
     let last = has_more.then(|| tasks.last()).flatten();
     let (first, next) = page_links("/v2/tasks", pairs, last.map(|t| t.id.to_string()));
     let body = views::TaskListView {

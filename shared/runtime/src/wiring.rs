@@ -1,0 +1,326 @@
+//! Builds each adapter and service on first use, once per process.
+//!
+//! A host asks only for what it serves: a Lambda function for its route group's services,
+//! the local binary for all of them. Nothing else is built, and, since each function's
+//! `main` names its own group, the linker leaves out the SDK code of the adapters it never
+//! asks for (the members function carries no S3 or SQS client).
+
+use std::sync::Arc;
+
+use axum::Router;
+use cloud_images_domain::ports::{
+    IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore, TaskQueue,
+    TaskRepository,
+};
+use cloud_images_http::{Common, HttpSettings, routes};
+use cloud_images_service::{
+    IdentityService, ImageAccess, ImageDataService, ImageService, MemberService, SigningKey,
+    StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
+};
+
+use crate::{Backend, Config, StartupError};
+
+/// Deliveries after which a task message goes to the dead letters. Above the task's own
+/// attempt limit, because a delivery that finds the task busy elsewhere also counts.
+const QUEUE_MAX_RECEIVES: u32 = 10;
+
+/// The configured backend's adapters and the services over them, built when first asked
+/// for. Cheap to share by reference; everything it hands out is cheap to clone.
+pub struct Wiring {
+    config: Config,
+    backend: Opened,
+    signer: TokenSigner,
+    task_settings: Arc<TaskSettings>,
+    http: Arc<HttpSettings>,
+}
+
+enum Opened {
+    #[cfg(feature = "embedded")]
+    Embedded(Box<Embedded>),
+    Aws(Box<cloud_images_aws::AwsResources>),
+}
+
+#[cfg(feature = "embedded")]
+struct Embedded {
+    backend: cloud_images_embedded::EmbeddedBackend,
+    queue: Arc<cloud_images_embedded::SqliteTaskQueue>,
+}
+
+impl Wiring {
+    /// Opens the configured backend (the embedded one's database and directory; for AWS,
+    /// only the SDK configuration) and the token key.
+    pub async fn open(config: &Config) -> Result<Self, StartupError> {
+        let backend = match config.backend {
+            #[cfg(feature = "embedded")]
+            Backend::Embedded => {
+                let backend = cloud_images_embedded::EmbeddedBackend::open(&config.data_dir)?;
+                let queue = Arc::new(cloud_images_embedded::SqliteTaskQueue::new(
+                    backend.db.clone(),
+                    QUEUE_MAX_RECEIVES,
+                ));
+                Opened::Embedded(Box::new(Embedded { backend, queue }))
+            }
+            #[cfg(not(feature = "embedded"))]
+            Backend::Embedded => return Err(StartupError::NotBuiltIn("embedded backend")),
+            Backend::Aws => Opened::Aws(Box::new(
+                cloud_images_aws::AwsResources::load(aws_settings(config)).await,
+            )),
+        };
+        let key = match &config.token_signing_key {
+            Some(hex) => SigningKey::from_hex(hex)?,
+            None => SigningKey::from_hex(&signing_key_in_data_dir(config)?)?,
+        };
+        Ok(Self {
+            signer: TokenSigner::new(key, config.token_ttl),
+            task_settings: Arc::new(config.task_settings()),
+            http: Arc::new(HttpSettings {
+                public_url: config.public_url.clone(),
+                region: config.region.clone(),
+                max_json_body: config.max_json_body,
+            }),
+            config: config.clone(),
+            backend,
+        })
+    }
+
+    /// The HTTP settings every router is served with.
+    pub fn http_settings(&self) -> &HttpSettings {
+        &self.http
+    }
+
+    // ---- services ----
+
+    /// Authentication and accounts.
+    pub async fn identity(&self) -> Result<IdentityService, StartupError> {
+        Ok(IdentityService::new(
+            self.identity_store().await?,
+            self.signer.clone(),
+        ))
+    }
+
+    async fn access(&self) -> Result<ImageAccess, StartupError> {
+        Ok(ImageAccess::new(
+            self.image_repository().await?,
+            self.member_repository().await?,
+            self.config.image_settings(),
+        ))
+    }
+
+    /// Image metadata.
+    pub async fn images(&self) -> Result<ImageService, StartupError> {
+        Ok(ImageService::new(
+            self.access().await?,
+            self.image_store().await?,
+        ))
+    }
+
+    /// Image data.
+    pub async fn image_data(&self) -> Result<ImageDataService, StartupError> {
+        Ok(ImageDataService::new(
+            self.access().await?,
+            self.image_store().await?,
+        ))
+    }
+
+    /// Sharing.
+    pub async fn members(&self) -> Result<MemberService, StartupError> {
+        Ok(MemberService::new(
+            self.access().await?,
+            self.member_repository().await?,
+        ))
+    }
+
+    /// Task records.
+    pub async fn tasks(&self) -> Result<TaskService, StartupError> {
+        Ok(TaskService::new(
+            self.task_repository().await?,
+            self.task_queue().await?,
+            self.task_settings.clone(),
+        ))
+    }
+
+    /// Staged uploads.
+    pub async fn staging(&self) -> Result<StagingService, StartupError> {
+        Ok(StagingService::new(
+            self.access().await?,
+            self.image_store().await?,
+            self.tasks().await?,
+        ))
+    }
+
+    /// Runs queued tasks.
+    pub async fn task_runner(&self) -> Result<TaskRunner, StartupError> {
+        Ok(TaskRunner::new(
+            self.task_repository().await?,
+            self.object_store().await?,
+            self.access().await?,
+            self.image_data().await?,
+            self.task_settings.clone(),
+        ))
+    }
+
+    // ---- routers, one per route group ----
+
+    fn common(&self) -> Common {
+        Common {
+            tokens: self.signer.clone(),
+            settings: self.http.clone(),
+        }
+    }
+
+    /// `GET /`, versions, schemas: no store at all.
+    pub async fn discovery_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::discovery::router(self.common()))
+    }
+
+    /// Tokens, projects, users.
+    pub async fn identity_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::identity::router(
+            self.common(),
+            self.identity().await?,
+        ))
+    }
+
+    /// Image metadata routes.
+    pub async fn images_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::images::router(self.common(), self.images().await?))
+    }
+
+    /// Image data routes, direct and staged.
+    pub async fn image_data_routes(&self) -> Result<Router, StartupError> {
+        Ok(
+            routes::image_data::router(self.common(), self.image_data().await?).merge(
+                routes::staging::router(self.common(), self.staging().await?),
+            ),
+        )
+    }
+
+    /// Member routes.
+    pub async fn members_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::members::router(
+            self.common(),
+            self.members().await?,
+        ))
+    }
+
+    /// Task routes.
+    pub async fn tasks_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::tasks::router(self.common(), self.tasks().await?))
+    }
+
+    /// Every route group on one router, as the local binary serves them.
+    pub async fn all_routes(&self) -> Result<Router, StartupError> {
+        Ok(self
+            .discovery_routes()
+            .await?
+            .merge(self.identity_routes().await?)
+            .merge(self.images_routes().await?)
+            .merge(self.image_data_routes().await?)
+            .merge(self.members_routes().await?)
+            .merge(self.tasks_routes().await?))
+    }
+
+    // ---- adapters ----
+
+    async fn identity_store(&self) -> Result<Arc<dyn IdentityStore>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.identity.clone(),
+            Opened::Aws(aws) => Arc::new(aws.identity_store().await?),
+        })
+    }
+
+    async fn image_repository(&self) -> Result<Arc<dyn ImageRepository>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.images.clone(),
+            Opened::Aws(aws) => Arc::new(aws.image_repository().await?),
+        })
+    }
+
+    async fn member_repository(&self) -> Result<Arc<dyn MemberRepository>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.members.clone(),
+            Opened::Aws(aws) => Arc::new(aws.member_repository().await?),
+        })
+    }
+
+    async fn task_repository(&self) -> Result<Arc<dyn TaskRepository>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.tasks.clone(),
+            Opened::Aws(aws) => Arc::new(aws.task_repository().await?),
+        })
+    }
+
+    /// The queue tasks go through; a worker host drains it into [`TaskRunner::execute`].
+    pub async fn task_queue(&self) -> Result<Arc<dyn TaskQueue>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.queue.clone(),
+            Opened::Aws(aws) => Arc::new(aws.task_queue().await?),
+        })
+    }
+
+    async fn image_store(&self) -> Result<Arc<dyn ImageStore>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.files.clone(),
+            Opened::Aws(aws) => Arc::new(aws.image_store().await?),
+        })
+    }
+
+    async fn object_store(&self) -> Result<Arc<dyn ObjectStore>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.objects.clone(),
+            Opened::Aws(aws) => Arc::new(aws.object_store().await?),
+        })
+    }
+}
+
+fn aws_settings(config: &Config) -> cloud_images_aws::AwsSettings {
+    let queue_urls = match (&config.aws_queue_url, &config.aws_dead_letter_queue_url) {
+        (Some(url), Some(dead_letters)) => Some((url.to_string(), dead_letters.to_string())),
+        _ => None,
+    };
+    cloud_images_aws::AwsSettings {
+        table: config.aws_table.clone(),
+        bucket: config.aws_bucket.clone(),
+        prefix: config.aws_prefix.clone(),
+        stale_upload_after: config.aws_stale_upload_after,
+        objects_bucket: config
+            .aws_objects_bucket
+            .clone()
+            .unwrap_or_else(|| config.aws_bucket.clone()),
+        objects_prefix: config.aws_objects_prefix.clone(),
+        queue_urls,
+        queue_name: config.aws_queue.clone(),
+        queue_max_receives: QUEUE_MAX_RECEIVES,
+        create_resources: config.aws_create_resources,
+    }
+}
+
+/// The token signing key kept in the data directory, made on first use (the embedded
+/// default's way; functions get theirs from the environment).
+#[cfg(feature = "embedded")]
+fn signing_key_in_data_dir(config: &Config) -> Result<String, StartupError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        cloud_images_embedded::EmbeddedError::io(
+            format!("creating {}", config.data_dir.display()),
+            e,
+        )
+    })?;
+    Ok(cloud_images_embedded::keyfile::load_or_create(
+        &config.data_dir,
+        || cloud_images_service::secrets::random_hex(32),
+    )?)
+}
+
+#[cfg(not(feature = "embedded"))]
+fn signing_key_in_data_dir(_config: &Config) -> Result<String, StartupError> {
+    Err(StartupError::NotBuiltIn(
+        "key file: set CLOUD_IMAGES_TOKEN_SIGNING_KEY",
+    ))
+}

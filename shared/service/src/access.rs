@@ -1,0 +1,244 @@
+//! What every image service shares: who may see and who may change an image, the image
+//! settings, and the compare-and-set loop every metadata change goes through.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use cloud_images_domain::identity::Caller;
+use cloud_images_domain::image::{HashAlgo, Image, ImageId, Visibility};
+use cloud_images_domain::image_rules::ImageLimits;
+use cloud_images_domain::listing::{ListQuery, PageLimits};
+use cloud_images_domain::member::MemberStatus;
+use cloud_images_domain::ports::{ImageRepository, MemberRepository, Viewer};
+use cloud_images_domain::visibility;
+use cloud_images_domain::{DomainError, DomainResult};
+
+/// How many times a change is re-applied after losing a compare-and-set race; with the
+/// jittered back-off below, even dozens of simultaneous writers of one image all land.
+pub(crate) const CAS_ATTEMPTS: u32 = 32;
+
+/// Waits a random 0..=2^min(attempt,6) milliseconds so racing writers spread out.
+pub(crate) async fn back_off(attempt: u32) {
+    use rand_core::RngCore;
+    let ceiling = 1u64 << attempt.min(6);
+    let millis = u64::from(rand_core::OsRng.next_u32()) % (ceiling + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
+
+pub(crate) fn now() -> DateTime<Utc> {
+    // Whole seconds, as displayed, so `created_at=eq:<shown value>` filters match.
+    Utc::now().trunc_subsecs(0)
+}
+
+/// Operator settings for images (built from configuration; there is no safe default for
+/// every limit, so none is derived).
+#[derive(Debug, Clone)]
+pub struct ImageSettings {
+    /// Per-image limits on properties and tags.
+    pub limits: ImageLimits,
+    /// Most images a tenant may own; `None` for no limit.
+    pub max_images_per_tenant: Option<u64>,
+    /// Whether owners (not only admins) may deactivate and reactivate their images.
+    pub owner_may_deactivate: bool,
+    /// Default and maximum page sizes of lists.
+    pub page_limits: PageLimits,
+    /// The multihash algorithm of `os_hash_value`.
+    pub hash_algo: HashAlgo,
+    /// Most bytes of image data a tenant may store; `None` for no limit.
+    pub storage_quota_bytes: Option<u64>,
+    /// Most members one image may have (Glance ships 128).
+    pub max_members_per_image: usize,
+    /// When set, downloads answer a redirect to a URL valid this long where the store can
+    /// issue one (S3), so the bytes bypass the service (a Lambda cannot return 6 MB+).
+    pub download_redirect: Option<std::time::Duration>,
+    /// Largest upload `PUT .../file` takes; larger ones are refused with 413 pointing to the
+    /// staged upload (a Lambda request holds at most 6 MB). Unlimited when `None`.
+    pub direct_upload_limit: Option<u64>,
+    /// How long the part URLs of a staged upload stay valid.
+    pub staged_upload_expiry: std::time::Duration,
+}
+
+fn not_found(id: &str) -> DomainError {
+    DomainError::NotFound(format!("No image found with ID {id}"))
+}
+
+fn viewer_of(caller: &Caller) -> Viewer {
+    Viewer {
+        tenant: caller.tenant_id.to_string(),
+        is_admin: caller.is_admin(),
+    }
+}
+
+/// Image records as a caller may reach them: the visibility and writability rules, the
+/// per-tenant quotas, and compare-and-set writes. Cheap to clone; every image service
+/// holds one.
+#[derive(Clone)]
+pub struct ImageAccess {
+    images: Arc<dyn ImageRepository>,
+    members: Arc<dyn MemberRepository>,
+    settings: Arc<ImageSettings>,
+}
+
+impl ImageAccess {
+    /// Access over the image records and the memberships that widen who sees them.
+    pub fn new(
+        images: Arc<dyn ImageRepository>,
+        members: Arc<dyn MemberRepository>,
+        settings: ImageSettings,
+    ) -> Self {
+        Self {
+            images,
+            members,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The operator's image settings.
+    pub fn settings(&self) -> &ImageSettings {
+        &self.settings
+    }
+
+    /// Reads an image the caller may see; anything else is 404 (never 403, so existence
+    /// does not leak).
+    pub(crate) async fn visible(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
+        let id = ImageId::parse(raw_id).map_err(|_| not_found(raw_id))?;
+        let image = self
+            .images
+            .get(id)
+            .await?
+            .ok_or_else(|| not_found(raw_id))?;
+        let viewer = viewer_of(caller);
+        // The membership is read only when it could decide.
+        if visibility::sees(&viewer, &image, None)
+            || visibility::sees(&viewer, &image, self.membership(&image, caller).await?)
+        {
+            Ok(image)
+        } else {
+            Err(not_found(raw_id))
+        }
+    }
+
+    /// The caller's tenant's membership status of a shared image, if it is a member.
+    async fn membership(
+        &self,
+        image: &Image,
+        caller: &Caller,
+    ) -> DomainResult<Option<MemberStatus>> {
+        if image.visibility != Visibility::Shared {
+            return Ok(None);
+        }
+        Ok(self
+            .members
+            .get(image.id, caller.tenant_id.as_str())
+            .await?
+            .map(|member| member.status))
+    }
+
+    /// Reads an image the caller may change: visible, owned (or admin), and a writer role.
+    pub(crate) async fn writable(&self, caller: &Caller, raw_id: &str) -> DomainResult<Image> {
+        let image = self.visible(caller, raw_id).await?;
+        if !caller.is_admin() && !image.is_owned_by(caller.tenant_id.as_str()) {
+            return Err(DomainError::Forbidden(
+                "You are not the owner of this image.".into(),
+            ));
+        }
+        caller.require_writer()?;
+        Ok(image)
+    }
+
+    /// One page (and one image more, when there are more) of the images the caller sees.
+    pub(crate) async fn list(
+        &self,
+        caller: &Caller,
+        query: &ListQuery,
+        after: Option<&Image>,
+    ) -> DomainResult<Vec<Image>> {
+        self.images.list(&viewer_of(caller), query, after).await
+    }
+
+    /// An image by id whoever owns it, for work already authorised (a task of its owner).
+    pub(crate) async fn find(&self, id: ImageId) -> DomainResult<Option<Image>> {
+        self.images.get(id).await
+    }
+
+    /// Records a new image, within its owner's image quota.
+    pub(crate) async fn insert(&self, image: &Image) -> DomainResult<()> {
+        if let Some(owner) = image.owner.as_deref() {
+            self.check_image_quota(owner).await?;
+        }
+        self.images.insert(image).await
+    }
+
+    async fn check_image_quota(&self, owner: &str) -> DomainResult<()> {
+        let Some(max) = self.settings.max_images_per_tenant else {
+            return Ok(());
+        };
+        if self.images.count_owned(owner).await? >= max {
+            return Err(DomainError::QuotaExceeded(format!(
+                "the tenant already has its quota of {max} images"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes the image's owner may still store; `None` when there is no storage quota.
+    pub(crate) async fn storage_allowance(&self, image: &Image) -> DomainResult<Option<u64>> {
+        let (Some(quota), Some(owner)) =
+            (self.settings.storage_quota_bytes, image.owner.as_deref())
+        else {
+            return Ok(None);
+        };
+        let used = self.images.stored_bytes(owner).await?;
+        Ok(Some(quota.saturating_sub(used)))
+    }
+
+    /// Stores the next version of an image (made by the domain's lifecycle) if `current`
+    /// is still the stored one; `Conflict` otherwise.
+    pub(crate) async fn replace(&self, next: &Image, current: &Image) -> DomainResult<()> {
+        self.images.update(next, current.version).await
+    }
+
+    /// Removes an image record if `current` is still the stored version, and its
+    /// memberships with it.
+    pub(crate) async fn remove(&self, current: &Image) -> DomainResult<()> {
+        self.images.delete(current.id, current.version).await?;
+        self.members.delete_all(current.id).await
+    }
+
+    /// Images left `saving` (start-up recovery of a single-process host).
+    pub(crate) async fn saving(&self) -> DomainResult<Vec<Image>> {
+        self.images.saving().await
+    }
+
+    /// Returns an image left `saving` by a worker known to be gone to `queued`.
+    pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
+        let queued = saving.requeue(now())?;
+        self.replace(&queued, saving).await?;
+        Ok(queued)
+    }
+
+    /// Stores `next_of(current)` for an image the caller may write, re-reading and retrying
+    /// when another writer won, so concurrent changes never lose an update. `next_of`
+    /// answers `None` when there is nothing to change.
+    pub(crate) async fn compare_and_set(
+        &self,
+        caller: &Caller,
+        id: &str,
+        next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
+    ) -> DomainResult<Image> {
+        for attempt in 0..CAS_ATTEMPTS {
+            let current = self.writable(caller, id).await?;
+            let Some(next) = next_of(&current)? else {
+                return Ok(current);
+            };
+            match self.replace(&next, &current).await {
+                Ok(()) => return Ok(next),
+                Err(DomainError::Conflict(_)) => back_off(attempt).await,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DomainError::Conflict(
+            "The image is being changed by others; try again.".into(),
+        ))
+    }
+}

@@ -1,0 +1,452 @@
+//! Running tasks: [`TaskRunner::execute`] runs the task a queue message names, under
+//! whichever host drains the queue (the local binary's loop or the SQS worker).
+//!
+//! Delivery is at least once, so a run first *claims* the task with a compare-and-set that
+//! sets a lease; while it works a heartbeat renews the lease. A second delivery of the same
+//! message finds the task final (nothing to do) or leased (busy, try later); a worker that
+//! died leaves a lease that runs out, and the next delivery takes the task over. An import's
+//! image id is fixed when the task is created, so however often it runs there is one image.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus, Visibility};
+use cloud_images_domain::ports::{ByteRange, ByteStream, ObjectStore, TaskRepository, UploadSink};
+use cloud_images_domain::task::{ObjectPath, Task, TaskId, TaskInput, TaskStatus};
+use cloud_images_domain::{DomainError, DomainResult, vhd};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::access::{CAS_ATTEMPTS, ImageAccess, now};
+use crate::image_data::ImageDataService;
+use crate::tasks::{TaskMessage, TaskSettings, chrono_span};
+
+/// What the host should do with the delivered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The task is final (now or already): acknowledge the message.
+    Finished,
+    /// Another worker holds the task, or this one should be retried: leave the message to
+    /// come back when its lease ends.
+    Retry,
+}
+
+/// A failure the task's owner should read: the run ends with status `failure`.
+fn is_final_failure(error: &DomainError) -> bool {
+    !matches!(error, DomainError::Unavailable { .. })
+}
+
+/// Runs queued tasks: imports through the upload pipeline, exports to the tenant's
+/// containers.
+#[derive(Clone)]
+pub struct TaskRunner {
+    tasks: Arc<dyn TaskRepository>,
+    objects: Arc<dyn ObjectStore>,
+    access: ImageAccess,
+    data: ImageDataService,
+    settings: Arc<TaskSettings>,
+}
+
+impl TaskRunner {
+    /// Builds the runner over the task records, the tenants' containers and the image data
+    /// pipeline.
+    pub fn new(
+        tasks: Arc<dyn TaskRepository>,
+        objects: Arc<dyn ObjectStore>,
+        access: ImageAccess,
+        data: ImageDataService,
+        settings: Arc<TaskSettings>,
+    ) -> Self {
+        Self {
+            tasks,
+            objects,
+            access,
+            data,
+            settings,
+        }
+    }
+
+    /// The lease a host should give a delivered message: as long as a task's.
+    pub fn lease(&self) -> Duration {
+        self.settings.lease
+    }
+
+    /// Runs the task a queue message names: the one use case every worker host calls.
+    pub async fn execute(&self, message: &str) -> DomainResult<Outcome> {
+        let Ok(TaskMessage { task_id }) = serde_json::from_str(message) else {
+            tracing::warn!(message, "dropping a queue message that names no task");
+            return Ok(Outcome::Finished);
+        };
+        let held = match self.claim(task_id).await? {
+            Claim::Gone => return Ok(Outcome::Finished),
+            Claim::Busy => return Ok(Outcome::Retry),
+            Claim::Won(task) => *task,
+        };
+        tracing::info!(task = %task_id, kind = %held.kind, attempt = held.attempts, "task started");
+        let held = Mutex::new(held);
+        let snapshot = held.lock().await.clone();
+        let outcome = tokio::select! {
+            outcome = self.run(&snapshot) => outcome,
+            () = self.keep_lease(&held) => {
+                tracing::warn!(task = %task_id, "lost the task's lease to another worker; stopping");
+                return Ok(Outcome::Retry);
+            }
+        };
+        let held = held.into_inner();
+        let result = match outcome {
+            Ok(result) => Ok(result),
+            Err(e) if is_final_failure(&e) => Err(e.to_string()),
+            Err(e) => {
+                tracing::warn!(task = %task_id, error = %e, source = ?std::error::Error::source(&e), "task attempt failed; it will be retried");
+                self.release(&held).await;
+                return Ok(Outcome::Retry);
+            }
+        };
+        let task = held.finish(result, self.ttl(), now())?;
+        match self.tasks.update(&task, held.version).await {
+            Ok(()) => {
+                tracing::info!(task = %task_id, status = %task.status, "task finished");
+                if let (TaskStatus::Failure, Some(image_id)) = (task.status, task.image_id) {
+                    // Only the worker that ended the task cleans up, so a worker whose lease
+                    // was taken over never removes what its successor is writing.
+                    self.data.discard_unfinished(image_id, &task.owner).await;
+                }
+                Ok(Outcome::Finished)
+            }
+            // Our lease ran out and another worker took over; it will finish the task.
+            Err(DomainError::Conflict(_)) => Ok(Outcome::Retry),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the task for this worker, or says why not.
+    async fn claim(&self, id: TaskId) -> DomainResult<Claim> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(task) = self.tasks.get(id).await? else {
+                return Ok(Claim::Gone);
+            };
+            if task.status.is_final() {
+                return Ok(Claim::Gone);
+            }
+            let at = now();
+            if task.status == TaskStatus::Processing && task.lease_until.is_some_and(|l| l > at) {
+                return Ok(Claim::Busy);
+            }
+            let next = if task.attempts >= self.settings.max_attempts {
+                let message = format!(
+                    "The task was interrupted {} times before it could finish; create it again.",
+                    task.attempts
+                );
+                task.finish(Err(message), self.ttl(), at)?
+            } else {
+                task.claim(self.lease_span(), at)?
+            };
+            match self.tasks.update(&next, task.version).await {
+                Ok(()) if next.status.is_final() => return Ok(Claim::Gone),
+                Ok(()) => return Ok(Claim::Won(Box::new(next))),
+                Err(DomainError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Claim::Busy)
+    }
+
+    /// Renews the lease every third of its length; returns only when it was lost.
+    async fn keep_lease(&self, held: &Mutex<Task>) {
+        loop {
+            tokio::time::sleep(self.settings.lease / 3).await;
+            let mut task = held.lock().await;
+            let Ok(next) = task.renew(self.lease_span(), now()) else {
+                return;
+            };
+            match self.tasks.update(&next, task.version).await {
+                Ok(()) => *task = next,
+                Err(DomainError::Conflict(_)) => return,
+                // A store hiccup: keep working; the next beat tries again.
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "could not renew a task lease")
+                }
+            }
+        }
+    }
+
+    /// Gives the task back after a temporary failure, so the next delivery may retry it at once.
+    async fn release(&self, task: &Task) {
+        if let Ok(next) = task.release(now()) {
+            let _ = self.tasks.update(&next, task.version).await;
+        }
+    }
+
+    fn lease_span(&self) -> chrono::Duration {
+        chrono_span(self.settings.lease)
+    }
+
+    /// How long a finished task's record stays readable.
+    fn ttl(&self) -> chrono::Duration {
+        chrono_span(self.settings.ttl)
+    }
+
+    async fn run(&self, task: &Task) -> DomainResult<Value> {
+        match task.parsed_input()? {
+            TaskInput::Import {
+                source,
+                disk_format,
+                container_format,
+                name,
+            } => {
+                let image_id = task.image_id.ok_or_else(|| {
+                    DomainError::Invalid("The import task has no image id reserved".into())
+                })?;
+                let mut image = Image::new_queued(image_id, Some(task.owner.clone()), now());
+                image.name = name;
+                image.disk_format = Some(disk_format);
+                image.container_format = Some(container_format);
+                image.visibility = Visibility::Private;
+                self.import(task, &source, image)
+                    .await
+                    .map_err(|e| import_error(e, &source))
+            }
+            TaskInput::Export {
+                image_id,
+                container,
+                format,
+            } => self.export(task, image_id, &container, format).await,
+            TaskInput::Staged { image_id } => self.import_staged(task, image_id).await,
+        }
+    }
+
+    async fn import(&self, task: &Task, source: &ObjectPath, fresh: Image) -> DomainResult<Value> {
+        let image_id = fresh.id;
+        let existing = match self.access.find(image_id).await? {
+            Some(image) if !image.is_owned_by(&task.owner) => {
+                return Err(DomainError::Conflict(format!(
+                    "image id {image_id} is taken"
+                )));
+            }
+            // An earlier attempt finished the image but not the task.
+            Some(image) if image.status == ImageStatus::Active => {
+                return Ok(json!({ "image_id": image_id.to_string() }));
+            }
+            other => other,
+        };
+        let received = match self.objects.open(&task.owner, source).await {
+            Ok((size, body)) => match self.import_target(existing, fresh).await {
+                Ok(image) => self.data.receive_data(image, body, Some(size)).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        received.map(|_| json!({ "image_id": image_id.to_string() }))
+    }
+
+    /// The queued image an import writes: made now, or left by an earlier attempt.
+    async fn import_target(&self, existing: Option<Image>, fresh: Image) -> DomainResult<Image> {
+        match existing {
+            // Left `saving` by a worker whose lease ran out: nobody else writes it now.
+            Some(image) if image.status == ImageStatus::Saving => {
+                self.access.requeue_abandoned(&image).await
+            }
+            Some(image) => Ok(image),
+            None => {
+                self.access.insert(&fresh).await?;
+                Ok(fresh)
+            }
+        }
+    }
+
+    async fn export(
+        &self,
+        task: &Task,
+        image_id: ImageId,
+        container: &str,
+        format: DiskFormat,
+    ) -> DomainResult<Value> {
+        let image = match self.access.find(image_id).await? {
+            Some(image) if image.is_owned_by(&task.owner) => image,
+            _ => {
+                return Err(DomainError::NotFound(format!(
+                    "Image {image_id} was not found among your tenant's images; only images you own can be exported."
+                )));
+            }
+        };
+        let size = match (image.status, image.size) {
+            (ImageStatus::Active, Some(size)) => size,
+            (ImageStatus::Deactivated, _) => {
+                return Err(DomainError::Forbidden(format!(
+                    "Image {image_id} is deactivated and cannot be exported."
+                )));
+            }
+            (status, _) => {
+                return Err(DomainError::Conflict(format!(
+                    "Image {image_id} is {status}; only active images with data can be exported."
+                )));
+            }
+        };
+        let stored = image.disk_format.unwrap_or(DiskFormat::Raw);
+        let plan = self.conversion(image_id, stored, format, size).await?;
+        let object = ObjectPath::new(
+            container,
+            &format!("{image_id}.{format}"),
+            "input.receiving_swift_container",
+        )?;
+        let body = self.data.read(image_id, plan.read_range).await?;
+        let sink = self.objects.create(&task.owner, &object).await?;
+        write_converted(sink, body, &plan).await?;
+        Ok(json!({ "export_location": object.to_string() }))
+    }
+
+    /// How the stored bytes become the requested format, or why they cannot.
+    async fn conversion(
+        &self,
+        image_id: ImageId,
+        stored: DiskFormat,
+        wanted: DiskFormat,
+        size: u64,
+    ) -> DomainResult<Conversion> {
+        let copy = Conversion {
+            read_range: None,
+            append: Vec::new(),
+        };
+        match (stored, wanted) {
+            (a, b) if a == b => Ok(copy),
+            (DiskFormat::Raw, DiskFormat::Vhd) => {
+                let padding = vhd::padding_to_sector(size);
+                let footer = vhd::fixed_footer(size + padding, random_id(), now().timestamp());
+                let mut append = vec![0u8; usize::try_from(padding).unwrap_or(0)];
+                append.extend_from_slice(&footer);
+                Ok(Conversion {
+                    read_range: None,
+                    append,
+                })
+            }
+            (DiskFormat::Vhd, DiskFormat::Raw) => {
+                let footer_len = vhd::FOOTER_BYTES as u64;
+                let tail = ByteRange {
+                    first: size.saturating_sub(footer_len),
+                    last: size.saturating_sub(1),
+                };
+                let footer = collect_small(self.data.read(image_id, Some(tail)).await?).await?;
+                if size <= footer_len || !vhd::is_fixed_footer(&footer) {
+                    return Err(DomainError::Invalid(format!(
+                        "Image {image_id} is a dynamic VHD; only fixed VHDs can be exported as raw. Export it as vhd instead."
+                    )));
+                }
+                Ok(Conversion {
+                    read_range: Some(ByteRange {
+                        first: 0,
+                        last: size - footer_len - 1,
+                    }),
+                    append: Vec::new(),
+                })
+            }
+            (stored, wanted) => Err(DomainError::Invalid(format!(
+                "Image {image_id} is stored as {stored} and cannot be converted to {wanted}; conversions exist between raw and vhd only. Set export_format to {stored} to export it as stored."
+            ))),
+        }
+    }
+
+    /// Runs an `api_image_import` task: the staged data through the upload pipeline.
+    pub(crate) async fn import_staged(
+        &self,
+        task: &Task,
+        image_id: ImageId,
+    ) -> DomainResult<Value> {
+        let done = json!({ "image_id": image_id.to_string() });
+        let image = match self.access.find(image_id).await? {
+            Some(image) if image.is_owned_by(&task.owner) => image,
+            _ => {
+                return Err(DomainError::NotFound(format!(
+                    "Image {image_id} was deleted before its staged data was imported"
+                )));
+            }
+        };
+        let image = match image.status {
+            // An earlier attempt finished the image but not the task.
+            ImageStatus::Active if task.attempts > 1 => return Ok(done),
+            // Left `saving` by an earlier attempt of this task whose worker died; on a first
+            // attempt it is someone's direct upload in progress, which must not be touched.
+            ImageStatus::Saving if task.attempts > 1 => {
+                self.access.requeue_abandoned(&image).await?
+            }
+            _ => image,
+        };
+        let (size, body) = self.data.open_staged(image_id).await?;
+        self.data.receive_data(image, body, Some(size)).await?;
+        if let Err(e) = self.data.delete_staged(image_id).await {
+            tracing::warn!(image = %image_id, error = %e, "could not remove imported staged data; the bucket lifecycle rule will");
+        }
+        Ok(done)
+    }
+}
+
+/// What a run found out about the task.
+enum Claim {
+    /// No such task any more, or it is final.
+    Gone,
+    /// Another worker holds a live lease.
+    Busy,
+    /// This worker holds it now.
+    Won(Box<Task>),
+}
+
+/// An export's byte plan: which stored bytes to read, and what to write after them.
+struct Conversion {
+    read_range: Option<ByteRange>,
+    append: Vec<u8>,
+}
+
+async fn write_converted(
+    mut sink: Box<dyn UploadSink>,
+    mut body: ByteStream,
+    plan: &Conversion,
+) -> DomainResult<()> {
+    let copied = async {
+        while let Some(chunk) = body.next().await {
+            sink.write(chunk?).await?;
+        }
+        if !plan.append.is_empty() {
+            sink.write(bytes::Bytes::copy_from_slice(&plan.append))
+                .await?;
+        }
+        Ok::<(), DomainError>(())
+    }
+    .await;
+    match copied {
+        Ok(()) => sink.commit().await,
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+fn random_id() -> [u8; 16] {
+    use rand_core::RngCore;
+    let mut id = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut id);
+    id
+}
+
+async fn collect_small(mut body: ByteStream) -> DomainResult<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+/// Rewords an import failure for the task's owner (Rackspace prefixes them alike).
+fn import_error(error: DomainError, source: &ObjectPath) -> DomainError {
+    let reword = |message: String| format!("Image cannot be imported: {message}");
+    match error {
+        DomainError::NotFound(_) => DomainError::NotFound(reword(format!(
+            "the object '{source}' was not found in your containers."
+        ))),
+        DomainError::Invalid(m) => DomainError::Invalid(reword(m)),
+        DomainError::QuotaExceeded(m) => DomainError::QuotaExceeded(reword(m)),
+        DomainError::Conflict(m) => DomainError::Conflict(reword(m)),
+        DomainError::Forbidden(m) => DomainError::Forbidden(reword(m)),
+        other => other,
+    }
+}
