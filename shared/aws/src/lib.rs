@@ -25,9 +25,18 @@ pub use s3::S3ImageStore;
 pub use sqs::SqsTaskQueue;
 pub use tasks::DynamoTaskRepository;
 
-/// Loads the shared AWS configuration (region, credentials, endpoint) once.
+/// Loads the shared AWS configuration (region, credentials, endpoint) once, with the one
+/// HTTP client every SDK client of the process shares: rustls on ring (the SDK's default
+/// client is left out of the build, see the workspace manifest).
 pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::load_from_env().await
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
 }
 
 /// A DynamoDB client for `config`.

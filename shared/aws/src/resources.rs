@@ -39,9 +39,10 @@ pub struct AwsSettings {
     pub create_resources: bool,
 }
 
-/// The SDK configuration, loaded once, and each client built at its first use.
+/// The SDK configuration and each client, loaded and built at their first use (a function
+/// that serves no stored data, discovery, loads neither).
 pub struct AwsResources {
-    sdk: aws_config::SdkConfig,
+    sdk: OnceCell<aws_config::SdkConfig>,
     settings: AwsSettings,
     dynamodb: OnceCell<aws_sdk_dynamodb::Client>,
     s3: OnceCell<aws_sdk_s3::Client>,
@@ -50,10 +51,10 @@ pub struct AwsResources {
 }
 
 impl AwsResources {
-    /// Loads the standard AWS configuration chain; no client is built yet.
-    pub async fn load(settings: AwsSettings) -> Self {
+    /// Resources at these places; nothing is loaded or built yet.
+    pub fn new(settings: AwsSettings) -> Self {
         Self {
-            sdk: crate::load_config().await,
+            sdk: OnceCell::new(),
             settings,
             dynamodb: OnceCell::new(),
             s3: OnceCell::new(),
@@ -62,11 +63,16 @@ impl AwsResources {
         }
     }
 
+    /// The standard AWS configuration chain, loaded once.
+    async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk.get_or_init(crate::load_config).await
+    }
+
     async fn dynamodb(&self) -> DomainResult<aws_sdk_dynamodb::Client> {
         let client = self
             .dynamodb
             .get_or_try_init(|| async {
-                let client = crate::dynamodb_client(&self.sdk);
+                let client = crate::dynamodb_client(self.sdk().await);
                 if self.settings.create_resources {
                     crate::dynamo::ensure_table(&client, &self.settings.table).await?;
                 }
@@ -83,7 +89,7 @@ impl AwsResources {
     ) -> DomainResult<aws_sdk_s3::Client> {
         let client = cell
             .get_or_try_init(|| async {
-                let client = crate::s3_client(&self.sdk);
+                let client = crate::s3_client(self.sdk().await);
                 if self.settings.create_resources {
                     crate::ensure_bucket(&client, bucket).await?;
                 }
@@ -153,7 +159,7 @@ impl AwsResources {
         let queue = self
             .queue
             .get_or_try_init(|| async {
-                let sqs = crate::sqs_client(&self.sdk);
+                let sqs = crate::sqs_client(self.sdk().await);
                 match &settings.queue_urls {
                     Some((url, dead_letters)) => Ok(SqsTaskQueue::new(sqs, url, dead_letters)),
                     None if settings.create_resources => {

@@ -48,7 +48,7 @@ struct Embedded {
 
 impl Wiring {
     /// Opens the configured backend (the embedded one's database and directory; for AWS,
-    /// only the SDK configuration) and the token key.
+    /// nothing until an adapter is asked for) and reads the token key.
     pub async fn open(config: &Config) -> Result<Self, StartupError> {
         let backend = match config.backend {
             #[cfg(feature = "embedded")]
@@ -62,9 +62,9 @@ impl Wiring {
             }
             #[cfg(not(feature = "embedded"))]
             Backend::Embedded => return Err(StartupError::NotBuiltIn("embedded backend")),
-            Backend::Aws => Opened::Aws(Box::new(
-                cloud_images_aws::AwsResources::load(aws_settings(config)).await,
-            )),
+            Backend::Aws => Opened::Aws(Box::new(cloud_images_aws::AwsResources::new(
+                aws_settings(config),
+            ))),
         };
         let key = match &config.token_signing_key {
             Some(hex) => SigningKey::from_hex(hex)?,

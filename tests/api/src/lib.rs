@@ -1055,13 +1055,9 @@ impl Server {
     }
 }
 
+/// The service's own SDK configuration (its one HTTP client: this build has no default).
 async fn s3() -> aws_sdk_s3::Client {
-    let config = aws_config::load_from_env().await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    )
+    cloud_images_aws::s3_client(&cloud_images_aws::load_config().await)
 }
 
 async fn s3_objects(bucket: &str) -> Vec<String> {
