@@ -9,8 +9,8 @@ use cloud_images_domain::ports::IdentityStore;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    CONSUMED, GSI1PK, GSI1SK, Item, PK, SK, failed, get_item, get_opt_s, get_s, get_time,
-    is_cancelled, n, query_index, record, s,
+    GSI1PK, GSI1SK, Item, PK, SK, failed, get_item, get_opt_s, get_s, get_time, is_cancelled, n,
+    query_index, s,
 };
 
 /// [`IdentityStore`] over the single table.
@@ -48,10 +48,8 @@ impl DynamoIdentityStore {
             .transact_write_items()
             .transact_items(put(item)?)
             .transact_items(put(claim)?)
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &written);
         match written {
             Ok(_) => Ok(()),
             Err(e) if is_cancelled(&e) => Err(DomainError::Conflict(conflict)),

@@ -19,9 +19,9 @@ use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::future::try_join_all;
 
 use crate::dynamo::{
-    self, CONSUMED, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
+    self, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
     condition_failed, failed, get_item, get_n, get_opt_s, get_s, get_time, n, n_u64,
-    query_partition, record, s,
+    query_partition, s,
 };
 
 /// [`ImageRepository`] over the single table.
@@ -224,10 +224,8 @@ impl DynamoImageRepository {
                     .client
                     .batch_get_item()
                     .request_items(&self.table, request)
-                    .return_consumed_capacity(CONSUMED)
                     .send()
                     .await;
-                record(&self.table, None, false, &got);
                 let got = got.map_err(|e| failed("reading shared images", e))?;
                 for item in got
                     .responses()
@@ -358,8 +356,7 @@ impl DynamoImageRepository {
             .expression_attribute_values(":pk", s(&partition.value))
             .scan_index_forward(walk.dir == SortDir::Asc)
             .limit(limit)
-            .set_exclusive_start_key(start)
-            .return_consumed_capacity(CONSUMED);
+            .set_exclusive_start_key(start);
         let condition = match walk.after {
             Some(after) => {
                 request = request
@@ -373,7 +370,6 @@ impl DynamoImageRepository {
             None => "#pk = :pk",
         };
         let page = request.key_condition_expression(condition).send().await;
-        record(&self.table, Some(partition.index), false, &page);
         page.map_err(|e| failed("querying an index for a list page", e))
     }
 }
@@ -529,10 +525,8 @@ impl ImageRepository for DynamoImageRepository {
             .table_name(&self.table)
             .set_item(Some(image_item(image)))
             .condition_expression("attribute_not_exists(pk)")
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &put);
         match put {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => {
@@ -560,10 +554,8 @@ impl ImageRepository for DynamoImageRepository {
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n_u64(expected_version))
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &put);
         match put {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(stale(image.id)),
@@ -582,10 +574,8 @@ impl ImageRepository for DynamoImageRepository {
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n_u64(expected_version))
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &deleted);
         match deleted {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(stale(id)),

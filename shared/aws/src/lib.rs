@@ -39,9 +39,12 @@ pub async fn load_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// A DynamoDB client for `config`.
+/// A DynamoDB client for `config` that records the capacity of each call it makes.
 pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(config)
+    let config = aws_sdk_dynamodb::config::Builder::from(config)
+        .interceptor(dynamo::CapacityRecorder)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 /// An SQS client for `config`.

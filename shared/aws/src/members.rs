@@ -11,8 +11,8 @@ use cloud_images_domain::ports::MemberRepository;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    CONSUMED, GSI1PK, GSI1SK, Item, PK, SK, condition_failed, failed, get_item, get_s, get_time,
-    is_cancelled, n, n_u64, record, s,
+    GSI1PK, GSI1SK, Item, PK, SK, condition_failed, failed, get_item, get_s, get_time,
+    is_cancelled, n, n_u64, s,
 };
 
 /// [`MemberRepository`] over the single table.
@@ -112,10 +112,8 @@ impl DynamoMemberRepository {
                 .expression_attribute_values(":member", s("MEMBER#"))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
-                .return_consumed_capacity(CONSUMED)
                 .send()
                 .await;
-            record(&self.table, None, true, &page);
             let page = page.map_err(|e| failed("listing members", e))?;
             items.extend(page.items().iter().cloned());
             match page.last_evaluated_key() {
@@ -140,10 +138,8 @@ impl MemberRepository for DynamoMemberRepository {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(self.counter_change(member.image_id, 1, Some(max_members))?)
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &written);
         match written {
             Ok(_) => Ok(()),
             // Which condition failed: the member exists (409) or the image is full (413).
@@ -191,10 +187,8 @@ impl MemberRepository for DynamoMemberRepository {
             .table_name(&self.table)
             .set_item(Some(member_item(member)))
             .condition_expression("attribute_exists(pk)")
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &put);
         match put {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(DomainError::NotFound(format!(
@@ -218,10 +212,8 @@ impl MemberRepository for DynamoMemberRepository {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .transact_items(self.counter_change(image_id, -1, None)?)
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &written);
         match written {
             Ok(_) => Ok(()),
             Err(e) if is_cancelled(&e) => Err(DomainError::NotFound(format!(
@@ -245,10 +237,8 @@ impl MemberRepository for DynamoMemberRepository {
             .table_name(&self.table)
             .key(PK, s(partition(image_id)))
             .key(SK, s(COUNTER))
-            .return_consumed_capacity(CONSUMED)
             .send()
             .await;
-        record(&self.table, None, false, &deleted);
         deleted.map_err(|e| failed("removing the member counter", e))?;
         Ok(())
     }

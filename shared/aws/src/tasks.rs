@@ -10,8 +10,8 @@ use cloud_images_domain::task::{Task, TaskId};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    CONSUMED, GSI1PK, GSI1SK, Item, PK, SK, TTL_ATTRIBUTE, by_creation, condition_failed, failed,
-    get_item, get_s, n, n_u64, query_index, record, s,
+    GSI1PK, GSI1SK, Item, PK, SK, TTL_ATTRIBUTE, by_creation, condition_failed, failed, get_item,
+    get_s, n, n_u64, query_index, s,
 };
 
 /// [`TaskRepository`] over the single table.
@@ -78,8 +78,7 @@ impl DynamoTaskRepository {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(task_item(task)?))
-            .return_consumed_capacity(CONSUMED);
+            .set_item(Some(task_item(task)?));
         let request = match expected_version {
             None => request.condition_expression("attribute_not_exists(pk)"),
             Some(version) => request
@@ -88,7 +87,6 @@ impl DynamoTaskRepository {
                 .expression_attribute_values(":expected", n_u64(version)),
         };
         let put = request.send().await;
-        record(&self.table, None, false, &put);
         match put {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
