@@ -1,9 +1,9 @@
 //! What a caller may set on an image and how: the rules shared by create and PATCH.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::{DomainError, DomainResult};
-use crate::image::{Image, ImageStatus, Visibility};
+use crate::image::{Image, ImageId, ImageStatus, Visibility};
 
 /// Limits on what one image may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,4 +305,59 @@ pub fn check_limits(image: &Image, limits: &ImageLimits) -> DomainResult<()> {
         )));
     }
     Ok(())
+}
+
+/// A `POST /v2/images` request: the id the client chose, if any, and the properties to set.
+/// The properties are checked against the caller's rights when the image is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewImage {
+    /// The client's choice of id; a random one when `None`.
+    pub id: Option<ImageId>,
+    /// Every other property of the body.
+    pub properties: Map<String, Value>,
+}
+
+impl NewImage {
+    /// Takes `id` (a UUID string, or null) out of a create body.
+    pub fn parse(mut body: Map<String, Value>) -> DomainResult<Self> {
+        let id = match body.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(raw)) => Some(ImageId::parse(&raw)?),
+            Some(_) => return Err(DomainError::Invalid("'id' must be a UUID string".into())),
+        };
+        Ok(Self {
+            id,
+            properties: body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_create_body_gives_up_its_id_and_keeps_the_rest() {
+        let id = "8e5c1c6e-0e2a-4d8b-9b64-0d6d2b4b2f10";
+        let new = NewImage::parse(body(json!({"id": id, "name": "web"}))).expect("valid");
+        assert_eq!(new.id.map(|i| i.to_string()).as_deref(), Some(id));
+        assert_eq!(new.properties, body(json!({"name": "web"})));
+        let new = NewImage::parse(body(json!({"id": null}))).expect("valid");
+        assert_eq!((new.id, new.properties.len()), (None, 0));
+        for bad in [json!({"id": 7}), json!({"id": "not-a-uuid"})] {
+            assert!(
+                matches!(NewImage::parse(body(bad.clone())), Err(DomainError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! part but the last at least 5 MiB, at most 5 GiB each. The service also caps the number
 //! of parts so the list of part URLs stays small enough for any response (a Lambda's is 6 MB).
 
-use crate::error::{DomainError, DomainResult};
+use serde_json::{Map, Value};
+
+use crate::error::{DomainError, DomainResult, Misdirection};
 
 const MIB: u64 = 1024 * 1024;
 /// Smallest part offered: above S3's 5 MiB minimum, small enough for a retry to be cheap.
@@ -96,6 +98,50 @@ pub fn check_uploaded_parts(parts: &[(u64, u64)]) -> DomainResult<u64> {
 mod tests {
     use super::*;
 
+    fn body(value: serde_json::Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn stage_and_complete_bodies_take_exactly_their_one_field() {
+        use serde_json::json;
+        assert_eq!(
+            StageRequest::parse(&body(json!({"size": 42}))).ok(),
+            Some(StageRequest { size: 42 })
+        );
+        for bad in [
+            json!({}),
+            json!({"size": -1}),
+            json!({"size": "42"}),
+            json!({"size": 1, "x": 2}),
+        ] {
+            assert!(
+                matches!(
+                    StageRequest::parse(&body(bad.clone())),
+                    Err(DomainError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            CompleteRequest::parse(&body(json!({"upload_id": "u1"}))).ok(),
+            Some(CompleteRequest {
+                upload_id: "u1".into()
+            })
+        );
+        assert!(matches!(
+            CompleteRequest::parse(&body(json!({}))),
+            Err(DomainError::Misdirected(Misdirection::UploadIdRequired))
+        ));
+        assert!(matches!(
+            CompleteRequest::parse(&body(json!({"upload_id": "u1", "size": 1}))),
+            Err(DomainError::Invalid(_))
+        ));
+    }
+
     #[test]
     fn small_images_get_one_part_of_their_size() {
         let plan = PartPlan::for_size(1000).expect("plan");
@@ -146,5 +192,54 @@ mod tests {
         assert!(check_uploaded_parts(&[(1, MIB), (2, 7)]).is_err());
         assert!(check_uploaded_parts(&[(1, part), (2, part + 1)]).is_err());
         assert!(check_uploaded_parts(&[]).is_err());
+    }
+}
+
+fn only_key<'a>(body: &'a Map<String, Value>, key: &str) -> DomainResult<Option<&'a Value>> {
+    match body.keys().find(|k| k.as_str() != key) {
+        Some(unknown) => Err(DomainError::Invalid(format!(
+            "'{unknown}' is not accepted here; send {key}"
+        ))),
+        None => Ok(body.get(key)),
+    }
+}
+
+/// A `POST .../file/parts` request: the length of the data to stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageRequest {
+    /// The image data's length in bytes.
+    pub size: u64,
+}
+
+impl StageRequest {
+    /// Checks a body of exactly `{"size": <bytes>}`.
+    pub fn parse(body: &Map<String, Value>) -> DomainResult<Self> {
+        let size = match only_key(body, "size")? {
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            DomainError::Invalid("size is required: the image data's length in bytes".into())
+        })?;
+        Ok(Self { size })
+    }
+}
+
+/// A `POST .../file/complete` request: which staged upload to finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompleteRequest {
+    /// The id the part URLs were issued under.
+    pub upload_id: String,
+}
+
+impl CompleteRequest {
+    /// Checks a body of exactly `{"upload_id": "<id>"}`.
+    pub fn parse(body: &Map<String, Value>) -> DomainResult<Self> {
+        match only_key(body, "upload_id")? {
+            Some(Value::String(upload_id)) => Ok(Self {
+                upload_id: upload_id.clone(),
+            }),
+            _ => Err(DomainError::Misdirected(Misdirection::UploadIdRequired)),
+        }
     }
 }

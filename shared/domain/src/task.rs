@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, Misdirection};
 use crate::image::{ContainerFormat, DiskFormat, ImageId, name_enum};
 
 /// Identifies a task: a UUID, written in its hyphenated lowercase form.
@@ -339,6 +339,53 @@ impl TaskInput {
     }
 }
 
+/// A `POST /v2/tasks` request, checked: its type and its input, parsed once at the edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    /// Import or export (`api_image_import` tasks come from staging only).
+    pub kind: TaskType,
+    /// The input as the client sent it, shown back as sent.
+    pub input: Value,
+    /// The same input, typed.
+    pub parsed: TaskInput,
+}
+
+impl NewTask {
+    /// Checks a create body: only `type` and `input`, a known type a client may create, and an
+    /// input that type accepts.
+    pub fn parse(body: &Map<String, Value>) -> DomainResult<Self> {
+        if let Some(unknown) = body
+            .keys()
+            .find(|k| !matches!(k.as_str(), "type" | "input"))
+        {
+            return Err(DomainError::Invalid(format!(
+                "'{unknown}' is not accepted in a task; send type and input"
+            )));
+        }
+        let kind: TaskType = match body.get("type") {
+            Some(Value::String(raw)) => raw.parse()?,
+            Some(_) => return Err(DomainError::Invalid("type must be a string".into())),
+            None => {
+                return Err(DomainError::Invalid(
+                    "type is required: import or export".into(),
+                ));
+            }
+        };
+        if kind == TaskType::ApiImageImport {
+            return Err(DomainError::Misdirected(
+                Misdirection::ImportTasksComeFromStaging,
+            ));
+        }
+        let input = body.get("input").cloned().unwrap_or(Value::Null);
+        let parsed = TaskInput::parse(kind, &input)?;
+        Ok(Self {
+            kind,
+            input,
+            parsed,
+        })
+    }
+}
+
 /// A task record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -554,6 +601,48 @@ mod tests {
                 name: Some("web".into()),
             }
         );
+    }
+
+    fn body(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_create_body_parses_into_its_type_and_typed_input_once() {
+        let input = json!({"import_from": "images/disk.vhd"});
+        let new = NewTask::parse(&body(json!({"type": "import", "input": input}))).expect("valid");
+        assert_eq!(new.kind, TaskType::Import);
+        assert_eq!(new.input, input);
+        assert!(matches!(new.parsed, TaskInput::Import { .. }));
+    }
+
+    #[test]
+    fn create_bodies_clients_may_not_send_are_refused() {
+        let invalid = [
+            json!({"type": "import", "input": {"import_from": "a/b"}, "extra": 1}),
+            json!({"input": {"import_from": "a/b"}}),
+            json!({"type": 7, "input": {}}),
+            json!({"type": "import", "input": {}}),
+        ];
+        for case in invalid {
+            assert!(
+                matches!(
+                    NewTask::parse(&body(case.clone())),
+                    Err(DomainError::Invalid(_))
+                ),
+                "{case}"
+            );
+        }
+        let staged = json!({"type": "api_image_import", "input": {"image_id": "x"}});
+        assert!(matches!(
+            NewTask::parse(&body(staged)),
+            Err(DomainError::Misdirected(
+                Misdirection::ImportTasksComeFromStaging
+            ))
+        ));
     }
 
     #[test]

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::image_patch::{self, PatchOp};
-use cloud_images_domain::image_rules::{self, EditContext};
+use cloud_images_domain::image_rules::{self, EditContext, NewImage};
 use cloud_images_domain::listing::{ListQuery, PageLimits};
 use cloud_images_domain::ports::ImageStore;
 use cloud_images_domain::{DomainError, DomainResult};
-use serde_json::{Map, Value};
 
 use crate::access::{CAS_ATTEMPTS, ImageAccess, back_off, now};
 
@@ -50,17 +49,12 @@ impl ImageService {
     }
 
     /// Creates a queued image from the properties of a create request.
-    pub async fn create(&self, caller: &Caller, body: Map<String, Value>) -> DomainResult<Image> {
+    pub async fn create(&self, caller: &Caller, new: NewImage) -> DomainResult<Image> {
         caller.require_writer()?;
-        let mut body = body;
-        let id = match body.remove("id") {
-            None | Some(Value::Null) => ImageId::random(),
-            Some(Value::String(raw)) => ImageId::parse(&raw)?,
-            Some(_) => return Err(DomainError::Invalid("'id' must be a UUID string".into())),
-        };
+        let id = new.id.unwrap_or_else(ImageId::random);
         let mut image = Image::new_queued(id, Some(caller.tenant_id.to_string()), now());
         let ctx = self.context(caller, true);
-        for (key, value) in &body {
+        for (key, value) in &new.properties {
             image_rules::set(&mut image, key, value, &ctx)?;
         }
         image_rules::check_limits(&image, &ctx.limits)?;

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageId};
-use cloud_images_domain::staging::PartPlan;
+use cloud_images_domain::staging::{CompleteRequest, PartPlan, StageRequest};
 use cloud_images_domain::task::{Task, TaskType};
 use cloud_images_domain::{DomainError, DomainResult};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use std::sync::Arc;
 
@@ -34,15 +34,6 @@ pub struct StagedUploadOffer {
     pub part_urls: Vec<String>,
     /// When the URLs stop working.
     pub expires_at: DateTime<Utc>,
-}
-
-fn only_key<'a>(body: &'a Map<String, Value>, key: &str) -> DomainResult<Option<&'a Value>> {
-    match body.keys().find(|k| k.as_str() != key) {
-        Some(unknown) => Err(DomainError::Invalid(format!(
-            "'{unknown}' is not accepted here; send {key}"
-        ))),
-        None => Ok(body.get(key)),
-    }
 }
 
 /// Staged upload use cases (the `staging` route group): part URLs, then an import task.
@@ -70,17 +61,11 @@ impl StagingService {
         &self,
         caller: &Caller,
         raw_id: &str,
-        body: Map<String, Value>,
+        request: StageRequest,
     ) -> DomainResult<StagedUploadOffer> {
         let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
-        let size = match only_key(&body, "size")? {
-            Some(Value::Number(n)) => n.as_u64(),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            DomainError::Invalid("size is required: the image data's length in bytes".into())
-        })?;
+        let size = request.size;
         let plan = PartPlan::for_size(size)?;
         self.check_fits_quota(&image, size).await?;
         let valid_for = self.access.settings().staged_upload_expiry;
@@ -109,14 +94,14 @@ impl StagingService {
         &self,
         caller: &Caller,
         raw_id: &str,
-        body: Map<String, Value>,
+        request: CompleteRequest,
     ) -> DomainResult<Task> {
         let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
-        let Some(Value::String(upload_id)) = only_key(&body, "upload_id")? else {
-            return Err(DomainError::Misdirected(Misdirection::UploadIdRequired));
-        };
-        let size = self.store.finish_staged(image.id, upload_id).await?;
+        let size = self
+            .store
+            .finish_staged(image.id, &request.upload_id)
+            .await?;
         if let Err(e) = self.check_fits_quota(&image, size).await {
             self.store.delete_staged(image.id).await?;
             return Err(e);

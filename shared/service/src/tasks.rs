@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::ports::{TaskQueue, TaskRepository};
-use cloud_images_domain::task::{Task, TaskId, TaskInput, TaskListQuery, TaskType};
+use cloud_images_domain::task::{NewTask, Task, TaskId, TaskListQuery};
 use cloud_images_domain::{DomainError, DomainResult};
-use serde_json::{Map, Value};
 
 use crate::access::now;
 
@@ -65,34 +63,10 @@ impl TaskService {
         }
     }
 
-    /// Records a task from a `POST /v2/tasks` body and queues it.
-    pub async fn create(&self, caller: &Caller, body: Map<String, Value>) -> DomainResult<Task> {
+    /// Records a task the caller asked for and queues it.
+    pub async fn create(&self, caller: &Caller, new: NewTask) -> DomainResult<Task> {
         caller.require_writer()?;
-        if let Some(unknown) = body
-            .keys()
-            .find(|k| !matches!(k.as_str(), "type" | "input"))
-        {
-            return Err(DomainError::Invalid(format!(
-                "'{unknown}' is not accepted in a task; send type and input"
-            )));
-        }
-        let kind: TaskType = match body.get("type") {
-            Some(Value::String(raw)) => raw.parse()?,
-            Some(_) => return Err(DomainError::Invalid("type must be a string".into())),
-            None => {
-                return Err(DomainError::Invalid(
-                    "type is required: import or export".into(),
-                ));
-            }
-        };
-        if kind == TaskType::ApiImageImport {
-            return Err(DomainError::Misdirected(
-                Misdirection::ImportTasksComeFromStaging,
-            ));
-        }
-        let input = body.get("input").cloned().unwrap_or(Value::Null);
-        TaskInput::parse(kind, &input)?;
-        let task = Task::new_pending(kind, input, caller.tenant_id.to_string(), now());
+        let task = Task::new_pending(new.kind, new.input, caller.tenant_id.to_string(), now());
         self.submit(task).await
     }
 
@@ -119,14 +93,17 @@ impl TaskService {
         }
     }
 
+    /// Parses a list query with the configured page sizes.
+    pub fn list_query(&self, pairs: &[(String, String)]) -> DomainResult<TaskListQuery> {
+        TaskListQuery::parse(pairs, self.settings.default_limit, self.settings.max_limit)
+    }
+
     /// One page of the caller's tenant's tasks, and whether more follow.
     pub async fn list(
         &self,
         caller: &Caller,
-        pairs: &[(String, String)],
+        query: &TaskListQuery,
     ) -> DomainResult<(Vec<Task>, bool)> {
-        let query =
-            TaskListQuery::parse(pairs, self.settings.default_limit, self.settings.max_limit)?;
         let tasks = self.tasks.list_owned(caller.tenant_id.as_str()).await?;
         query.page(tasks)
     }

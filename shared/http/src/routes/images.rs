@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 use cloud_images_domain::image_patch::{self, Dialect};
+use cloud_images_domain::image_rules::NewImage;
 use cloud_images_domain::listing::parse_list_query;
 use cloud_images_service::ImageService;
 use serde_json::Value;
@@ -54,7 +55,10 @@ async fn create(
             "The request body must be a JSON object of image properties",
         ));
     };
-    let image = state.service.create(&caller, properties).await?;
+    let image = state
+        .service
+        .create(&caller, NewImage::parse(properties)?)
+        .await?;
     let path = format!("/v2/images/{}", image.id);
     let mut response = created(&state.common, &headers, &path, views::image(&image));
     let headers = response.headers_mut();

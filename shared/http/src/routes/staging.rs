@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
+use cloud_images_domain::staging::{CompleteRequest, StageRequest};
 use cloud_images_service::StagingService;
 use serde_json::{Map, Value};
 
@@ -46,8 +47,8 @@ async fn stage(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let body = json_object(body, "size")?;
-    let offer = state.service.stage(&caller, &id, body).await?;
+    let request = StageRequest::parse(&json_object(body, "size")?)?;
+    let offer = state.service.stage(&caller, &id, request).await?;
     Ok(Json(views::staged_upload(&offer)).into_response())
 }
 
@@ -59,8 +60,8 @@ async fn complete(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let body = json_object(body, "upload_id")?;
-    let task = state.service.complete_staged(&caller, &id, body).await?;
+    let request = CompleteRequest::parse(&json_object(body, "upload_id")?)?;
+    let task = state.service.complete_staged(&caller, &id, request).await?;
     let path = format!("/v2/tasks/{}", task.id);
     Ok(located(
         StatusCode::ACCEPTED,

@@ -6,6 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use cloud_images_domain::task::NewTask;
 use cloud_images_service::TaskService;
 use serde_json::Value;
 
@@ -41,7 +42,10 @@ async fn create(
             "The request body must be a JSON object with type and input",
         ));
     };
-    let task = state.service.create(&caller, body).await?;
+    let task = state
+        .service
+        .create(&caller, NewTask::parse(&body)?)
+        .await?;
     let path = format!("/v2/tasks/{}", task.id);
     Ok(created(&state.common, &headers, &path, views::task(&task)))
 }
@@ -61,7 +65,8 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(raw.as_deref())?;
-    let (tasks, has_more) = state.service.list(&caller, &pairs).await?;
+    let query = state.service.list_query(&pairs)?;
+    let (tasks, has_more) = state.service.list(&caller, &query).await?;
     let last = has_more.then(|| tasks.last()).flatten();
     let (first, next) = page_links("/v2/tasks", pairs, last.map(|t| t.id.to_string()));
     let body = views::TaskListView {
