@@ -355,7 +355,10 @@ mod tests {
         assert_eq!((new.id, new.properties.len()), (None, 0));
         for bad in [json!({"id": 7}), json!({"id": "not-a-uuid"})] {
             assert!(
-                matches!(NewImage::parse(body(bad.clone())), Err(DomainError::Invalid(_))),
+                matches!(
+                    NewImage::parse(body(bad.clone())),
+                    Err(DomainError::Invalid(_))
+                ),
                 "{bad}"
             );
         }

@@ -30,3 +30,14 @@ pub struct Member {
     /// When the status last changed.
     pub updated_at: DateTime<Utc>,
 }
+
+impl Member {
+    /// The consumer's answer: this membership with `status`, changed at `at`.
+    pub fn answered(&self, status: MemberStatus, at: DateTime<Utc>) -> Self {
+        Self {
+            status,
+            updated_at: at,
+            ..self.clone()
+        }
+    }
+}

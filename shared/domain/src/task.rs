@@ -77,7 +77,8 @@ const MAX_OBJECT: usize = 1024;
 ///
 /// Names are checked so that they can only ever address a place inside the owner's own
 /// containers, whether the store is a directory tree or a bucket prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ObjectPath {
     /// The container (a directory, or a key prefix).
     pub container: String,
@@ -105,6 +106,20 @@ impl ObjectPath {
             container: check_container(container, field)?,
             object: check_object(object, field)?,
         })
+    }
+}
+
+/// A stored path is checked again when read back, like one a client sent.
+impl TryFrom<String> for ObjectPath {
+    type Error = DomainError;
+    fn try_from(raw: String) -> DomainResult<Self> {
+        Self::parse(&raw, "a stored object path")
+    }
+}
+
+impl From<ObjectPath> for String {
+    fn from(path: ObjectPath) -> Self {
+        path.to_string()
     }
 }
 
@@ -161,7 +176,8 @@ fn check_object(name: &str, field: &str) -> DomainResult<String> {
 }
 
 /// What a task was asked to do, parsed from its `input`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskInput {
     /// Make an image from an object.
     Import {
@@ -384,6 +400,15 @@ impl NewTask {
             parsed,
         })
     }
+
+    /// The `api_image_import` task a completed staged upload makes.
+    pub fn staged(image_id: ImageId) -> Self {
+        Self {
+            kind: TaskType::ApiImageImport,
+            input: serde_json::json!({ "image_id": image_id.to_string() }),
+            parsed: TaskInput::Staged { image_id },
+        }
+    }
 }
 
 /// A task record.
@@ -396,8 +421,12 @@ pub struct Task {
     pub kind: TaskType,
     /// Lifecycle status.
     pub status: TaskStatus,
-    /// The input as the caller sent it (already checked).
+    /// The input as the caller sent it (already checked), shown back as sent.
     pub input: Value,
+    /// The same input, typed when the task was created. `None` only in records written
+    /// before typed inputs were stored; those are parsed when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_input: Option<TaskInput>,
     /// What a successful task made: `image_id` or `export_location`.
     pub result: Option<Value>,
     /// The tenant that created it.
@@ -421,13 +450,15 @@ pub struct Task {
 }
 
 impl Task {
-    /// A new pending task of `owner`, its input already checked.
-    pub fn new_pending(kind: TaskType, input: Value, owner: String, at: DateTime<Utc>) -> Self {
+    /// A new pending task of `owner`, as asked for.
+    pub fn new_pending(new: NewTask, owner: String, at: DateTime<Utc>) -> Self {
+        let kind = new.kind;
         Self {
             id: TaskId::random(),
             kind,
             status: TaskStatus::Pending,
-            input,
+            input: new.input,
+            typed_input: Some(new.parsed),
             result: None,
             owner,
             message: String::new(),
@@ -441,9 +472,13 @@ impl Task {
         }
     }
 
-    /// The parsed input.
+    /// What the task was asked to do: the input typed at creation (parsed from the input
+    /// as sent only for records older than typed inputs).
     pub fn parsed_input(&self) -> DomainResult<TaskInput> {
-        TaskInput::parse(self.kind, &self.input)
+        match &self.typed_input {
+            Some(typed) => Ok(typed.clone()),
+            None => TaskInput::parse(self.kind, &self.input),
+        }
     }
 
     /// Whether the record is past its expiry at `now` (and so no longer exists for anyone).
@@ -620,6 +655,31 @@ mod tests {
     }
 
     #[test]
+    fn the_typed_input_is_stored_with_the_task_and_checked_again_when_read() {
+        let input = json!({"import_from": "images/disk.vhd"});
+        let new = NewTask::parse(&body(json!({"type": "import", "input": input}))).expect("valid");
+        let at = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let task = Task::new_pending(new.clone(), "t".into(), at);
+        let stored = serde_json::to_value(&task).expect("encode");
+        assert_eq!(
+            stored["typed_input"],
+            json!({"kind": "import", "source": "images/disk.vhd", "disk_format": "vhd", "container_format": "bare", "name": null})
+        );
+        let read: Task = serde_json::from_value(stored.clone()).expect("decode");
+        assert_eq!(read.parsed_input().expect("typed"), new.parsed);
+        // A record from before typed inputs were stored is parsed from its input as sent.
+        let mut old = stored.clone();
+        old.as_object_mut().expect("object").remove("typed_input");
+        let old: Task = serde_json::from_value(old).expect("decode an older record");
+        assert_eq!(old.typed_input, None);
+        assert_eq!(old.parsed_input().expect("parsed"), new.parsed);
+        // A stored path is no more trusted than a sent one.
+        let mut climbing = stored;
+        climbing["typed_input"]["source"] = json!("../other-tenant/disk.vhd");
+        assert!(serde_json::from_value::<Task>(climbing).is_err());
+    }
+
+    #[test]
     fn create_bodies_clients_may_not_send_are_refused() {
         let invalid = [
             json!({"type": "import", "input": {"import_from": "a/b"}, "extra": 1}),
@@ -726,7 +786,8 @@ mod tests {
 
     fn task_at(seconds: i64) -> Task {
         let at = DateTime::from_timestamp(seconds, 0).expect("time");
-        Task::new_pending(TaskType::Import, json!({}), "t".into(), at)
+        let image = ImageId::parse("8e5c1c6e-0e2a-4d8b-9b64-0d6d2b4b2f10").expect("id");
+        Task::new_pending(NewTask::staged(image), "t".into(), at)
     }
 
     #[test]

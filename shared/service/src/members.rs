@@ -146,13 +146,12 @@ impl MemberService {
         }
         caller.require_writer()?;
         let status: MemberStatus = status.parse()?;
-        let mut member = self
+        let member = self
             .members
             .get(image.id, member_id)
             .await?
-            .ok_or_else(|| member_not_found(member_id))?;
-        member.status = status;
-        member.updated_at = now();
+            .ok_or_else(|| member_not_found(member_id))?
+            .answered(status, now());
         self.members.set_status(&member).await?;
         Ok(member)
     }

@@ -9,9 +9,8 @@ use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageId};
 use cloud_images_domain::staging::{CompleteRequest, PartPlan, StageRequest};
-use cloud_images_domain::task::{Task, TaskType};
+use cloud_images_domain::task::{NewTask, Task};
 use cloud_images_domain::{DomainError, DomainResult};
-use serde_json::json;
 
 use std::sync::Arc;
 
@@ -110,14 +109,8 @@ impl StagingService {
             .owner
             .clone()
             .unwrap_or_else(|| caller.tenant_id.to_string());
-        let input = json!({ "image_id": image.id.to_string() });
         self.tasks
-            .submit(Task::new_pending(
-                TaskType::ApiImageImport,
-                input,
-                owner,
-                now(),
-            ))
+            .submit(Task::new_pending(NewTask::staged(image.id), owner, now()))
             .await
     }
 

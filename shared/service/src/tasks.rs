@@ -66,7 +66,7 @@ impl TaskService {
     /// Records a task the caller asked for and queues it.
     pub async fn create(&self, caller: &Caller, new: NewTask) -> DomainResult<Task> {
         caller.require_writer()?;
-        let task = Task::new_pending(new.kind, new.input, caller.tenant_id.to_string(), now());
+        let task = Task::new_pending(new, caller.tenant_id.to_string(), now());
         self.submit(task).await
     }
 

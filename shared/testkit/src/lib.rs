@@ -18,7 +18,9 @@ use cloud_images_domain::ports::{
     ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
     TaskRepository, Viewer,
 };
-use cloud_images_domain::task::{ObjectPath, Task, TaskId, TaskStatus, TaskType};
+use cloud_images_domain::task::{
+    NewTask, ObjectPath, Task, TaskId, TaskInput, TaskStatus, TaskType,
+};
 use futures_util::StreamExt;
 
 /// Deterministic pseudo-random bytes.
@@ -452,7 +454,13 @@ fn task_of(owner: &str) -> Task {
     ]
     .into_iter()
     .collect();
-    Task::new_pending(TaskType::Import, input, owner.to_owned(), at)
+    let parsed = TaskInput::parse(TaskType::Import, &input).expect("a valid import");
+    let new = NewTask {
+        kind: TaskType::Import,
+        input,
+        parsed,
+    };
+    Task::new_pending(new, owner.to_owned(), at)
 }
 
 fn task_ids(tasks: &[Task]) -> BTreeSet<TaskId> {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::image::ImageId;
-use crate::task::TaskType;
+use crate::task::NewTask;
 
 const IMAGE_MOVES: [ImageTransition; 5] = [
     ImageTransition::BeginUpload,
@@ -109,7 +109,9 @@ fn a_revision_keeps_the_status_and_bumps_the_version() {
 }
 
 fn task_in(status: TaskStatus, lease_until: Option<DateTime<Utc>>) -> Task {
-    let mut task = Task::new_pending(TaskType::Export, json!({}), "acme".into(), t(0));
+    let export = json!({"type": "export", "input": {"image_uuid": "8e5c1c6e-0e2a-4d8b-9b64-0d6d2b4b2f10", "receiving_swift_container": "out"}});
+    let new = NewTask::parse(export.as_object().expect("object")).expect("valid export");
+    let mut task = Task::new_pending(new, "acme".into(), t(0));
     task.status = status;
     task.lease_until = lease_until;
     task.version = 3;
