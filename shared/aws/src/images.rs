@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::listing::{
     self, ListQuery, MemberStatusFilter, SortDir, SortKey, VisibilityFilter, page_in_memory,
@@ -147,7 +148,7 @@ fn image_from(item: &Item) -> DomainResult<Image> {
         visibility: get_s(item, "visibility")?.parse()?,
         protected: get_bool(item, "protected")?,
         os_hidden: get_bool(item, "os_hidden")?,
-        owner: get_opt_s(item, "owner"),
+        owner: get_opt_s(item, "owner").map(TenantId::from_trusted),
         checksum: get_opt_s(item, "checksum"),
         os_hash_algo: get_opt_s(item, "os_hash_algo"),
         os_hash_value: get_opt_s(item, "os_hash_value"),

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::member::Member;
 use cloud_images_domain::ports::MemberRepository;
@@ -52,7 +53,7 @@ fn member_item(member: &Member) -> Item {
             s(format!("{}#{}", member.status, member.image_id)),
         ),
         ("image_id".to_owned(), s(member.image_id.to_string())),
-        ("member_id".to_owned(), s(member.member_id.clone())),
+        ("member_id".to_owned(), s(member.member_id.to_string())),
         ("status".to_owned(), s(member.status.as_str())),
         ("created_at".to_owned(), n(member.created_at.timestamp())),
         ("updated_at".to_owned(), n(member.updated_at.timestamp())),
@@ -62,7 +63,7 @@ fn member_item(member: &Member) -> Item {
 fn member_from(item: &Item) -> DomainResult<Member> {
     Ok(Member {
         image_id: ImageId::parse(&get_s(item, "image_id")?)?,
-        member_id: get_s(item, "member_id")?,
+        member_id: TenantId::from_trusted(get_s(item, "member_id")?),
         status: get_s(item, "status")?.parse()?,
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,

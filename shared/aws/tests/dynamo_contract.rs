@@ -41,7 +41,7 @@ async fn ten_concurrent_adds_of_one_member_give_exactly_one_success() {
     let repo = DynamoMemberRepository::new(client, table);
     let member = Member {
         image_id: ImageId::random(),
-        member_id: "t1".into(),
+        member_id: cloud_images_domain::identity::TenantId::from_trusted("t1"),
         status: MemberStatus::Pending,
         created_at: Utc::now(),
         updated_at: Utc::now(),

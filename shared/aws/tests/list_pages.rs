@@ -9,6 +9,7 @@ use std::sync::Once;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cloud_images_aws::{DynamoImageRepository, DynamoMemberRepository, dynamo};
 use cloud_images_aws::{dynamodb_client, load_config};
+use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::listing::{self, ListQuery, PageLimits, parse_list_query};
 use cloud_images_domain::member::{Member, MemberStatus};
@@ -82,7 +83,7 @@ fn base() -> DateTime<Utc> {
 }
 
 fn image(owner: &str, at: DateTime<Utc>, visibility: Visibility) -> Image {
-    let mut image = Image::new_queued(ImageId::random(), Some(owner.to_owned()), at);
+    let mut image = Image::new_queued(ImageId::random(), Some(TenantId::from_trusted(owner)), at);
     image.visibility = visibility;
     image
 }
@@ -123,7 +124,7 @@ fn catalogue() -> (Vec<Image>, Vec<Member>) {
     }
     let member = |image: &Image, status| Member {
         image_id: image.id,
-        member_id: "a".into(),
+        member_id: TenantId::from_trusted("a"),
         status,
         created_at: base(),
         updated_at: base(),
@@ -243,7 +244,7 @@ async fn walk(repo: &DynamoImageRepository, viewer: &Viewer, query: &ListQuery) 
 async fn pages_of_five_walk_every_visible_image_in_order() {
     let (repo, images, members) = stored().await;
     let tenant = Viewer {
-        tenant: "a".into(),
+        tenant: TenantId::from_trusted("a"),
         is_admin: false,
     };
     for raw in [
@@ -270,7 +271,7 @@ async fn pages_of_five_walk_every_visible_image_in_order() {
         assert!(!want.is_empty(), "{raw} lists something");
     }
     let admin = Viewer {
-        tenant: "admin".into(),
+        tenant: TenantId::from_trusted("admin"),
         is_admin: true,
     };
     for raw in ["limit=5", "limit=5&visibility=private&sort_dir=asc"] {
@@ -287,7 +288,7 @@ async fn pages_of_five_walk_every_visible_image_in_order() {
 async fn a_page_reads_about_limit_items_not_every_visible_one() {
     let (repo, images, members) = stored().await;
     let tenant = Viewer {
-        tenant: "a".into(),
+        tenant: TenantId::from_trusted("a"),
         is_admin: false,
     };
     for raw in ["limit=5", "limit=5&sort_dir=asc"] {

@@ -34,6 +34,14 @@ macro_rules! hex_id {
                 f.write_str(&self.0)
             }
         }
+
+        /// Read as text wherever an id is compared or stored (SQL columns, item attributes).
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

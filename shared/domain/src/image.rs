@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
+use crate::identity::TenantId;
 
 /// Identifies an image: a UUID, written in its hyphenated lowercase form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -214,7 +215,7 @@ pub struct Image {
     /// Left out of default lists while true.
     pub os_hidden: bool,
     /// Owning tenant (any string an admin set; normally a tenant id).
-    pub owner: Option<String>,
+    pub owner: Option<TenantId>,
     /// MD5 of the data, hex.
     pub checksum: Option<String>,
     /// Algorithm of `os_hash_value`.
@@ -247,7 +248,7 @@ pub struct Image {
 
 impl Image {
     /// A new image record without data, as a create request starts it.
-    pub fn new_queued(id: ImageId, owner: Option<String>, at: DateTime<Utc>) -> Self {
+    pub fn new_queued(id: ImageId, owner: Option<TenantId>, at: DateTime<Utc>) -> Self {
         Self {
             id,
             name: None,

@@ -168,7 +168,11 @@ mod tests {
     use serde_json::json;
 
     fn image() -> Image {
-        let mut image = Image::new_queued(ImageId::random(), Some("t1".into()), Utc::now());
+        let mut image = Image::new_queued(
+            ImageId::random(),
+            Some(crate::identity::TenantId::from_trusted("t1")),
+            Utc::now(),
+        );
         image.name = Some("base".into());
         image.properties.insert("os_version".into(), "12".into());
         image

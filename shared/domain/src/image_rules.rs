@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{DomainError, DomainResult};
+use crate::identity::TenantId;
 use crate::image::{Image, ImageId, ImageStatus, Visibility};
 
 /// Limits on what one image may carry.
@@ -260,7 +261,7 @@ pub fn set(image: &mut Image, key: &str, value: &Value, ctx: &EditContext) -> Do
                     "only administrators may change an image's owner".into(),
                 ));
             }
-            image.owner = string_or_null(key, value, MAX_NAME)?;
+            image.owner = string_or_null(key, value, MAX_NAME)?.map(TenantId::from_trusted);
         }
         other => {
             let text = property_value(other, value)?;

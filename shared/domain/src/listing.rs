@@ -432,7 +432,7 @@ pub fn matches(query: &ListQuery, image: &crate::image::Image) -> bool {
         && query
             .owner
             .as_ref()
-            .is_none_or(|o| image.owner.as_ref() == Some(o))
+            .is_none_or(|o| image.owner.as_deref() == Some(o.as_str()))
         && query
             .checksum
             .as_ref()
@@ -533,8 +533,11 @@ mod tests {
     }
 
     fn image(name: &str, size: Option<u64>, tags: &[&str]) -> crate::image::Image {
-        let mut image =
-            crate::image::Image::new_queued(ImageId::random(), Some("t".into()), Utc::now());
+        let mut image = crate::image::Image::new_queued(
+            ImageId::random(),
+            Some(crate::identity::TenantId::from_trusted("t")),
+            Utc::now(),
+        );
         image.name = Some(name.to_owned());
         image.size = size;
         image.tags = tags.iter().map(|t| (*t).to_owned()).collect();

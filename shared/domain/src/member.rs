@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::identity::TenantId;
 use crate::image::ImageId;
 
 crate::image::name_enum!(
@@ -22,7 +23,7 @@ pub struct Member {
     /// The shared image.
     pub image_id: ImageId,
     /// The consumer tenant.
-    pub member_id: String,
+    pub member_id: TenantId,
     /// Whether the consumer accepted the image.
     pub status: MemberStatus,
     /// When the producer added the member.

@@ -35,7 +35,7 @@ pub trait IdentityStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Viewer {
     /// The caller's tenant id.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Administrators see every image.
     pub is_admin: bool,
 }

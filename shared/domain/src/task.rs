@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{DomainError, DomainResult, Misdirection};
+use crate::identity::TenantId;
 use crate::image::{ContainerFormat, DiskFormat, ImageId, name_enum};
 
 /// Identifies a task: a UUID, written in its hyphenated lowercase form.
@@ -430,7 +431,7 @@ pub struct Task {
     /// What a successful task made: `image_id` or `export_location`.
     pub result: Option<Value>,
     /// The tenant that created it.
-    pub owner: String,
+    pub owner: TenantId,
     /// Why it failed, in words a user can act on; empty otherwise.
     pub message: String,
     /// Creation time.
@@ -451,7 +452,7 @@ pub struct Task {
 
 impl Task {
     /// A new pending task of `owner`, as asked for.
-    pub fn new_pending(new: NewTask, owner: String, at: DateTime<Utc>) -> Self {
+    pub fn new_pending(new: NewTask, owner: TenantId, at: DateTime<Utc>) -> Self {
         let kind = new.kind;
         Self {
             id: TaskId::random(),
@@ -659,7 +660,7 @@ mod tests {
         let input = json!({"import_from": "images/disk.vhd"});
         let new = NewTask::parse(&body(json!({"type": "import", "input": input}))).expect("valid");
         let at = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
-        let task = Task::new_pending(new.clone(), "t".into(), at);
+        let task = Task::new_pending(new.clone(), TenantId::from_trusted("t"), at);
         let stored = serde_json::to_value(&task).expect("encode");
         assert_eq!(
             stored["typed_input"],
@@ -787,7 +788,7 @@ mod tests {
     fn task_at(seconds: i64) -> Task {
         let at = DateTime::from_timestamp(seconds, 0).expect("time");
         let image = ImageId::parse("8e5c1c6e-0e2a-4d8b-9b64-0d6d2b4b2f10").expect("id");
-        Task::new_pending(NewTask::staged(image), "t".into(), at)
+        Task::new_pending(NewTask::staged(image), TenantId::from_trusted("t"), at)
     }
 
     #[test]

@@ -81,15 +81,18 @@ mod tests {
     use crate::listing::{PageLimits, parse_list_query};
 
     fn image(owner: &str, visibility: Visibility) -> Image {
-        let mut image =
-            Image::new_queued(ImageId::random(), Some(owner.into()), chrono::Utc::now());
+        let mut image = Image::new_queued(
+            ImageId::random(),
+            Some(crate::identity::TenantId::from_trusted(owner)),
+            chrono::Utc::now(),
+        );
         image.visibility = visibility;
         image
     }
 
     fn viewer(tenant: &str, is_admin: bool) -> Viewer {
         Viewer {
-            tenant: tenant.into(),
+            tenant: crate::identity::TenantId::from_trusted(tenant),
             is_admin,
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::{Image, ImageId, Visibility};
 use cloud_images_domain::listing::{
     ListQuery, MemberStatusFilter, SortDir, SortKey, TimeOp, VisibilityFilter,
@@ -64,7 +65,7 @@ fn image_from(row: &Row<'_>) -> Result<Image, EmbeddedError> {
     let properties: String = row.get(17)?;
     Ok(Image {
         id: ImageId::parse(&id).map_err(|e| corrupt("id", e))?,
-        owner: row.get(1)?,
+        owner: row.get::<_, Option<String>>(1)?.map(TenantId::from_trusted),
         name: row.get(2)?,
         status: parse_text(Some(row.get(3)?), "status")?
             .ok_or_else(|| corrupt("status", "missing"))?,
@@ -190,7 +191,7 @@ impl Filter {
 /// Shared images the viewer is a member of with one of the given statuses.
 fn member_of(viewer: &Viewer, statuses: &[&str]) -> (String, Vec<Sql>) {
     let marks = vec!["?"; statuses.len()].join(", ");
-    let mut params = vec![Sql::Text(viewer.tenant.clone())];
+    let mut params = vec![Sql::Text(viewer.tenant.to_string())];
     params.extend(statuses.iter().map(|s| Sql::Text((*s).to_owned())));
     let clause = format!(
         "(id IN (SELECT image_id FROM members WHERE member_id = ? AND status IN ({marks})) \
@@ -218,7 +219,7 @@ fn scope(filter: &mut Filter, viewer: &Viewer, query: &ListQuery) {
         return;
     }
     let owner_then = |params: Vec<Sql>| {
-        let mut all = vec![Sql::Text(viewer.tenant.clone())];
+        let mut all = vec![Sql::Text(viewer.tenant.to_string())];
         all.extend(params);
         all
     };

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::member::Member;
 use cloud_images_domain::ports::MemberRepository;
@@ -36,7 +37,7 @@ fn member_from(row: &Row<'_>) -> Result<Member, EmbeddedError> {
     let status: String = row.get(2)?;
     Ok(Member {
         image_id: ImageId::parse(&image_id).map_err(|e| EmbeddedError::Corrupt(e.to_string()))?,
-        member_id: row.get(1)?,
+        member_id: TenantId::from_trusted(row.get::<_, String>(1)?),
         status: status
             .parse()
             .map_err(|_| EmbeddedError::Corrupt(format!("member status {status}")))?,
@@ -67,7 +68,7 @@ impl MemberRepository for SqliteMemberRepository {
                 let id = m.image_id.to_string();
                 let exists: bool = tx.query_row(
                     "SELECT EXISTS (SELECT 1 FROM members WHERE image_id = ?1 AND member_id = ?2)",
-                    params![id, m.member_id],
+                    params![id, m.member_id.as_str()],
                     |r| r.get(0),
                 )?;
                 if exists {
@@ -85,7 +86,7 @@ impl MemberRepository for SqliteMemberRepository {
                     &format!("INSERT INTO members ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
                     params![
                         id,
-                        m.member_id,
+                        m.member_id.as_str(),
                         m.status.as_str(),
                         m.created_at.timestamp(),
                         m.updated_at.timestamp()
@@ -143,7 +144,7 @@ impl MemberRepository for SqliteMemberRepository {
             .write(move |tx| {
                 Ok(tx.execute(
                     "UPDATE members SET status = ?3, updated_at = ?4 WHERE image_id = ?1 AND member_id = ?2",
-                    params![m.image_id.to_string(), m.member_id, m.status.as_str(), m.updated_at.timestamp()],
+                    params![m.image_id.to_string(), m.member_id.as_str(), m.status.as_str(), m.updated_at.timestamp()],
                 )?)
             })
             .await?;

@@ -45,7 +45,7 @@ impl Columns {
     fn of(task: &Task) -> DomainResult<Self> {
         Ok(Self {
             id: task.id.to_string(),
-            owner: task.owner.clone(),
+            owner: task.owner.to_string(),
             expires_at: expiry_second(task),
             version: i64::try_from(task.version).unwrap_or(i64::MAX),
             body: serde_json::to_string(task)

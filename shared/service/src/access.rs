@@ -64,7 +64,7 @@ fn not_found(id: &str) -> DomainError {
 
 fn viewer_of(caller: &Caller) -> Viewer {
     Viewer {
-        tenant: caller.tenant_id.to_string(),
+        tenant: caller.tenant_id.clone(),
         is_admin: caller.is_admin(),
     }
 }

@@ -52,7 +52,7 @@ impl ImageService {
     pub async fn create(&self, caller: &Caller, new: NewImage) -> DomainResult<Image> {
         caller.require_writer()?;
         let id = new.id.unwrap_or_else(ImageId::random);
-        let mut image = Image::new_queued(id, Some(caller.tenant_id.to_string()), now());
+        let mut image = Image::new_queued(id, Some(caller.tenant_id.clone()), now());
         let ctx = self.context(caller, true);
         for (key, value) in &new.properties {
             image_rules::set(&mut image, key, value, &ctx)?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cloud_images_domain::identity::Caller;
+use cloud_images_domain::identity::{Caller, TenantId};
 use cloud_images_domain::image::{Image, Visibility};
 use cloud_images_domain::member::{Member, MemberStatus};
 use cloud_images_domain::ports::MemberRepository;
@@ -82,7 +82,7 @@ impl MemberService {
         let at = now();
         let member = Member {
             image_id: image.id,
-            member_id: member_id.to_owned(),
+            member_id: TenantId::from_trusted(member_id),
             status: MemberStatus::Pending,
             created_at: at,
             updated_at: at,
@@ -108,7 +108,7 @@ impl MemberService {
         let image = self.shared_image(caller, image_id).await?;
         let mut members = self.members.list(image.id).await?;
         if !is_owner_or_admin(&image, caller) {
-            members.retain(|m| m.member_id == caller.tenant_id.as_str());
+            members.retain(|m| m.member_id == caller.tenant_id);
         }
         Ok(members)
     }

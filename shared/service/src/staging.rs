@@ -108,7 +108,7 @@ impl StagingService {
         let owner = image
             .owner
             .clone()
-            .unwrap_or_else(|| caller.tenant_id.to_string());
+            .unwrap_or_else(|| caller.tenant_id.clone());
         self.tasks
             .submit(Task::new_pending(NewTask::staged(image.id), owner, now()))
             .await

@@ -66,7 +66,7 @@ impl TaskService {
     /// Records a task the caller asked for and queues it.
     pub async fn create(&self, caller: &Caller, new: NewTask) -> DomainResult<Task> {
         caller.require_writer()?;
-        let task = Task::new_pending(new, caller.tenant_id.to_string(), now());
+        let task = Task::new_pending(new, caller.tenant_id.clone(), now());
         self.submit(task).await
     }
 
@@ -88,7 +88,7 @@ impl TaskService {
     pub async fn show(&self, caller: &Caller, raw_id: &str) -> DomainResult<Task> {
         let id = TaskId::parse(raw_id).map_err(|_| not_found(raw_id))?;
         match self.tasks.get(id).await? {
-            Some(task) if caller.is_admin() || task.owner == caller.tenant_id.as_str() => Ok(task),
+            Some(task) if caller.is_admin() || task.owner == caller.tenant_id => Ok(task),
             _ => Err(not_found(raw_id)),
         }
     }

@@ -258,7 +258,7 @@ pub async fn identity_store_contract(store: &dyn IdentityStore) {
 
 fn image_owned_by(owner: &str) -> Image {
     let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
-    let mut image = Image::new_queued(ImageId::random(), Some(owner.to_owned()), at);
+    let mut image = Image::new_queued(ImageId::random(), Some(TenantId::from_trusted(owner)), at);
     image.name = Some("contract".into());
     image.tags = vec!["b".into(), "a".into()];
     image.properties.insert("os_distro".into(), "debian".into());
@@ -340,7 +340,7 @@ pub async fn member_repository_contract(repo: &dyn MemberRepository) {
     let image = ImageId::random();
     let member = |id: &str| Member {
         image_id: image,
-        member_id: id.to_owned(),
+        member_id: TenantId::from_trusted(id),
         status: MemberStatus::Pending,
         created_at: at,
         updated_at: at,
@@ -366,7 +366,7 @@ pub async fn member_repository_contract(repo: &dyn MemberRepository) {
         .await
         .unwrap()
         .into_iter()
-        .map(|m| m.member_id)
+        .map(|m| m.member_id.to_string())
         .collect();
     assert_eq!(listed, ["t1", "t2"]);
 
@@ -460,7 +460,7 @@ fn task_of(owner: &str) -> Task {
         input,
         parsed,
     };
-    Task::new_pending(new, owner.to_owned(), at)
+    Task::new_pending(new, TenantId::from_trusted(owner), at)
 }
 
 fn task_ids(tasks: &[Task]) -> BTreeSet<TaskId> {
@@ -751,7 +751,8 @@ pub async fn list_visibility_contract(
     let mut memberships = std::collections::HashMap::new();
     for n in 0..48u32 {
         let owner = tenants[next(4) as usize];
-        let mut image = Image::new_queued(ImageId::random(), Some(owner.into()), base);
+        let mut image =
+            Image::new_queued(ImageId::random(), Some(TenantId::from_trusted(owner)), base);
         image.created_at = base + chrono::Duration::seconds(i64::from(n % 20));
         image.updated_at = image.created_at;
         image.name = (next(5) > 0).then(|| format!("image-{:02}", next(10)));
@@ -763,7 +764,7 @@ pub async fn list_visibility_contract(
                 let status = statuses[next(3) as usize];
                 let member = Member {
                     image_id: image.id,
-                    member_id: (*tenant).into(),
+                    member_id: TenantId::from_trusted(*tenant),
                     status,
                     created_at: base,
                     updated_at: base,
@@ -800,11 +801,11 @@ pub async fn list_visibility_contract(
     let viewers = tenants
         .iter()
         .map(|t| Viewer {
-            tenant: (*t).into(),
+            tenant: TenantId::from_trusted(*t),
             is_admin: false,
         })
         .chain([Viewer {
-            tenant: "tenant-admin".into(),
+            tenant: TenantId::from_trusted("tenant-admin"),
             is_admin: true,
         }]);
     for viewer in viewers {
@@ -820,7 +821,7 @@ pub async fn list_visibility_contract(
             let mut wanted: Vec<&Image> = all
                 .iter()
                 .filter(|i| {
-                    let membership = memberships.get(&(i.id, viewer.tenant.clone())).copied();
+                    let membership = memberships.get(&(i.id, viewer.tenant.to_string())).copied();
                     visibility::listed(&viewer, &query, i, membership)
                         && listing::matches(&query, i)
                 })

@@ -30,7 +30,11 @@ fn data() -> StoredData {
 }
 
 fn image_in(status: ImageStatus) -> Image {
-    let mut image = Image::new_queued(ImageId::random(), Some("acme".into()), t(0));
+    let mut image = Image::new_queued(
+        ImageId::random(),
+        Some(crate::identity::TenantId::from_trusted("acme")),
+        t(0),
+    );
     image.status = status;
     image.version = 7;
     image
@@ -111,7 +115,7 @@ fn a_revision_keeps_the_status_and_bumps_the_version() {
 fn task_in(status: TaskStatus, lease_until: Option<DateTime<Utc>>) -> Task {
     let export = json!({"type": "export", "input": {"image_uuid": "8e5c1c6e-0e2a-4d8b-9b64-0d6d2b4b2f10", "receiving_swift_container": "out"}});
     let new = NewTask::parse(export.as_object().expect("object")).expect("valid export");
-    let mut task = Task::new_pending(new, "acme".into(), t(0));
+    let mut task = Task::new_pending(new, crate::identity::TenantId::from_trusted("acme"), t(0));
     task.status = status;
     task.lease_until = lease_until;
     task.version = 3;
