@@ -180,7 +180,6 @@ pub struct CapacityRecorder;
 #[derive(Debug, Clone)]
 struct Call {
     operation: &'static str,
-    reads: bool,
     table: String,
     index: Option<String>,
     consistent: bool,
@@ -197,9 +196,8 @@ fn table_of(name: &Option<String>) -> String {
 /// Sets `ReturnConsumedCapacity` on the operations this crate calls and says what they are;
 /// other calls (table administration) are not request-path calls and are left alone.
 fn prepare(input: &mut Input) -> Option<Call> {
-    let call = |operation, reads, table, index, consistent| Call {
+    let call = |operation, table, index, consistent| Call {
         operation,
-        reads,
         table,
         index,
         consistent,
@@ -209,7 +207,6 @@ fn prepare(input: &mut Input) -> Option<Call> {
         let consistent = get.consistent_read.unwrap_or(false);
         return Some(call(
             GetItemOutput::OPERATION,
-            true,
             table_of(&get.table_name),
             None,
             consistent,
@@ -219,7 +216,7 @@ fn prepare(input: &mut Input) -> Option<Call> {
         query.return_consumed_capacity = Some(CONSUMED);
         let consistent = query.consistent_read.unwrap_or(false);
         let (table, index) = (table_of(&query.table_name), query.index_name.clone());
-        return Some(call(QueryOutput::OPERATION, true, table, index, consistent));
+        return Some(call(QueryOutput::OPERATION, table, index, consistent));
     }
     if let Some(batch) = input.downcast_mut::<BatchGetItemInput>() {
         batch.return_consumed_capacity = Some(CONSUMED);
@@ -232,19 +229,12 @@ fn prepare(input: &mut Input) -> Option<Call> {
         let consistent = requests
             .clone()
             .any(|(_, keys)| keys.consistent_read == Some(true));
-        return Some(call(
-            BatchGetItemOutput::OPERATION,
-            true,
-            table,
-            None,
-            consistent,
-        ));
+        return Some(call(BatchGetItemOutput::OPERATION, table, None, consistent));
     }
     if let Some(put) = input.downcast_mut::<PutItemInput>() {
         put.return_consumed_capacity = Some(CONSUMED);
         return Some(call(
             PutItemOutput::OPERATION,
-            false,
             table_of(&put.table_name),
             None,
             false,
@@ -253,7 +243,7 @@ fn prepare(input: &mut Input) -> Option<Call> {
     if let Some(delete) = input.downcast_mut::<DeleteItemInput>() {
         delete.return_consumed_capacity = Some(CONSUMED);
         let table = table_of(&delete.table_name);
-        return Some(call(DeleteItemOutput::OPERATION, false, table, None, false));
+        return Some(call(DeleteItemOutput::OPERATION, table, None, false));
     }
     if let Some(transaction) = input.downcast_mut::<TransactWriteItemsInput>() {
         transaction.return_consumed_capacity = Some(CONSUMED);
@@ -265,7 +255,6 @@ fn prepare(input: &mut Input) -> Option<Call> {
             .unwrap_or_default();
         return Some(call(
             TransactWriteItemsOutput::OPERATION,
-            false,
             table,
             None,
             false,
@@ -285,44 +274,39 @@ fn transact_table(item: &TransactWriteItem) -> Option<String> {
 /// The reported units and, for reads, the documented charge of a successful call's output.
 fn measured(output: &Output, call: &Call) -> Option<((f64, f64), ReadCost)> {
     fn of<T: Consumption>(output: &T, consistent: bool) -> ((f64, f64), ReadCost) {
-        let cost = if T::READS {
-            output.read_cost(consistent)
-        } else {
-            ReadCost::default()
-        };
+        // Writes keep the trait's default: no read cost.
+        let cost = output.read_cost(consistent);
         (reported_units(&output.consumed(), T::READS), cost)
     }
     let consistent = call.consistent;
-    None.or_else(|| {
-        output
-            .downcast_ref::<GetItemOutput>()
-            .map(|o| of(o, consistent))
-    })
-    .or_else(|| {
-        output
-            .downcast_ref::<QueryOutput>()
-            .map(|o| of(o, consistent))
-    })
-    .or_else(|| {
-        output
-            .downcast_ref::<BatchGetItemOutput>()
-            .map(|o| of(o, consistent))
-    })
-    .or_else(|| {
-        output
-            .downcast_ref::<PutItemOutput>()
-            .map(|o| of(o, consistent))
-    })
-    .or_else(|| {
-        output
-            .downcast_ref::<DeleteItemOutput>()
-            .map(|o| of(o, consistent))
-    })
-    .or_else(|| {
-        output
-            .downcast_ref::<TransactWriteItemsOutput>()
-            .map(|o| of(o, consistent))
-    })
+    output
+        .downcast_ref::<GetItemOutput>()
+        .map(|o| of(o, consistent))
+        .or_else(|| {
+            output
+                .downcast_ref::<QueryOutput>()
+                .map(|o| of(o, consistent))
+        })
+        .or_else(|| {
+            output
+                .downcast_ref::<BatchGetItemOutput>()
+                .map(|o| of(o, consistent))
+        })
+        .or_else(|| {
+            output
+                .downcast_ref::<PutItemOutput>()
+                .map(|o| of(o, consistent))
+        })
+        .or_else(|| {
+            output
+                .downcast_ref::<DeleteItemOutput>()
+                .map(|o| of(o, consistent))
+        })
+        .or_else(|| {
+            output
+                .downcast_ref::<TransactWriteItemsOutput>()
+                .map(|o| of(o, consistent))
+        })
 }
 
 impl Intercept for CapacityRecorder {
@@ -359,7 +343,6 @@ impl Intercept for CapacityRecorder {
             _ => None,
         };
         let ((rcu, wcu), cost) = outcome.unwrap_or_default();
-        debug_assert!(call.reads || cost == ReadCost::default());
         tracing::debug!(
             target: CAPACITY_TARGET,
             operation = call.operation,

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use cloud_images_domain::{DomainError, DomainResult};
 
 pub use attributes::{get_n, get_opt_s, get_s, get_time, n, n_u64, s};
-pub use capacity::{CAPACITY_TARGET, CapacityRecorder, Consumption, ReadCost, item_size};
+pub use capacity::{CAPACITY_TARGET, CapacityRecorder};
 pub use schema::*;
 pub use table::ensure_table;
 
