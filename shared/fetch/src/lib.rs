@@ -15,6 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use cloud_images_domain::{DomainError, DomainResult};
 use url::{Host, Url};
 
+mod fetcher;
+
+pub use fetcher::{FetchLimits, Fetched, Fetcher};
+
 /// Longest URI accepted.
 pub const MAX_URI_LEN: usize = 2048;
 
