@@ -164,8 +164,14 @@ cmd_up() {
   t=$(now)
   curl -sf -o /dev/null -X PUT "$AWS_ENDPOINT_URL/sam-artifacts" || true
   # (The upload progress of seven ~15 MB zips is dropped from the log.)
+  # The client tests serve web-download sources from loopback on this port
+  # (tests/host-differences.json); on the emulator internal addresses are allowed.
+  local web_port
+  web_port=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["hosts"]["stack"]["web_download_port"])' \
+    "$root/tests/host-differences.json")
   sam deploy --config-env local --parameter-overrides \
     "TokenSigningKey=$(cat "$state/signing-key")" "EndpointUrl=$AWS_ENDPOINT_URL" LogRetentionDays=1 \
+    "WebDownloadAllowedPorts=80,443,$web_port" \
     2>&1 | grep -v 'Uploading to'
   timing "sam deploy" "$(took "$t")"
 

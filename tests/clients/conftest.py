@@ -10,11 +10,14 @@ Two hosts run the same client tests (scripts/test runs this suite once for each)
 What differs between the hosts by design is listed in tests/host-differences.json, which the
 tests read through `Host.differences`."""
 
+import functools
+import http.server
 import io
 import json
 import os
 import pathlib
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -140,6 +143,12 @@ class DeployedStack(Host):
         self.suffix = "-" + uuid.uuid4().hex[:10]
         self._admin = None
 
+    @staticmethod
+    def web_download_port():
+        """The loopback port the stack's web-download may fetch from (scripts/local-stack.sh
+        deploys with it allowed)."""
+        return DIFFERENCES["hosts"]["stack"]["web_download_port"]
+
     @property
     def admin(self):
         """An administrator of this test's own (made when first asked for)."""
@@ -244,5 +253,40 @@ def start_host(tmp_path):
 @pytest.fixture
 def service(tmp_path):
     svc = start_host(tmp_path)
+    yield svc
+    svc.stop()
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def web(tmp_path):
+    """A loopback HTTP server of the files in `tmp_path/web`, as web-download sources:
+    (directory, base URL). On the stack host it listens on the port the deployment allows."""
+    root = tmp_path / "web"
+    root.mkdir()
+    port = DeployedStack.web_download_port() if HOST == "stack" else 0
+    handler = functools.partial(_Files, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def importing(tmp_path, web):
+    """The host under test, able to web-download from `web`: the local binary allowing
+    loopback and that port, or the deployed stack (on the emulator internal addresses are
+    allowed, and scripts/local-stack.sh allows the port)."""
+    if HOST == "stack":
+        svc = DeployedStack()
+    else:
+        port = web[1].rsplit(":", 1)[1]
+        svc = Service(tmp_path, CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL="true",
+                      CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS=port)
     yield svc
     svc.stop()

@@ -39,7 +39,17 @@ def accounts(service):
              "domain_name": "Default", "roles": [role]} for a, role in entries]
 
 
-def write_config(workspace, service):
+def web_download_sources(web):
+    """The raw and qcow2 images tempest's web-download tests fetch (`[image] http_image`,
+    `http_qcow2_image`), served by the `web` fixture."""
+    root, base = web
+    (root / "disk.raw").write_bytes(os.urandom(1024 * 1024))
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root / "disk.qcow2"), "16M"], check=True)
+    return f"{base}/disk.raw", f"{base}/disk.qcow2"
+
+
+def write_config(workspace, service, web):
+    http_image, http_qcow2_image = web_download_sources(web)
     (workspace / "etc").mkdir(parents=True, exist_ok=True)
     accounts_file = workspace / "etc" / "accounts.yaml"
     # JSON is YAML: no YAML library needed here.
@@ -80,10 +90,12 @@ endpoint_type = publicURL
 build_timeout = 120
 build_interval = 1
 image_caching_enabled = False
+http_image = {http_image}
+http_qcow2_image = {http_qcow2_image}
 
 [image-feature-enabled]
 api_v2 = True
-import_image = False
+import_image = True
 os_glance_reserved = True
 manage_locations = False
 image_format_enforcement = True
@@ -111,20 +123,20 @@ def outcomes(workspace):
     return found
 
 
-def test_tempest_image_v2_gives_the_recorded_outcomes(service, tmp_path):
+def test_tempest_image_v2_gives_the_recorded_outcomes(importing, web, tmp_path):
     workspace = tmp_path / "tempest"
     # tempest registers workspaces by name (in ~/.tempest): a unique one, removed afterwards.
     name = f"cloud-images-{HOST}-{uuid.uuid4().hex[:8]}"
     subprocess.run([str(TEMPEST / "tempest"), "init", "--name", name, str(workspace)], check=True,
                    capture_output=True)
     try:
-        run_tempest(workspace, service)
+        run_tempest(workspace, importing, web)
     finally:
         subprocess.run([str(TEMPEST / "tempest"), "workspace", "remove", "--name", name], capture_output=True)
 
 
-def run_tempest(workspace, service):
-    write_config(workspace, service)
+def run_tempest(workspace, service, web):
+    write_config(workspace, service, web)
     started = time.monotonic()
     run = subprocess.run([str(TEMPEST / "tempest"), "run", "--regex", r"^tempest\.api\.image\.v2\.",
                           "--concurrency", "2"], cwd=workspace, capture_output=True, text=True,

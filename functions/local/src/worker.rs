@@ -1,6 +1,7 @@
-//! The local binary's task worker: drains the durable queue into `execute`, one task at a
-//! time, for as long as the server runs. A task interrupted by a stop is still queued (its
-//! message was never acknowledged) and resumes after the next start once its lease ends.
+//! The local binary's task workers: several loops drain the durable queue into `execute`, each
+//! one task at a time, for as long as the server runs, so one long import never holds up the
+//! others. A task interrupted by a stop is still queued (its message was never acknowledged)
+//! and resumes after the next start once its lease ends.
 
 use std::time::Duration;
 
@@ -14,19 +15,30 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// How often expired task records are removed.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs forever; meant to be spawned beside the HTTP server.
-pub async fn drain_queue(queue: Arc<dyn TaskQueue>, runner: TaskRunner, tasks: TaskService) {
-    let mut last_purge: Option<tokio::time::Instant> = None;
-    loop {
-        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-            if let Err(e) = tasks.purge_expired().await {
-                tracing::warn!(error = %e, "could not purge expired tasks");
+/// Runs `workers` queue loops (at least one) and the purge of expired tasks, forever; meant
+/// to be spawned beside the HTTP server.
+pub async fn drain_queue(
+    queue: Arc<dyn TaskQueue>,
+    runner: TaskRunner,
+    tasks: TaskService,
+    workers: usize,
+) {
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (queue, runner) = (queue.clone(), runner.clone());
+        loops.spawn(async move {
+            loop {
+                if !work_once(queue.as_ref(), &runner).await {
+                    tokio::time::sleep(IDLE_POLL).await;
+                }
             }
-            last_purge = Some(tokio::time::Instant::now());
+        });
+    }
+    loop {
+        if let Err(e) = tasks.purge_expired().await {
+            tracing::warn!(error = %e, "could not purge expired tasks");
         }
-        if !work_once(queue.as_ref(), &runner).await {
-            tokio::time::sleep(IDLE_POLL).await;
-        }
+        tokio::time::sleep(PURGE_EVERY).await;
     }
 }
 

@@ -490,6 +490,14 @@ impl ImageStore for S3ImageStore {
         Ok(size)
     }
 
+    async fn begin_stage(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
+        Ok(Box::new(S3Upload::new(
+            self.client.clone(),
+            self.bucket.clone(),
+            self.staged_key(id),
+        )))
+    }
+
     async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
         let request = self
             .client

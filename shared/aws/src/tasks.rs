@@ -5,13 +5,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::TaskRepository;
 use cloud_images_domain::task::{Task, TaskId};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1PK, GSI1SK, Item, PK, SK, TTL_ATTRIBUTE, by_creation, condition_failed, failed, get_item,
-    get_s, n, n_u64, query_index, s,
+    GSI1PK, GSI1SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK, TTL_ATTRIBUTE, by_creation,
+    condition_failed, failed, get_item, get_s, n, n_u64, query_index, query_partition, s,
 };
 
 /// [`TaskRepository`] over the single table.
@@ -40,6 +41,10 @@ fn owner_partition(owner: &str) -> String {
     format!("TASKS#{owner}")
 }
 
+fn image_partition(image_id: ImageId) -> String {
+    format!("IMAGE_TASKS#{image_id}")
+}
+
 /// Rounded up: TTL compares whole seconds, and must not remove a task before its instant.
 fn expiry_second(at: DateTime<Utc>) -> i64 {
     at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
@@ -60,6 +65,10 @@ fn task_item(task: &Task) -> DomainResult<Item> {
     if let Some(at) = task.expires_at {
         item.insert(TTL_ATTRIBUTE.to_owned(), n(expiry_second(at)));
     }
+    if let Some(image_id) = task.image_id {
+        item.insert(GSI3PK.to_owned(), s(image_partition(image_id)));
+        item.insert(GSI3SK.to_owned(), s(by_creation(task.created_at, task.id)));
+    }
     Ok(item)
 }
 
@@ -68,6 +77,15 @@ fn live(item: &Item, now: DateTime<Utc>) -> DomainResult<Option<Task>> {
     let task: Task = serde_json::from_str(&get_s(item, DOC)?)
         .map_err(|e| DomainError::unavailable("reading a task item", e))?;
     Ok((!task.is_expired(now)).then_some(task))
+}
+
+fn live_tasks(items: &[Item]) -> DomainResult<Vec<Task>> {
+    let now = Utc::now();
+    let mut tasks = Vec::with_capacity(items.len());
+    for item in items {
+        tasks.extend(live(item, now)?);
+    }
+    Ok(tasks)
 }
 
 impl DynamoTaskRepository {
@@ -125,13 +143,14 @@ impl TaskRepository for DynamoTaskRepository {
     }
 
     async fn list_owned(&self, owner: &str) -> DomainResult<Vec<Task>> {
-        let now = Utc::now();
         let items = query_index(&self.client, &self.table, &owner_partition(owner)).await?;
-        let mut tasks = Vec::with_capacity(items.len());
-        for item in &items {
-            tasks.extend(live(item, now)?);
-        }
-        Ok(tasks)
+        live_tasks(&items)
+    }
+
+    async fn list_for_image(&self, image_id: ImageId) -> DomainResult<Vec<Task>> {
+        let partition = image_partition(image_id);
+        let items = query_partition(&self.client, &self.table, GSI3, GSI3PK, &partition).await?;
+        live_tasks(&items)
     }
 
     /// DynamoDB's TTL on [`TTL_ATTRIBUTE`] removes expired records by itself.

@@ -8,6 +8,7 @@ pub mod identity;
 pub mod image;
 pub mod image_patch;
 pub mod image_rules;
+pub mod import;
 pub mod inspection;
 pub mod lifecycle;
 pub mod listing;

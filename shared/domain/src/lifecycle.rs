@@ -4,15 +4,14 @@
 //! fields that belong to the new state. The service and the adapters' start-up sweeps call
 //! these methods; nothing else writes `status`, `version` or `updated_at`.
 //!
-//! Image statuses `uploading` and `importing` (interoperable import) get their rows here when
-//! that flow exists; `killed`, `deleted` and `pending_delete` are never entered (deleted images
-//! are removed).
+//! `killed`, `deleted` and `pending_delete` are never entered (deleted images are removed).
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use crate::error::{DomainError, DomainResult};
 use crate::image::{HashAlgo, Image, ImageStatus};
+use crate::import::{FAILED_IMPORT, IMPORT_PROGRESS, IMPORT_TASK, IMPORTING_TO_STORES, STORES};
 use crate::task::{Task, TaskStatus};
 
 /// What may happen to an image's status.
@@ -20,9 +19,13 @@ use crate::task::{Task, TaskStatus};
 pub enum ImageTransition {
     /// Data starts arriving.
     BeginUpload,
+    /// Data starts arriving in the staging area (`PUT .../stage`).
+    BeginStage,
+    /// An import task takes the image (`POST .../import`).
+    BeginImport,
     /// The data arrived whole and passed every check.
     Activate,
-    /// An upload failed or was abandoned: back to no data.
+    /// An upload, a stage or an import failed or was abandoned: back to no data.
     Requeue,
     /// Data downloads stop for non-admins.
     Deactivate,
@@ -34,6 +37,8 @@ impl ImageTransition {
     fn verb(self) -> &'static str {
         match self {
             Self::BeginUpload => "receive data",
+            Self::BeginStage => "be staged",
+            Self::BeginImport => "be imported",
             Self::Activate => "become active",
             Self::Requeue => "return to queued",
             Self::Deactivate => "be deactivated",
@@ -56,6 +61,36 @@ pub const IMAGE_TRANSITIONS: &[(ImageStatus, ImageTransition, ImageStatus)] = &[
     ),
     (
         ImageStatus::Saving,
+        ImageTransition::Requeue,
+        ImageStatus::Queued,
+    ),
+    (
+        ImageStatus::Queued,
+        ImageTransition::BeginStage,
+        ImageStatus::Uploading,
+    ),
+    (
+        ImageStatus::Uploading,
+        ImageTransition::Requeue,
+        ImageStatus::Queued,
+    ),
+    (
+        ImageStatus::Queued,
+        ImageTransition::BeginImport,
+        ImageStatus::Importing,
+    ),
+    (
+        ImageStatus::Uploading,
+        ImageTransition::BeginImport,
+        ImageStatus::Importing,
+    ),
+    (
+        ImageStatus::Importing,
+        ImageTransition::Activate,
+        ImageStatus::Active,
+    ),
+    (
+        ImageStatus::Importing,
         ImageTransition::Requeue,
         ImageStatus::Queued,
     ),
@@ -84,6 +119,8 @@ pub struct StoredData {
     pub os_hash_algo: HashAlgo,
     /// Hex multihash.
     pub os_hash_value: String,
+    /// The store holding them.
+    pub store: String,
 }
 
 impl Image {
@@ -111,7 +148,78 @@ impl Image {
         self.step(ImageTransition::BeginUpload, at)
     }
 
-    /// `saving` → `active`, with what the upload stored.
+    /// `queued` → `uploading`: `PUT .../stage` takes the image.
+    pub fn begin_stage(&self, at: DateTime<Utc>) -> DomainResult<Image> {
+        self.step(ImageTransition::BeginStage, at)
+    }
+
+    /// `queued` or `uploading` → `importing` under import task `task`, which will write
+    /// `stores`; a second import while one holds the image is refused (Glance's lock).
+    pub fn begin_import(
+        &self,
+        task: &str,
+        stores: &[String],
+        at: DateTime<Utc>,
+    ) -> DomainResult<Image> {
+        self.check_no_import_running()?;
+        let mut importing = self.step(ImageTransition::BeginImport, at)?;
+        importing.mark_importing(task, stores);
+        Ok(importing)
+    }
+
+    /// An active image taken by copy-image task `task` to more `stores`: the status stays.
+    pub fn begin_copy(
+        &self,
+        task: &str,
+        stores: &[String],
+        at: DateTime<Utc>,
+    ) -> DomainResult<Image> {
+        self.check_no_import_running()?;
+        if self.status != ImageStatus::Active {
+            return Err(DomainError::Conflict(
+                "Only images with status active can be targeted for copying".into(),
+            ));
+        }
+        let mut copying = self.revise(self.clone(), at);
+        copying.mark_importing(task, stores);
+        Ok(copying)
+    }
+
+    fn check_no_import_running(&self) -> DomainResult<()> {
+        match self.properties.get(IMPORT_TASK) {
+            Some(task) => Err(DomainError::Conflict(format!(
+                "Image has active task {task}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn mark_importing(&mut self, task: &str, stores: &[String]) {
+        self.properties.insert(IMPORT_TASK.into(), task.into());
+        self.properties
+            .insert(IMPORTING_TO_STORES.into(), stores.join(","));
+        self.properties.remove(FAILED_IMPORT);
+        self.properties.remove(IMPORT_PROGRESS);
+    }
+
+    /// The import's bookkeeping gone: what every end of an import does.
+    fn clear_import(&mut self) {
+        for key in [IMPORT_TASK, IMPORTING_TO_STORES, IMPORT_PROGRESS] {
+            self.properties.remove(key);
+        }
+    }
+
+    /// A running import's progress, shown in [`IMPORT_PROGRESS`] (same status and version
+    /// rules as any change).
+    pub fn import_progress(&self, done: u64, total: Option<u64>, at: DateTime<Utc>) -> Image {
+        let mut next = self.revise(self.clone(), at);
+        let total = total.map(|t| t.to_string()).unwrap_or_default();
+        next.properties
+            .insert(IMPORT_PROGRESS.into(), format!("{done}/{total}"));
+        next
+    }
+
+    /// `saving` or `importing` → `active`, with what the upload or import stored.
     pub fn activate(&self, data: StoredData, at: DateTime<Utc>) -> DomainResult<Image> {
         let mut active = self.step(ImageTransition::Activate, at)?;
         active.size = Some(data.size);
@@ -119,10 +227,14 @@ impl Image {
         active.checksum = Some(data.checksum);
         active.os_hash_algo = Some(data.os_hash_algo.as_str().to_owned());
         active.os_hash_value = Some(data.os_hash_value);
+        active.clear_import();
+        active.properties.remove(FAILED_IMPORT);
+        active.properties.insert(STORES.into(), data.store);
         Ok(active)
     }
 
-    /// `saving` → `queued`: a queued image has no size, checksum or multihash.
+    /// `saving`, `uploading` or `importing` → `queued`: a queued image has no size,
+    /// checksum or multihash, and no import running.
     pub fn requeue(&self, at: DateTime<Utc>) -> DomainResult<Image> {
         let mut queued = self.step(ImageTransition::Requeue, at)?;
         queued.size = None;
@@ -130,7 +242,24 @@ impl Image {
         queued.checksum = None;
         queued.os_hash_algo = None;
         queued.os_hash_value = None;
+        queued.clear_import();
+        queued.properties.remove(STORES);
         Ok(queued)
+    }
+
+    /// An import that failed to write `failed`: back to `queued` (an active image being
+    /// copied stays active), with the stores named in [`FAILED_IMPORT`].
+    pub fn fail_import(&self, failed: &[String], at: DateTime<Utc>) -> DomainResult<Image> {
+        let mut next = if self.status == ImageStatus::Active {
+            let mut copying = self.revise(self.clone(), at);
+            copying.clear_import();
+            copying
+        } else {
+            self.requeue(at)?
+        };
+        next.properties
+            .insert(FAILED_IMPORT.into(), failed.join(","));
+        Ok(next)
     }
 
     /// `active` → `deactivated`.

@@ -145,6 +145,9 @@ pub trait ImageStore: Send + Sync {
     async fn finish_staged(&self, _id: ImageId, upload_id: &str) -> DomainResult<u64> {
         Err(no_staged_upload(upload_id))
     }
+    /// Starts writing the staged data of `id` (`PUT .../stage`); it replaces any older staged
+    /// data, and [`ImageStore::open_staged`] reads it, only once committed.
+    async fn begin_stage(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>>;
     /// Opens the staged data of `id`: its size and bytes; `NotFound` when there is none.
     async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
         Err(DomainError::NotFound(format!(
@@ -265,9 +268,23 @@ pub trait TaskRepository: Send + Sync {
     async fn update(&self, task: &Task, expected_version: u64) -> DomainResult<()>;
     /// Every task `owner` created, in no particular order.
     async fn list_owned(&self, owner: &str) -> DomainResult<Vec<Task>>;
+    /// Every task that works on image `image_id` (its `image_id`), in no particular order.
+    async fn list_for_image(&self, image_id: ImageId) -> DomainResult<Vec<Task>>;
     /// Removes expired records now, where the store does not do it by itself; returns how
     /// many went.
     async fn purge_expired(&self) -> DomainResult<usize>;
+}
+
+/// Where web-download imports get their bytes: a server-side HTTP client that reaches only
+/// what the operator's fetch policy allows.
+#[async_trait]
+pub trait WebSource: Send + Sync {
+    /// Checks a URI before any task is made: everything knowable without resolving it
+    /// (scheme, port, host lists, literal addresses); `Invalid` naming the refusal.
+    fn check(&self, uri: &str) -> DomainResult<()>;
+    /// Fetches the URI, following redirects the policy allows: the length the server
+    /// announced, if it did, and the bytes.
+    async fn open(&self, uri: &str) -> DomainResult<(Option<u64>, ByteStream)>;
 }
 
 /// The tenants' object storage that tasks import from and export to. Every call names the

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::{DomainError, DomainResult, Misdirection};
 use crate::identity::TenantId;
 use crate::image::{ContainerFormat, DiskFormat, ImageId, name_enum};
+use crate::import::{ImportMethod, ImportRequest};
 
 /// Identifies a task: a UUID, written in its hyphenated lowercase form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -204,6 +205,17 @@ pub enum TaskInput {
     Staged {
         /// The image the data was staged for.
         image_id: ImageId,
+    },
+    /// An interoperable import (`POST /v2/images/{id}/import`).
+    ImageImport {
+        /// The image imported to.
+        image_id: ImageId,
+        /// Where the data comes from.
+        method: ImportMethod,
+        /// The stores written, in order.
+        stores: Vec<String>,
+        /// Whether one store's failure fails the import.
+        all_stores_must_succeed: bool,
     },
 }
 
@@ -410,6 +422,36 @@ impl NewTask {
             parsed: TaskInput::Staged { image_id },
         }
     }
+
+    /// The `api_image_import` task an import request makes, writing `stores`; its input
+    /// reads as Glance's (`image_id`, `import_req`, `backend`).
+    pub fn image_import(image_id: ImageId, request: &ImportRequest, stores: Vec<String>) -> Self {
+        Self {
+            kind: TaskType::ApiImageImport,
+            input: serde_json::json!({
+                "image_id": image_id.to_string(),
+                "import_req": request.body,
+                "backend": stores,
+            }),
+            parsed: TaskInput::ImageImport {
+                image_id,
+                method: request.method.clone(),
+                stores,
+                all_stores_must_succeed: request.all_stores_must_succeed,
+            },
+        }
+    }
+
+    /// The image the task works on, when it is known at creation.
+    fn image_id(&self) -> Option<ImageId> {
+        match &self.parsed {
+            TaskInput::Import { .. } => Some(ImageId::random()),
+            TaskInput::Staged { image_id } | TaskInput::ImageImport { image_id, .. } => {
+                Some(*image_id)
+            }
+            TaskInput::Export { .. } => None,
+        }
+    }
 }
 
 /// A task record.
@@ -444,8 +486,15 @@ pub struct Task {
     pub lease_until: Option<DateTime<Utc>>,
     /// How many times a worker started it.
     pub attempts: u32,
-    /// The id an import's image gets, fixed at creation so every attempt makes the same one.
+    /// The image an import makes (its id fixed at creation so every attempt makes the same
+    /// one) or imports to.
     pub image_id: Option<ImageId>,
+    /// The `x-openstack-request-id` of the request that made it.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The user who made it.
+    #[serde(default)]
+    pub user_id: Option<String>,
     /// Compare-and-set version.
     pub version: u64,
 }
@@ -454,6 +503,7 @@ impl Task {
     /// A new pending task of `owner`, as asked for.
     pub fn new_pending(new: NewTask, owner: TenantId, at: DateTime<Utc>) -> Self {
         let kind = new.kind;
+        let image_id = new.image_id();
         Self {
             id: TaskId::random(),
             kind,
@@ -468,7 +518,9 @@ impl Task {
             expires_at: None,
             lease_until: None,
             attempts: 0,
-            image_id: (kind == TaskType::Import).then(ImageId::random),
+            image_id,
+            request_id: None,
+            user_id: None,
             version: 1,
         }
     }

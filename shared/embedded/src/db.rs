@@ -96,6 +96,11 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_owner ON tasks (owner);
 CREATE INDEX tasks_by_expiry ON tasks (expires_at) WHERE expires_at IS NOT NULL;
 "#,
+    r#"
+ALTER TABLE tasks ADD COLUMN image_id TEXT NULL;
+UPDATE tasks SET image_id = json_extract(body, '$.image_id');
+CREATE INDEX tasks_by_image ON tasks (image_id) WHERE image_id IS NOT NULL;
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

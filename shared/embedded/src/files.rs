@@ -1,14 +1,15 @@
-//! Image bytes as files: `<data-dir>/images/<id>`. Uploads write a private `.partial-*`
-//! file that is fsynced and renamed into place on commit, so a reader never sees partial
-//! data; partial files of a killed process are swept at start-up.
+//! Image bytes as files: `<data-dir>/images/<id>`, staged data (`PUT .../stage`) as
+//! `<data-dir>/images/staging/<id>`. Uploads write a private `.partial-*` file that is
+//! fsynced and renamed into place on commit, so a reader never sees partial data; partial
+//! files of a killed process are swept at start-up.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use cloud_images_domain::DomainResult;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, UploadSink};
+use cloud_images_domain::{DomainError, DomainResult};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::EmbeddedError;
@@ -17,21 +18,76 @@ use crate::upload::{FileUpload, PARTIAL_PREFIX, io_error, stream_reader};
 /// [`ImageStore`] over a directory.
 pub struct FileImageStore {
     dir: PathBuf,
+    staging: PathBuf,
 }
 
 impl FileImageStore {
     /// Opens (creating when absent) the image directory.
     pub fn open(dir: &Path) -> Result<Self, EmbeddedError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| EmbeddedError::io(format!("creating {}", dir.display()), e))?;
+        let staging = dir.join("staging");
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| EmbeddedError::io(format!("creating {}", staging.display()), e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            staging,
         })
     }
 
     fn path(&self, id: ImageId) -> PathBuf {
         self.dir.join(id.to_string())
     }
+
+    fn staged_path(&self, id: ImageId) -> PathBuf {
+        self.staging.join(id.to_string())
+    }
+}
+
+/// Streams a file, or the given range of it.
+async fn read_file(
+    path: &Path,
+    range: Option<ByteRange>,
+    what: String,
+) -> DomainResult<ByteStream> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
+    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
+        Some(range) => {
+            file.seek(SeekFrom::Start(range.first))
+                .await
+                .map_err(|e| io_error(format!("seeking {}", path.display()), e))?;
+            Box::new(file.take(range.len()))
+        }
+        None => Box::new(file),
+    };
+    Ok(stream_reader(reader, what))
+}
+
+/// Removes a file; an absent one is already removed.
+async fn remove_file(path: &Path) -> DomainResult<()> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Removes the partial files a killed process left in `dir`; returns how many.
+async fn sweep_partials(dir: &Path) -> DomainResult<usize> {
+    let listing = |e| io_error(format!("listing {}", dir.display()), e);
+    let mut entries = tokio::fs::read_dir(dir).await.map_err(listing)?;
+    let mut removed = 0;
+    while let Some(entry) = entries.next_entry().await.map_err(listing)? {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(PARTIAL_PREFIX)
+        {
+            remove_file(&entry.path()).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 #[async_trait]
@@ -41,53 +97,38 @@ impl ImageStore for FileImageStore {
     }
 
     async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream> {
-        let path = self.path(id);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
-        let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
-            Some(range) => {
-                file.seek(SeekFrom::Start(range.first))
-                    .await
-                    .map_err(|e| io_error(format!("seeking {}", path.display()), e))?;
-                Box::new(file.take(range.len()))
-            }
-            None => Box::new(file),
-        };
-        Ok(stream_reader(reader, format!("image {id}")))
+        read_file(&self.path(id), range, format!("image {id}")).await
     }
 
     async fn delete(&self, id: ImageId) -> DomainResult<()> {
-        let path = self.path(id);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error(format!("removing {}", path.display()), e)),
-        }
+        remove_file(&self.path(id)).await
     }
 
     async fn sweep_incomplete(&self) -> DomainResult<usize> {
-        let mut entries = tokio::fs::read_dir(&self.dir)
-            .await
-            .map_err(|e| io_error(format!("listing {}", self.dir.display()), e))?;
-        let mut removed = 0;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| io_error(format!("listing {}", self.dir.display()), e))?
-        {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(PARTIAL_PREFIX)
-            {
-                tokio::fs::remove_file(entry.path())
-                    .await
-                    .map_err(|e| io_error(format!("removing {}", entry.path().display()), e))?;
-                removed += 1;
+        Ok(sweep_partials(&self.dir).await? + sweep_partials(&self.staging).await?)
+    }
+
+    async fn begin_stage(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
+        Ok(Box::new(FileUpload::begin(self.staged_path(id)).await?))
+    }
+
+    async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
+        let path = self.staged_path(id);
+        let size = match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DomainError::NotFound(format!(
+                    "No staged data for image {id}; stage it again"
+                )));
             }
-        }
-        Ok(removed)
+            Err(e) => return Err(io_error(format!("reading {}", path.display()), e)),
+        };
+        let body = read_file(&path, None, format!("the staged data of image {id}")).await?;
+        Ok((size, body))
+    }
+
+    async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
+        remove_file(&self.staged_path(id)).await
     }
 }
 
@@ -109,7 +150,9 @@ mod tests {
     fn files_in(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+            .map(|e| e.expect("entry"))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into())
             .collect();
         names.sort();
         names

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::TaskRepository;
 use cloud_images_domain::task::{Task, TaskId};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -23,6 +24,20 @@ impl SqliteTaskRepository {
     pub fn new(db: Arc<Sqlite>) -> Self {
         Self { db }
     }
+
+    /// The live tasks whose indexed `column` (`owner` or `image_id`) is `value`.
+    async fn bodies_where(&self, column: &'static str, value: String) -> DomainResult<Vec<Task>> {
+        let sql = format!("SELECT body FROM tasks WHERE {column} = ?1");
+        let bodies = self
+            .db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map([value], |r| r.get::<_, String>(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        Ok(live(bodies, Utc::now())?)
+    }
 }
 
 /// The first whole second at which the record is gone: rounding up means a purge comparing
@@ -36,6 +51,7 @@ fn expiry_second(task: &Task) -> Option<i64> {
 struct Columns {
     id: String,
     owner: String,
+    image_id: Option<String>,
     expires_at: Option<i64>,
     version: i64,
     body: String,
@@ -46,6 +62,7 @@ impl Columns {
         Ok(Self {
             id: task.id.to_string(),
             owner: task.owner.to_string(),
+            image_id: task.image_id.map(|id| id.to_string()),
             expires_at: expiry_second(task),
             version: i64::try_from(task.version).unwrap_or(i64::MAX),
             body: serde_json::to_string(task)
@@ -75,8 +92,9 @@ impl TaskRepository for SqliteTaskRepository {
         self.db
             .write(move |tx| {
                 tx.execute(
-                    "INSERT INTO tasks (id, owner, expires_at, version, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![c.id, c.owner, c.expires_at, c.version, c.body],
+                    "INSERT INTO tasks (id, owner, image_id, expires_at, version, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![c.id, c.owner, c.image_id, c.expires_at, c.version, c.body],
                 )?;
                 Ok(())
             })
@@ -107,16 +125,16 @@ impl TaskRepository for SqliteTaskRepository {
         let id = task.id;
         let c = Columns::of(task)?;
         let expected = i64::try_from(expected_version).unwrap_or(i64::MAX);
-        let changed = self
-            .db
-            .write(move |tx| {
-                Ok(tx.execute(
-                    "UPDATE tasks SET owner = ?2, expires_at = ?3, version = ?4, body = ?5 \
-                     WHERE id = ?1 AND version = ?6",
-                    params![c.id, c.owner, c.expires_at, c.version, c.body, expected],
+        let changed =
+            self.db
+                .write(move |tx| {
+                    Ok(tx.execute(
+                    "UPDATE tasks SET owner = ?2, image_id = ?3, expires_at = ?4, version = ?5, \
+                     body = ?6 WHERE id = ?1 AND version = ?7",
+                    params![c.id, c.owner, c.image_id, c.expires_at, c.version, c.body, expected],
                 )?)
-            })
-            .await?;
+                })
+                .await?;
         if changed == 1 {
             Ok(())
         } else {
@@ -127,16 +145,11 @@ impl TaskRepository for SqliteTaskRepository {
     }
 
     async fn list_owned(&self, owner: &str) -> DomainResult<Vec<Task>> {
-        let owner = owner.to_owned();
-        let bodies = self
-            .db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached("SELECT body FROM tasks WHERE owner = ?1")?;
-                let rows = stmt.query_map([owner], |r| r.get::<_, String>(0))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .await?;
-        Ok(live(bodies, Utc::now())?)
+        self.bodies_where("owner", owner.to_owned()).await
+    }
+
+    async fn list_for_image(&self, image_id: ImageId) -> DomainResult<Vec<Task>> {
+        self.bodies_where("image_id", image_id.to_string()).await
     }
 
     async fn purge_expired(&self) -> DomainResult<usize> {

@@ -243,7 +243,8 @@ fn refusal_in(error: &reqwest::Error) -> Option<&Refusal> {
 }
 
 /// What the tenant reads about a failed fetch: the policy's refusal when there was one
-/// (not the client's generic text), or whether the host was unreachable or too slow.
+/// (not the client's generic text), or whether the host was unreachable or too slow. All are
+/// final (`Invalid`): the URL is the tenant's, and retrying it would only delay the reason.
 fn fetch_error(error: reqwest::Error) -> DomainError {
     if let Some(refusal) = refusal_in(&error) {
         return DomainError::Invalid(refusal.0.clone());
@@ -260,7 +261,7 @@ fn fetch_error(error: reqwest::Error) -> DomainError {
     } else {
         format!("The web-download from '{host}' failed")
     };
-    DomainError::unavailable(context, error)
+    DomainError::Invalid(format!("{context}: {error}"))
 }
 
 impl Fetcher {

@@ -10,6 +10,10 @@
 //! before connecting to exactly that address (and again for every redirect), so a second
 //! lookup cannot swap in another one.
 
+mod source;
+
+pub use source::WebFetcher;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use cloud_images_domain::{DomainError, DomainResult};

@@ -12,7 +12,11 @@ use tracing::Instrument;
 
 use crate::error::PendingError;
 
-const REQUEST_ID: &str = "x-openstack-request-id";
+pub(crate) const REQUEST_ID: &str = "x-openstack-request-id";
+
+/// The `x-openstack-request-id` of the request being handled, for records that name it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// What Glance sends with an empty body (webob's default). Any explicit type will do for
 /// the clients; without one API Gateway adds `application/json`, and python-glanceclient then
@@ -21,8 +25,9 @@ const EMPTY_BODY_TYPE: &str = "text/html; charset=UTF-8";
 
 /// Gives each request an id (`x-openstack-request-id`, as Glance does), a tracing span, and
 /// one log line with its outcome. Headers and bodies are never logged: they carry secrets.
-pub(crate) async fn request_context(request: Request, next: Next) -> Response {
+pub(crate) async fn request_context(mut request: Request, next: Next) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
+    request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

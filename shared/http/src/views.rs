@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cloud_images_domain::image::Image;
+use cloud_images_domain::import::StoreCatalog;
 use cloud_images_domain::task::Task;
 use cloud_images_service::staging::StagedUploadOffer;
 use serde::{Serialize, Serializer};
@@ -109,6 +110,12 @@ pub struct TaskView<'a> {
     result: Option<&'a Option<serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
     expires_at: Option<String>,
     #[serde(serialize_with = "glance_time")]
     created_at: DateTime<Utc>,
@@ -141,6 +148,9 @@ pub fn task_stub(task: &Task) -> TaskView<'_> {
         input: None,
         result: None,
         message: None,
+        image_id: task.image_id.map(|id| id.to_string()),
+        request_id: task.request_id.as_deref(),
+        user_id: task.user_id.as_deref(),
         expires_at: task.expires_at.as_ref().map(time),
         created_at: task.created_at,
         updated_at: task.updated_at,
@@ -201,4 +211,25 @@ pub fn staged_upload(offer: &StagedUploadOffer) -> StagedUploadView<'_> {
             .collect(),
         expires_at: time(&offer.expires_at),
     }
+}
+
+/// The stores as `GET /v2/info/stores` lists them; `detail` adds each store's type, as
+/// `/v2/info/stores/detail` does for administrators.
+pub fn stores(catalog: &StoreCatalog, detail: bool) -> Vec<serde_json::Value> {
+    catalog
+        .stores
+        .iter()
+        .map(|store| {
+            let mut view = serde_json::json!({ "id": store.id, "description": store.description });
+            if store.id == catalog.default {
+                view["default"] = serde_json::Value::Bool(true);
+            }
+            if detail {
+                view["type"] = serde_json::Value::from(store.kind.as_str());
+                view["weight"] = serde_json::Value::from(0);
+                view["properties"] = serde_json::json!({});
+            }
+            view
+        })
+        .collect()
 }

@@ -64,6 +64,7 @@ fn each_route_goes_to_the_function_of_its_route_group() {
             routes::paths(routes::members::table()),
         ),
         ("TasksIntegration", routes::paths(routes::tasks::table())),
+        ("TasksIntegration", routes::paths(routes::imports::table())),
     ];
     for (integration, paths) in groups {
         for path in paths {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cloud_images_domain::image::HashAlgo;
 use cloud_images_domain::image_rules::ImageLimits;
+use cloud_images_domain::import::{ImportMethodName, ImportOffer, StoreCatalog};
 use cloud_images_domain::listing::PageLimits;
 use cloud_images_service::{ImageSettings, TaskSettings};
 
@@ -188,6 +189,55 @@ pub struct Config {
     /// Starts after which an interrupted task fails instead of being retried.
     #[arg(long, env = "CLOUD_IMAGES_TASK_MAX_ATTEMPTS", default_value_t = 3)]
     pub task_max_attempts: u32,
+
+    /// Tasks the local binary runs at once (each import or export is one); the serverless
+    /// stack's queue event source scales its workers itself.
+    #[arg(long, env = "CLOUD_IMAGES_TASK_WORKERS", default_value_t = 4)]
+    pub task_workers: usize,
+
+    /// Interoperable import methods offered (`GET /v2/info/import`), comma-separated.
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_IMPORT_METHODS",
+        value_delimiter = ',',
+        default_value = "glance-direct,web-download"
+    )]
+    pub import_methods: Vec<ImportMethodName>,
+
+    /// Id of the image store (`GET /v2/info/stores`, an active image's `stores`); by default
+    /// `local` on the embedded backend and `s3` on the aws backend.
+    #[arg(long, env = "CLOUD_IMAGES_STORE_ID")]
+    pub store_id: Option<String>,
+
+    /// Ports a web-download URI may name (Glance's `allowed_ports`).
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS",
+        value_delimiter = ',',
+        default_value = "80,443"
+    )]
+    pub web_download_allowed_ports: Vec<u16>,
+
+    /// When set, the only hosts a web-download URI may name (Glance's `allowed_hosts`).
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub web_download_allowed_hosts: Vec<String>,
+
+    /// Hosts a web-download URI may never name (Glance's `disallowed_hosts`).
+    #[arg(
+        long,
+        env = "CLOUD_IMAGES_WEB_DOWNLOAD_DISALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub web_download_disallowed_hosts: Vec<String>,
+
+    /// Let web-download reach loopback, private and link-local addresses. Only for tests
+    /// that serve images from a loopback server; never in a deployment.
+    #[arg(long, env = "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL")]
+    pub web_download_allow_internal: bool,
 }
 
 /// Splits `24h` into `(24, "h")`; `what` names the expected form in the error.
@@ -249,6 +299,31 @@ impl Config {
             download_redirect: self.download_redirect,
             direct_upload_limit: self.direct_upload_limit,
             staged_upload_expiry: self.staged_upload_expiry,
+            imports: self.import_offer(),
+        }
+    }
+
+    /// The import methods and the store this configuration offers.
+    pub fn import_offer(&self) -> ImportOffer {
+        let (default_id, description, kind) = match self.backend {
+            Backend::Embedded => ("local", "Image files in the data directory", "file"),
+            Backend::Aws => ("s3", "The S3 image bucket", "s3"),
+        };
+        let id = self.store_id.as_deref().unwrap_or(default_id);
+        ImportOffer {
+            methods: self.import_methods.clone(),
+            stores: StoreCatalog::single(id, description, kind),
+        }
+    }
+
+    /// What a web-download may reach.
+    pub fn fetch_policy(&self) -> cloud_images_fetch::FetchPolicy {
+        cloud_images_fetch::FetchPolicy {
+            allowed_ports: self.web_download_allowed_ports.clone(),
+            allowed_hosts: self.web_download_allowed_hosts.clone(),
+            disallowed_hosts: self.web_download_disallowed_hosts.clone(),
+            allow_internal_addresses: self.web_download_allow_internal,
+            ..Default::default()
         }
     }
 }

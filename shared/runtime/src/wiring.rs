@@ -10,12 +10,12 @@ use std::sync::Arc;
 use axum::Router;
 use cloud_images_domain::ports::{
     IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore, TaskQueue,
-    TaskRepository,
+    TaskRepository, WebSource,
 };
 use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
-    IdentityService, ImageAccess, ImageDataService, ImageService, MemberService, SigningKey,
-    StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
+    IdentityService, ImageAccess, ImageDataService, ImageService, ImportService, MemberService,
+    SigningKey, StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
 };
 
 use crate::{Backend, Config, StartupError};
@@ -32,6 +32,7 @@ pub struct Wiring {
     signer: TokenSigner,
     task_settings: Arc<TaskSettings>,
     http: Arc<HttpSettings>,
+    web: std::sync::OnceLock<Arc<dyn WebSource>>,
 }
 
 enum Opened {
@@ -80,6 +81,7 @@ impl Wiring {
             }),
             config: config.clone(),
             backend,
+            web: std::sync::OnceLock::new(),
         })
     }
 
@@ -148,11 +150,21 @@ impl Wiring {
         ))
     }
 
+    /// Interoperable import.
+    pub async fn imports(&self) -> Result<ImportService, StartupError> {
+        Ok(ImportService::new(
+            self.access().await?,
+            self.tasks().await?,
+            self.web_source(),
+        ))
+    }
+
     /// Runs queued tasks.
     pub async fn task_runner(&self) -> Result<TaskRunner, StartupError> {
         Ok(TaskRunner::new(
             self.task_repository().await?,
             self.object_store().await?,
+            self.web_source(),
             self.access().await?,
             self.image_data().await?,
             self.task_settings.clone(),
@@ -203,9 +215,13 @@ impl Wiring {
         ))
     }
 
-    /// Task routes.
+    /// Task routes, and interoperable import (which makes tasks).
     pub async fn tasks_routes(&self) -> Result<Router, StartupError> {
-        Ok(routes::tasks::router(self.common(), self.tasks().await?))
+        Ok(
+            routes::tasks::router(self.common(), self.tasks().await?).merge(
+                routes::imports::router(self.common(), self.imports().await?),
+            ),
+        )
     }
 
     /// Every route group on one router, as the local binary serves them.
@@ -221,6 +237,17 @@ impl Wiring {
     }
 
     // ---- adapters ----
+
+    /// The web, as web-download reaches it: one HTTP client per process.
+    fn web_source(&self) -> Arc<dyn WebSource> {
+        self.web
+            .get_or_init(|| {
+                Arc::new(cloud_images_fetch::WebFetcher::new(
+                    self.config.fetch_policy(),
+                ))
+            })
+            .clone()
+    }
 
     async fn identity_store(&self) -> Result<Arc<dyn IdentityStore>, StartupError> {
         Ok(match &self.backend {

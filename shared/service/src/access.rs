@@ -7,6 +7,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{HashAlgo, Image, ImageId, Visibility};
 use cloud_images_domain::image_rules::ImageLimits;
+use cloud_images_domain::import::ImportOffer;
 use cloud_images_domain::listing::{ListQuery, PageLimits};
 use cloud_images_domain::member::MemberStatus;
 use cloud_images_domain::ports::{ImageRepository, MemberRepository, Viewer};
@@ -56,6 +57,8 @@ pub struct ImageSettings {
     pub direct_upload_limit: Option<u64>,
     /// How long the part URLs of a staged upload stay valid.
     pub staged_upload_expiry: std::time::Duration,
+    /// The import methods and stores offered.
+    pub imports: ImportOffer,
 }
 
 fn not_found(id: &str) -> DomainError {
@@ -210,6 +213,22 @@ impl ImageAccess {
         self.images.saving().await
     }
 
+    /// Stores `next_of(current)` for an image found by id whoever owns it (work already
+    /// authorised: a task), re-reading and retrying when another writer won. `next_of`
+    /// answers `None` when there is nothing to change; a deleted image is `NotFound`.
+    pub(crate) async fn update_found(
+        &self,
+        id: ImageId,
+        next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
+    ) -> DomainResult<Image> {
+        let read = || async move {
+            self.find(id)
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("Image {id} was deleted")))
+        };
+        self.retry_until_stored(read, next_of).await
+    }
+
     /// Returns an image left `saving` by a worker known to be gone to `queued`.
     pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
         let queued = saving.requeue(now())?;
@@ -226,8 +245,23 @@ impl ImageAccess {
         id: &str,
         next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
     ) -> DomainResult<Image> {
+        self.retry_until_stored(|| self.writable(caller, id), next_of)
+            .await
+    }
+
+    /// The compare-and-set loop: `read` the current image, store `next_of(current)` over
+    /// its version, and start again (after a jittered pause) when another writer won.
+    async fn retry_until_stored<Read, Reading>(
+        &self,
+        read: Read,
+        next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
+    ) -> DomainResult<Image>
+    where
+        Read: Fn() -> Reading,
+        Reading: std::future::Future<Output = DomainResult<Image>>,
+    {
         for attempt in 0..CAS_ATTEMPTS {
-            let current = self.writable(caller, id).await?;
+            let current = read().await?;
             let Some(next) = next_of(&current)? else {
                 return Ok(current);
             };

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
+use cloud_images_domain::import::IMPORT_TASK;
 use cloud_images_domain::inspection::Inspector;
 use cloud_images_domain::lifecycle::StoredData;
 use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, RangeRequest, UploadSink};
@@ -155,19 +156,138 @@ impl ImageDataService {
         announced: Option<u64>,
     ) -> DomainResult<Image> {
         let image = self.access.writable(caller, id).await?;
-        let body = match self.access.settings().direct_upload_limit {
+        let body = self.within_direct_limit(image.id, body, size_hint, announced)?;
+        self.receive_data(image, body, size_hint).await
+    }
+
+    /// The body, cut off with 413 past the direct-upload limit (checked first against the
+    /// sizes announced, before any byte is read).
+    fn within_direct_limit(
+        &self,
+        id: ImageId,
+        body: ByteStream,
+        size_hint: Option<u64>,
+        announced: Option<u64>,
+    ) -> DomainResult<ByteStream> {
+        match self.access.settings().direct_upload_limit {
             Some(limit)
                 if [announced, size_hint]
                     .into_iter()
                     .flatten()
                     .any(|n| n > limit) =>
             {
-                return Err(too_large_for_direct_upload(image.id, limit));
+                Err(too_large_for_direct_upload(id, limit))
             }
-            Some(limit) => limited(body, limit, image.id),
-            None => body,
+            Some(limit) => Ok(limited(body, limit, id)),
+            None => Ok(body),
+        }
+    }
+
+    /// `PUT /v2/images/{id}/stage`: the data of a queued image into its staging area, counted
+    /// against the storage quota and (when the image has a disk_format) inspected as an
+    /// upload is; the image is `uploading` while it arrives and stays so once staged, ready
+    /// for a `glance-direct` import. Any failure returns it to `queued` with nothing staged.
+    pub async fn stage(
+        &self,
+        caller: &Caller,
+        id: &str,
+        body: ByteStream,
+        size_hint: Option<u64>,
+        announced: Option<u64>,
+    ) -> DomainResult<()> {
+        let image = self.access.writable(caller, id).await?;
+        let body = self.within_direct_limit(image.id, body, size_hint, announced)?;
+        if image.status != ImageStatus::Queued {
+            return Err(DomainError::Conflict(format!(
+                "Image status transition from {} to uploading is not allowed; only a queued image can be staged",
+                image.status
+            )));
+        }
+        let allowance = self.checked_allowance(&image, size_hint).await?;
+        let uploading = image.begin_stage(now())?;
+        self.access
+            .replace(&uploading, &image)
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict(_) => DomainError::Conflict(
+                    "Another upload to this image is in progress or the image changed".into(),
+                ),
+                other => other,
+            })?;
+        let mut guard = RequeueOnDrop {
+            access: self.access.clone(),
+            saving: Some(uploading.clone()),
         };
-        self.receive_data(image, body, size_hint).await
+        let staged = match self.store.begin_stage(image.id).await {
+            Ok(sink) => {
+                self.receive(sink, body, image.disk_format, allowance, size_hint)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        guard.disarm();
+        if let Err(e) = staged {
+            if let Err(requeue_error) = requeue(&self.access, &uploading).await {
+                tracing::warn!(image = %image.id, error = %requeue_error, "could not return a failed stage to queued");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Bytes the image's owner may still store, refusing at once a size already announced
+    /// over it.
+    async fn checked_allowance(
+        &self,
+        image: &Image,
+        size_hint: Option<u64>,
+    ) -> DomainResult<Option<u64>> {
+        let allowance = self.access.storage_allowance(image).await?;
+        if let (Some(hint), Some(allowance)) = (size_hint, allowance)
+            && hint > allowance
+        {
+            return Err(quota_exceeded(allowance));
+        }
+        Ok(allowance)
+    }
+
+    /// An import's data into `store`: an `importing` image held by `task` becomes `active`
+    /// when the bytes pass every check an upload's do. The image stays `importing` on
+    /// failure; the task's end reverts it (a retry may still succeed).
+    pub(crate) async fn import_data(
+        &self,
+        importing: &Image,
+        task: &str,
+        body: ByteStream,
+        size_hint: Option<u64>,
+        store: &str,
+    ) -> DomainResult<Image> {
+        let declared = importing.disk_format.ok_or_else(|| {
+            DomainError::Conflict("'disk_format' needs to be set before import".into())
+        })?;
+        let allowance = self.checked_allowance(importing, size_hint).await?;
+        let sink = self.store.begin_upload(importing.id).await?;
+        let received = self
+            .receive(sink, body, Some(declared), allowance, size_hint)
+            .await?;
+        let stored = self.stored_data(received, store);
+        let activated = self
+            .access
+            .update_found(importing.id, |current| {
+                if current.status != ImageStatus::Importing
+                    || current.properties.get(IMPORT_TASK).map(String::as_str) != Some(task)
+                {
+                    return Err(DomainError::Conflict(
+                        "The image was deleted or changed during the import".into(),
+                    ));
+                }
+                current.activate(stored.clone(), now()).map(Some)
+            })
+            .await;
+        if activated.is_err() {
+            self.store.delete(importing.id).await?;
+        }
+        activated
     }
 
     /// Streams data into a queued image the caller was already allowed to write: checks,
@@ -179,12 +299,7 @@ impl ImageDataService {
         size_hint: Option<u64>,
     ) -> DomainResult<Image> {
         let declared = check_uploadable(&image)?;
-        let allowance = self.access.storage_allowance(&image).await?;
-        if let (Some(hint), Some(allowance)) = (size_hint, allowance)
-            && hint > allowance
-        {
-            return Err(quota_exceeded(allowance));
-        }
+        let allowance = self.checked_allowance(&image, size_hint).await?;
         let saving = self.mark_saving(&image).await?;
         let mut guard = RequeueOnDrop {
             access: self.access.clone(),
@@ -192,7 +307,7 @@ impl ImageDataService {
         };
         let received = match self.store.begin_upload(image.id).await {
             Ok(sink) => {
-                self.receive(sink, body, declared, allowance, size_hint)
+                self.receive(sink, body, Some(declared), allowance, size_hint)
                     .await
             }
             Err(e) => Err(e),
@@ -235,14 +350,20 @@ impl ImageDataService {
         Ok(saving)
     }
 
-    async fn mark_active(&self, saving: &Image, received: Received) -> DomainResult<Image> {
-        let stored = StoredData {
+    fn stored_data(&self, received: Received, store: &str) -> StoredData {
+        StoredData {
             size: received.size,
             virtual_size: received.virtual_size,
             checksum: received.checksum,
             os_hash_algo: self.access.settings().hash_algo,
             os_hash_value: received.os_hash_value,
-        };
+            store: store.to_owned(),
+        }
+    }
+
+    async fn mark_active(&self, saving: &Image, received: Received) -> DomainResult<Image> {
+        let default_store = &self.access.settings().imports.stores.default;
+        let stored = self.stored_data(received, default_store);
         let active = saving.activate(stored, now())?;
         self.access
             .replace(&active, saving)
@@ -262,7 +383,7 @@ impl ImageDataService {
         &self,
         mut sink: Box<dyn UploadSink>,
         body: ByteStream,
-        declared: DiskFormat,
+        declared: Option<DiskFormat>,
         allowance: Option<u64>,
         size_hint: Option<u64>,
     ) -> DomainResult<Received> {
@@ -285,13 +406,14 @@ impl ImageDataService {
         &self,
         sink: &mut dyn UploadSink,
         mut body: ByteStream,
-        declared: DiskFormat,
+        declared: Option<DiskFormat>,
         allowance: Option<u64>,
         size_hint: Option<u64>,
     ) -> DomainResult<Received> {
         let md5 = HashWorker::start(Md5::new());
         let multihash = multihash(self.access.settings().hash_algo);
-        let mut inspector = Inspector::new(declared);
+        // Data staged before its image has a disk_format is inspected when it is imported.
+        let mut inspector = declared.map(Inspector::new);
         let mut size: u64 = 0;
         let mut pending = BytesMut::with_capacity(BLOCK);
         loop {
@@ -308,7 +430,9 @@ impl ImageDataService {
             }
             let block = pending.split().freeze();
             if !block.is_empty() {
-                inspector.observe(&block)?;
+                if let Some(inspector) = inspector.as_mut() {
+                    inspector.observe(&block)?;
+                }
                 md5.feed(block.clone()).await?;
                 multihash.feed(block.clone()).await?;
                 sink.write(block).await?;
@@ -323,7 +447,10 @@ impl ImageDataService {
                 size_hint.unwrap_or(0)
             )));
         }
-        let virtual_size = inspector.finish()?;
+        let virtual_size = match inspector {
+            Some(inspector) => inspector.finish()?,
+            None => None,
+        };
         Ok(Received {
             size,
             checksum: md5.finish().await?,

@@ -6,6 +6,7 @@ use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::image_patch::{self, PatchOp};
 use cloud_images_domain::image_rules::{self, EditContext, NewImage};
+use cloud_images_domain::import::ImportOffer;
 use cloud_images_domain::listing::{ListQuery, PageLimits};
 use cloud_images_domain::ports::ImageStore;
 use cloud_images_domain::{DomainError, DomainResult};
@@ -33,6 +34,11 @@ impl ImageService {
     /// Builds the service over image access and the store a deleted image's bytes leave.
     pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>) -> Self {
         Self { access, store }
+    }
+
+    /// The import methods and stores offered, which image creation announces.
+    pub fn import_offer(&self) -> &ImportOffer {
+        &self.access.settings().imports
     }
 
     /// Page sizes for parsing list queries.
@@ -160,8 +166,12 @@ impl ImageService {
             }
             match self.access.remove(&image).await {
                 // Record first, bytes second: an upload still running then fails its final
-                // compare-and-set and removes what it wrote, so nothing is orphaned.
-                Ok(()) => return self.store.delete(image.id).await,
+                // compare-and-set and removes what it wrote, so nothing is orphaned. Staged
+                // data (`PUT .../stage`) goes with the image.
+                Ok(()) => {
+                    self.store.delete(image.id).await?;
+                    return self.store.delete_staged(image.id).await;
+                }
                 Err(DomainError::Conflict(_)) => back_off(attempt).await,
                 Err(e) => return Err(e),
             }

@@ -8,10 +8,14 @@
 //! image id is fixed when the task is created, so however often it runs there is one image.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus, Visibility};
-use cloud_images_domain::ports::{ByteRange, ByteStream, ObjectStore, TaskRepository, UploadSink};
+use cloud_images_domain::import::{IMPORT_TASK, ImportMethod};
+use cloud_images_domain::ports::{
+    ByteRange, ByteStream, ObjectStore, TaskRepository, UploadSink, WebSource,
+};
 use cloud_images_domain::task::{ObjectPath, Task, TaskId, TaskInput, TaskStatus};
 use cloud_images_domain::{DomainError, DomainResult, vhd};
 use futures_util::StreamExt;
@@ -43,17 +47,19 @@ fn is_final_failure(error: &DomainError) -> bool {
 pub struct TaskRunner {
     tasks: Arc<dyn TaskRepository>,
     objects: Arc<dyn ObjectStore>,
+    web: Arc<dyn WebSource>,
     access: ImageAccess,
     data: ImageDataService,
     settings: Arc<TaskSettings>,
 }
 
 impl TaskRunner {
-    /// Builds the runner over the task records, the tenants' containers and the image data
-    /// pipeline.
+    /// Builds the runner over the task records, the tenants' containers, the web (for
+    /// web-download) and the image data pipeline.
     pub fn new(
         tasks: Arc<dyn TaskRepository>,
         objects: Arc<dyn ObjectStore>,
+        web: Arc<dyn WebSource>,
         access: ImageAccess,
         data: ImageDataService,
         settings: Arc<TaskSettings>,
@@ -61,6 +67,7 @@ impl TaskRunner {
         Self {
             tasks,
             objects,
+            web,
             access,
             data,
             settings,
@@ -80,6 +87,10 @@ impl TaskRunner {
         };
         let held = match self.claim(task_id).await? {
             Claim::Gone => return Ok(Outcome::Finished),
+            Claim::Exhausted(task) => {
+                self.after_failure(&task).await;
+                return Ok(Outcome::Finished);
+            }
             Claim::Busy => return Ok(Outcome::Retry),
             Claim::Won(task) => *task,
         };
@@ -107,10 +118,10 @@ impl TaskRunner {
         match self.tasks.update(&task, held.version).await {
             Ok(()) => {
                 tracing::info!(task = %task_id, status = %task.status, "task finished");
-                if let (TaskStatus::Failure, Some(image_id)) = (task.status, task.image_id) {
+                if task.status == TaskStatus::Failure {
                     // Only the worker that ended the task cleans up, so a worker whose lease
                     // was taken over never removes what its successor is writing.
-                    self.data.discard_unfinished(image_id, &task.owner).await;
+                    self.after_failure(&task).await;
                 }
                 Ok(Outcome::Finished)
             }
@@ -143,7 +154,7 @@ impl TaskRunner {
                 task.claim(self.lease_span(), at)?
             };
             match self.tasks.update(&next, task.version).await {
-                Ok(()) if next.status.is_final() => return Ok(Claim::Gone),
+                Ok(()) if next.status.is_final() => return Ok(Claim::Exhausted(Box::new(next))),
                 Ok(()) => return Ok(Claim::Won(Box::new(next))),
                 Err(DomainError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -213,6 +224,135 @@ impl TaskRunner {
                 format,
             } => self.export(task, image_id, &container, format).await,
             TaskInput::Staged { image_id } => self.import_staged(task, image_id).await,
+            TaskInput::ImageImport {
+                image_id,
+                method,
+                stores,
+                ..
+            } => self.image_import(task, image_id, &method, &stores).await,
+        }
+    }
+
+    /// Undoes what a failed task left: an import's half-made image, an interoperable
+    /// import's hold on its image (back to `queued`, the stores named in
+    /// `os_glance_failed_import`) and its staged data. Problems are logged: the failure
+    /// being reported matters more.
+    async fn after_failure(&self, task: &Task) {
+        match task.parsed_input() {
+            Ok(TaskInput::Import { .. }) => {
+                if let Some(image_id) = task.image_id {
+                    self.data.discard_unfinished(image_id, &task.owner).await;
+                }
+            }
+            Ok(TaskInput::ImageImport {
+                image_id,
+                method,
+                stores,
+                ..
+            }) => {
+                let ours = task.id.to_string();
+                let released = self
+                    .access
+                    .update_found(image_id, |current| {
+                        if current.properties.get(IMPORT_TASK) != Some(&ours) {
+                            return Ok(None);
+                        }
+                        current.fail_import(&stores, now()).map(Some)
+                    })
+                    .await;
+                if let Err(e) = released {
+                    tracing::warn!(image = %image_id, error = %e, "could not release a failed import's image");
+                }
+                if method == ImportMethod::GlanceDirect {
+                    self.remove_staged(image_id).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn remove_staged(&self, image_id: ImageId) {
+        if let Err(e) = self.data.delete_staged(image_id).await {
+            tracing::warn!(image = %image_id, error = %e, "could not remove staged data; the bucket lifecycle rule will");
+        }
+    }
+
+    /// Runs an interoperable import: the bytes the method names into the image's first
+    /// store, through the upload pipeline, with progress on the image as they arrive.
+    async fn image_import(
+        &self,
+        task: &Task,
+        image_id: ImageId,
+        method: &ImportMethod,
+        stores: &[String],
+    ) -> DomainResult<Value> {
+        let done = json!({ "image_id": image_id.to_string() });
+        let ours = task.id.to_string();
+        let image = match self.access.find(image_id).await? {
+            Some(image) if image.is_owned_by(&task.owner) => image,
+            _ => {
+                return Err(DomainError::NotFound(format!(
+                    "Image {image_id} was deleted before it was imported"
+                )));
+            }
+        };
+        if image.properties.get(IMPORT_TASK) != Some(&ours) {
+            // An earlier attempt activated the image but could not end the task.
+            if image.status == ImageStatus::Active && task.attempts > 1 {
+                return Ok(done);
+            }
+            return Err(DomainError::Conflict(format!(
+                "Image {image_id} is no longer held by this import"
+            )));
+        }
+        let store = stores.first().map(String::as_str).unwrap_or_default();
+        let (size, body) = match method {
+            ImportMethod::GlanceDirect => {
+                let (size, body) = self.data.open_staged(image_id).await?;
+                (Some(size), body)
+            }
+            ImportMethod::WebDownload { uri } => self.web.open(uri).await?,
+            ImportMethod::CopyImage => {
+                return Err(DomainError::Invalid(
+                    "copy-image is not offered by this deployment".into(),
+                ));
+            }
+        };
+        let arrived = Arc::new(AtomicU64::new(0));
+        let body = counted(body, arrived.clone());
+        tokio::select! {
+            imported = self.data.import_data(&image, &ours, body, size, store) => imported?,
+            () = self.report_progress(image_id, &ours, &arrived, size) => unreachable!("reports until cancelled"),
+        };
+        if *method == ImportMethod::GlanceDirect {
+            self.remove_staged(image_id).await;
+        }
+        Ok(done)
+    }
+
+    /// Writes the bytes imported so far into the image's progress property every
+    /// [`PROGRESS_EVERY`], while the import holds it; never returns.
+    async fn report_progress(
+        &self,
+        image_id: ImageId,
+        task: &str,
+        arrived: &AtomicU64,
+        total: Option<u64>,
+    ) {
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            let done = arrived.load(Ordering::Relaxed);
+            let reported = self
+                .access
+                .update_found(image_id, |current| {
+                    let holds =
+                        current.properties.get(IMPORT_TASK).map(String::as_str) == Some(task);
+                    Ok(holds.then(|| current.import_progress(done, total, now())))
+                })
+                .await;
+            if let Err(e) = reported {
+                tracing::warn!(image = %image_id, error = %e, "could not record import progress");
+            }
         }
     }
 
@@ -380,12 +520,26 @@ impl TaskRunner {
     }
 }
 
+/// How often a running import writes its progress on the image.
+const PROGRESS_EVERY: Duration = Duration::from_secs(4);
+
+/// The body, adding the length of every chunk that passes to `arrived`.
+fn counted(body: ByteStream, arrived: Arc<AtomicU64>) -> ByteStream {
+    Box::pin(body.inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            arrived.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+    }))
+}
+
 /// What a run found out about the task.
 enum Claim {
     /// No such task any more, or it is final.
     Gone,
     /// Another worker holds a live lease.
     Busy,
+    /// This worker failed it for too many interrupted attempts.
+    Exhausted(Box<Task>),
     /// This worker holds it now.
     Won(Box<Task>),
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cloud_images_domain::identity::Caller;
+use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::{TaskQueue, TaskRepository};
 use cloud_images_domain::task::{NewTask, Task, TaskId, TaskListQuery};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -106,6 +107,11 @@ impl TaskService {
     ) -> DomainResult<(Vec<Task>, bool)> {
         let tasks = self.tasks.list_owned(caller.tenant_id.as_str()).await?;
         query.page(tasks)
+    }
+
+    /// Every live task that worked on an image.
+    pub(crate) async fn for_image(&self, image_id: ImageId) -> DomainResult<Vec<Task>> {
+        self.tasks.list_for_image(image_id).await
     }
 
     /// Queues a task's message again (an operator's redrive); harmless for a finished task,

@@ -61,6 +61,53 @@ async fn leftovers_after_settling(store: &dyn ImageStore) -> usize {
     store.sweep_incomplete().await.unwrap()
 }
 
+/// Staged data (`PUT .../stage`): its own place, readable only once committed, replaced by
+/// a later stage, gone when deleted, and never the image's data.
+async fn staging_contract(store: &dyn ImageStore, large: usize) {
+    let id = ImageId::random();
+    assert!(
+        store.open_staged(id).await.is_err(),
+        "staged data exists before any stage"
+    );
+    let mut stage = store.begin_stage(id).await.unwrap();
+    stage.write(Bytes::from(sample(1024, 6))).await.unwrap();
+    assert!(
+        store.open_staged(id).await.is_err(),
+        "uncommitted staged data is readable"
+    );
+    stage.abort().await;
+    assert!(
+        store.open_staged(id).await.is_err(),
+        "aborted staged data is readable"
+    );
+
+    let data = sample(large, 7);
+    for (round, payload) in [&data[..], &b"restaged"[..]].into_iter().enumerate() {
+        let mut stage = store.begin_stage(id).await.unwrap();
+        for chunk in payload.chunks(1024 * 1024 + 3) {
+            stage.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        stage.commit().await.unwrap();
+        let (size, mut body) = store.open_staged(id).await.unwrap();
+        let mut read_back = Vec::new();
+        while let Some(chunk) = body.next().await {
+            read_back.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(size, payload.len() as u64, "round {round}: staged size");
+        assert_eq!(read_back, payload, "round {round}: staged bytes");
+    }
+    assert!(
+        read(store, id, None).await.is_none(),
+        "staged data became the image's data"
+    );
+    store.delete_staged(id).await.unwrap();
+    assert!(
+        store.open_staged(id).await.is_err(),
+        "deleted staged data is readable"
+    );
+    store.delete_staged(id).await.unwrap();
+}
+
 /// Everything an [`ImageStore`] promises. `large` should span several multipart parts
 /// where the adapter has them. The store's sweep must treat every incomplete upload as
 /// stale (configure adapters that use an age threshold with zero).
@@ -166,6 +213,8 @@ pub async fn image_store_contract(store: &dyn ImageStore, large: usize) {
         "the sweep left the abandoned upload"
     );
     assert!(read(store, abandoned, None).await.is_none());
+
+    staging_contract(store, large).await;
 }
 
 fn name(raw: &str) -> AccountName {
@@ -542,6 +591,36 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
         std::slice::from_ref(&other)
     );
     assert!(repo.list_owned("tenant-z").await.unwrap().is_empty());
+
+    // An image's tasks are found by the image, and only its own.
+    let image = ImageId::random();
+    let mut on_image = task_of("tenant-i");
+    on_image.image_id = Some(image);
+    let mut on_other_image = task_of("tenant-i");
+    on_other_image.image_id = Some(ImageId::random());
+    repo.insert(&on_image).await.unwrap();
+    repo.insert(&on_other_image).await.unwrap();
+    assert_eq!(
+        repo.list_for_image(image).await.unwrap(),
+        std::slice::from_ref(&on_image)
+    );
+    let mut image_task_done = on_image.clone();
+    image_task_done.status = TaskStatus::Success;
+    image_task_done.version += 1;
+    repo.update(&image_task_done, on_image.version)
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.list_for_image(image).await.unwrap(),
+        std::slice::from_ref(&image_task_done),
+        "an updated task is still found by its image"
+    );
+    assert!(
+        repo.list_for_image(ImageId::random())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Past its expiry a record is gone, whether it was stored so or updated so.
     let mut expired = task_of("tenant-a");

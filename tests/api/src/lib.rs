@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod spec;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -674,6 +675,53 @@ impl Server {
             .await
     }
 
+    /// `PUT /v2/images/{id}/stage` with the whole body.
+    pub async fn stage(&self, token: &str, id: &str, data: Vec<u8>) -> Reply {
+        self.request(Method::PUT, &format!("/v2/images/{id}/stage"), Some(token))
+            .header("Content-Type", "application/octet-stream")
+            .body(data)
+            .checked()
+            .await
+    }
+
+    /// `POST /v2/images/{id}/import` with `body`.
+    pub async fn import_image(&self, token: &str, id: &str, body: Value) -> Reply {
+        self.request(
+            Method::POST,
+            &format!("/v2/images/{id}/import"),
+            Some(token),
+        )
+        .json(&body)
+        .checked()
+        .await
+    }
+
+    /// `GET /v2/images/{id}/tasks`.
+    pub async fn image_tasks(&self, token: &str, id: &str) -> Reply {
+        self.request(Method::GET, &format!("/v2/images/{id}/tasks"), Some(token))
+            .checked()
+            .await
+    }
+
+    /// Polls an image until its import ended (up to 120 s): active, or with
+    /// `os_glance_failed_import` set. Returns the image document.
+    pub async fn imported(&self, token: &str, id: &str) -> Value {
+        for _ in 0..1200 {
+            let image = json_body(self.show_image(token, id).await).await;
+            let failed = image
+                .get("os_glance_failed_import")
+                .is_some_and(|f| f.as_str() != Some(""));
+            if image["status"] == "active" || failed {
+                return image;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "image {id} was not imported within 120 s; log:\n{}",
+            self.log()
+        );
+    }
+
     /// Polls a task until it is final (up to 120 s) and returns its document.
     pub async fn finished_task(&self, token: &str, id: &str) -> Value {
         for _ in 0..1200 {
@@ -740,11 +788,34 @@ impl Server {
         }
     }
 
+    /// Staged data of one image left in the store (a file in the staging directory, or the
+    /// staging object and its incomplete uploads in the bucket).
+    pub async fn staged_of(&self, image: &str) -> Vec<String> {
+        match self.data.bucket() {
+            Some(bucket) => {
+                let mut objects = s3_objects(bucket).await;
+                objects.extend(s3_incomplete_uploads(bucket).await);
+                objects.retain(|key| key.contains("staging") && key.contains(image));
+                objects
+            }
+            None => std::fs::read_dir(self.data.path().join("images").join("staging"))
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|name| name.contains(image))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     fn files_in_store(&self) -> Vec<String> {
         std::fs::read_dir(self.data.path().join("images"))
             .map(|entries| {
                 entries
                     .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect()
             })

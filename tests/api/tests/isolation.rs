@@ -183,6 +183,28 @@ fn table() -> Vec<Row> {
             expected: |r, v| readable(200)(r, v),
         },
         Row {
+            method: Method::PUT,
+            template: "/v2/images/{image_id}/stage",
+            fixture: Fixture::Queued,
+            body: no_body,
+            expected: |r, v| owner_only(204)(r, v),
+        },
+        Row {
+            method: Method::POST,
+            template: "/v2/images/{image_id}/import",
+            fixture: Fixture::Queued,
+            body: |_| Some(json!({ "method": { "name": "glance-direct" } })),
+            // Only a writer learns that the image has nothing staged.
+            expected: |r, v| owner_only(409)(r, v),
+        },
+        Row {
+            method: Method::GET,
+            template: "/v2/images/{image_id}/tasks",
+            fixture: Fixture::Active,
+            body: no_body,
+            expected: |r, v| owner_only(200)(r, v),
+        },
+        Row {
             method: Method::POST,
             template: "/v2/images/{image_id}/file/parts",
             fixture: Fixture::Queued,
@@ -425,7 +447,8 @@ async fn cell(
         .replace("{tag}", "probe")
         .replace("{member_id}", &t.accepted.0);
     let mut request = server.request(row.method.clone(), &path, Some(t.token(role)));
-    request = match ((row.body)(t), row.template.ends_with("/file")) {
+    let carries_data = row.template.ends_with("/file") || row.template.ends_with("/stage");
+    request = match ((row.body)(t), carries_data) {
         (_, true) => request
             .header("Content-Type", "application/octet-stream")
             .body(b"uploaded".to_vec()),

@@ -25,7 +25,8 @@ pub const GSI2: &str = "gsi2";
 pub const GSI2PK: &str = "gsi2pk";
 /// Its sort key attribute.
 pub const GSI2SK: &str = "gsi2sk";
-/// Third index, sparse: images being uploaded.
+/// Third index, sparse: images being uploaded (`SAVING`) and the tasks of each image
+/// (`IMAGE_TASKS#<image id>`).
 pub const GSI3: &str = "gsi3";
 /// Its partition key attribute.
 pub const GSI3PK: &str = "gsi3pk";

@@ -7,8 +7,10 @@ use super::*;
 use crate::image::ImageId;
 use crate::task::NewTask;
 
-const IMAGE_MOVES: [ImageTransition; 5] = [
+const IMAGE_MOVES: [ImageTransition; 7] = [
     ImageTransition::BeginUpload,
+    ImageTransition::BeginStage,
+    ImageTransition::BeginImport,
     ImageTransition::Activate,
     ImageTransition::Requeue,
     ImageTransition::Deactivate,
@@ -26,6 +28,7 @@ fn data() -> StoredData {
         checksum: "md5".into(),
         os_hash_algo: HashAlgo::Sha512,
         os_hash_value: "sha".into(),
+        store: "local".into(),
     }
 }
 
@@ -43,6 +46,8 @@ fn image_in(status: ImageStatus) -> Image {
 fn apply(image: &Image, transition: ImageTransition, at: DateTime<Utc>) -> DomainResult<Image> {
     match transition {
         ImageTransition::BeginUpload => image.begin_upload(at),
+        ImageTransition::BeginStage => image.begin_stage(at),
+        ImageTransition::BeginImport => image.begin_import("task", &["local".into()], at),
         ImageTransition::Activate => image.activate(data(), at),
         ImageTransition::Requeue => image.requeue(at),
         ImageTransition::Deactivate => image.deactivate(at),
@@ -95,6 +100,76 @@ fn activation_sets_the_data_fields_and_requeueing_clears_them() {
             queued.os_hash_value
         ),
         (None, None, None, None, None)
+    );
+}
+
+#[test]
+fn an_import_holds_the_image_until_it_ends_and_says_how_it_ended() {
+    let stores = ["a".to_owned(), "b".to_owned()];
+    let importing = image_in(ImageStatus::Uploading)
+        .begin_import("t1", &stores, t(1))
+        .unwrap();
+    assert_eq!(
+        importing.properties.get(IMPORT_TASK).map(String::as_str),
+        Some("t1")
+    );
+    assert_eq!(
+        importing
+            .properties
+            .get(IMPORTING_TO_STORES)
+            .map(String::as_str),
+        Some("a,b")
+    );
+    let mut again = importing.clone();
+    again.status = ImageStatus::Queued;
+    let refused = again.begin_import("t2", &stores, t(2)).unwrap_err();
+    assert!(refused.to_string().contains("active task t1"), "{refused}");
+
+    let progressed = importing.import_progress(5, None, t(2));
+    assert_eq!(
+        progressed
+            .properties
+            .get(IMPORT_PROGRESS)
+            .map(String::as_str),
+        Some("5/")
+    );
+    let failed = progressed.fail_import(&stores[..1], t(3)).unwrap();
+    assert_eq!(failed.status, ImageStatus::Queued);
+    assert_eq!(
+        failed.properties.get(FAILED_IMPORT).map(String::as_str),
+        Some("a")
+    );
+    for key in [IMPORT_TASK, IMPORTING_TO_STORES, IMPORT_PROGRESS] {
+        assert!(
+            !failed.properties.contains_key(key),
+            "{key} stays after failure"
+        );
+    }
+
+    let retried = failed.begin_import("t3", &stores, t(4)).unwrap();
+    assert!(!retried.properties.contains_key(FAILED_IMPORT));
+    let active = retried.activate(data(), t(5)).unwrap();
+    assert_eq!(
+        active.properties.get(STORES).map(String::as_str),
+        Some("local")
+    );
+    assert!(!active.properties.contains_key(IMPORT_TASK));
+
+    let copying = active.begin_copy("t4", &stores[1..], t(6)).unwrap();
+    assert_eq!(copying.status, ImageStatus::Active);
+    let copy_failed = copying.fail_import(&stores[1..], t(7)).unwrap();
+    assert_eq!(
+        copy_failed.status,
+        ImageStatus::Active,
+        "a failed copy keeps the image"
+    );
+    assert_eq!(copy_failed.size, Some(10));
+    assert_eq!(
+        copy_failed
+            .properties
+            .get(FAILED_IMPORT)
+            .map(String::as_str),
+        Some("b")
     );
 }
 

@@ -93,7 +93,7 @@ fn invalid_text(result: DomainResult<Fetched>) -> String {
 
 fn unavailable_text(result: DomainResult<Fetched>) -> String {
     match result {
-        Err(e @ DomainError::Unavailable { .. }) => e.to_string(),
+        Err(e @ DomainError::Invalid(_)) => e.to_string(),
         other => panic!("expected an unreachable host, got {other:?}"),
     }
 }
@@ -377,7 +377,7 @@ async fn a_stalled_server_is_cut_off_by_the_read_timeout() {
     assert!(no_head.contains("timed out"), "{no_head}");
     assert_eq!(bytes.len(), 10);
     assert!(
-        matches!(errors.as_slice(), [e @ DomainError::Unavailable { .. }] if e.to_string().contains("timed out")),
+        matches!(errors.as_slice(), [e @ DomainError::Invalid(_)] if e.to_string().contains("timed out")),
         "{errors:?}"
     );
 }
@@ -399,7 +399,7 @@ async fn a_slow_but_steady_server_is_cut_off_by_the_total_timeout() {
 
     assert!(bytes.len() < 10_000);
     assert!(
-        matches!(errors.as_slice(), [e @ DomainError::Unavailable { .. }] if e.to_string().contains("timed out")),
+        matches!(errors.as_slice(), [e @ DomainError::Invalid(_)] if e.to_string().contains("timed out")),
         "{errors:?}"
     );
 }

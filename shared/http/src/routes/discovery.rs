@@ -12,9 +12,11 @@ use crate::error::ApiError;
 use crate::schemas;
 use crate::state::Common;
 
-/// Image API versions offered, newest first; the first is `CURRENT`.
+/// Image API versions offered, newest first; the first is `CURRENT`. 2.6 brought
+/// interoperable import, 2.8 stores, 2.12 an image's tasks (`GET /v2/images/{id}/tasks`).
 const VERSIONS: &[&str] = &[
-    "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
+    "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2",
+    "v2.1", "v2.0",
 ];
 
 /// `GET /`, `GET /versions`, `GET /v2/schemas/{name}` and `GET /openapi.json`.

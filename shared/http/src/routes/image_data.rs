@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use cloud_images_domain::DomainError;
-use cloud_images_domain::ports::RangeRequest;
+use cloud_images_domain::ports::{ByteStream, RangeRequest};
 use cloud_images_service::ImageDataService;
 use futures_util::TryStreamExt;
 
@@ -21,13 +21,19 @@ use crate::state::{Common, Group};
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
-/// `/v2/images/{image_id}/file`. The upload route lifts the JSON body cap: image data is
-/// streamed to storage, never buffered.
+/// `/v2/images/{image_id}/file` and `/v2/images/{image_id}/stage`. The upload routes lift
+/// the JSON body cap: image data is streamed to storage, never buffered.
 pub fn table() -> RouteTable<Group<ImageDataService>> {
-    vec![(
-        "/v2/images/{image_id}/file",
-        put(upload).layer(DefaultBodyLimit::disable()).get(download),
-    )]
+    vec![
+        (
+            "/v2/images/{image_id}/file",
+            put(upload).layer(DefaultBodyLimit::disable()).get(download),
+        ),
+        (
+            "/v2/images/{image_id}/stage",
+            put(stage).layer(DefaultBodyLimit::disable()),
+        ),
+    ]
 }
 
 /// The image data routes over their service.
@@ -49,6 +55,46 @@ fn size_hint(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// Image data as a request carries it: an `application/octet-stream` body, with the sizes
+/// announced in `x-openstack-image-size` and `Content-Length`.
+struct DataBody {
+    stream: ByteStream,
+    size_hint: Option<u64>,
+    content_length: Option<u64>,
+}
+
+impl DataBody {
+    fn of(headers: &HeaderMap, body: Body) -> Result<Self, ApiError> {
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(OCTET_STREAM);
+        if content_type.split(';').next().map(str::trim) != Some(OCTET_STREAM) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Image data must be sent as {OCTET_STREAM}, not '{content_type}'"),
+            ));
+        }
+        let stream = body
+            .into_data_stream()
+            .map_err(|e| DomainError::Invalid(format!("The upload was interrupted: {e}")));
+        Ok(Self {
+            stream: Box::pin(stream),
+            size_hint: size_hint(headers)?,
+            content_length: headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok()),
+        })
+    }
+}
+
+/// The rest of a refused body is never read: tell the client not to send its next request on
+/// this connection.
+fn closing(error: DomainError) -> ApiError {
+    ApiError::from(error).with_header(CONNECTION, "close")
+}
+
 async fn upload(
     State(state): State<Group<ImageDataService>>,
     Authenticated(caller): Authenticated,
@@ -56,33 +102,41 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(OCTET_STREAM);
-    if content_type.split(';').next().map(str::trim) != Some(OCTET_STREAM) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Image data must be sent as {OCTET_STREAM}, not '{content_type}'"),
-        ));
-    }
-    let hint = size_hint(&headers)?;
-    let content_length = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let stream = body
-        .into_data_stream()
-        .map_err(|e| DomainError::Invalid(format!("The upload was interrupted: {e}")));
+    let data = DataBody::of(&headers, body)?;
     state
         .service
-        .upload(&caller, &id, Box::pin(stream), hint, content_length)
+        .upload(
+            &caller,
+            &id,
+            data.stream,
+            data.size_hint,
+            data.content_length,
+        )
         .await
-        .map_err(|e| {
-            // The rest of a refused body is never read: tell the client not to send its
-            // next request on this connection.
-            ApiError::from(e).with_header(CONNECTION, "close")
-        })?;
+        .map_err(closing)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT .../stage`: the data into the image's staging area, for a `glance-direct` import.
+async fn stage(
+    State(state): State<Group<ImageDataService>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let data = DataBody::of(&headers, body)?;
+    state
+        .service
+        .stage(
+            &caller,
+            &id,
+            data.stream,
+            data.size_hint,
+            data.content_length,
+        )
+        .await
+        .map_err(closing)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

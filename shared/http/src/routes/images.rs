@@ -61,12 +61,19 @@ async fn create(
         .await?;
     let path = format!("/v2/images/{}", image.id);
     let mut response = created(&state.common, &headers, &path, views::image(&image));
+    // Clients (openstacksdk) read these to decide between import and PUT .../file.
+    let offer = state.service.import_offer();
+    let methods: Vec<&str> = offer.methods.iter().map(|m| m.as_str()).collect();
+    let stores: Vec<&str> = offer.stores.stores.iter().map(|s| s.id.as_str()).collect();
     let headers = response.headers_mut();
-    // No interoperable-import methods are offered; clients then upload with PUT .../file.
-    headers.insert(
-        "openstack-image-import-methods",
-        axum::http::HeaderValue::from_static(""),
-    );
+    for (name, value) in [
+        ("openstack-image-import-methods", methods.join(",")),
+        ("openstack-image-store-ids", stores.join(",")),
+    ] {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
     Ok(response)
 }
 

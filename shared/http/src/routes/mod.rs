@@ -4,6 +4,7 @@ pub mod discovery;
 pub mod identity;
 pub mod image_data;
 pub mod images;
+pub mod imports;
 pub mod members;
 pub mod staging;
 pub mod tasks;
@@ -41,6 +42,7 @@ pub fn mounted_paths() -> Vec<&'static str> {
         paths(discovery::table()),
         paths(identity::table()),
         paths(images::table()),
+        paths(imports::table()),
         paths(image_data::table()),
         paths(staging::table()),
         paths(members::table()),
