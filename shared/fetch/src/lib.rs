@@ -69,8 +69,11 @@ pub struct Target {
     pub address: Option<IpAddr>,
 }
 
+/// Glance's words for a refused URI, which clients (tempest) look for, and ours for why.
 fn refused(why: impl std::fmt::Display) -> DomainError {
-    DomainError::Invalid(format!("The URI for web-download is refused: {why}"))
+    DomainError::Invalid(format!(
+        "URI for web-download does not pass filtering: {why}"
+    ))
 }
 
 impl FetchPolicy {

@@ -204,16 +204,7 @@ impl ImageDataService {
             )));
         }
         let allowance = self.checked_allowance(&image, size_hint).await?;
-        let uploading = image.begin_stage(now())?;
-        self.access
-            .replace(&uploading, &image)
-            .await
-            .map_err(|e| match e {
-                DomainError::Conflict(_) => DomainError::Conflict(
-                    "Another upload to this image is in progress or the image changed".into(),
-                ),
-                other => other,
-            })?;
+        let uploading = self.take(&image, image.begin_stage(now())?).await?;
         let mut guard = RequeueOnDrop {
             access: self.access.clone(),
             saving: Some(uploading.clone()),
@@ -337,9 +328,14 @@ impl ImageDataService {
     }
 
     async fn mark_saving(&self, queued: &Image) -> DomainResult<Image> {
-        let saving = queued.begin_upload(now())?;
+        self.take(queued, queued.begin_upload(now())?).await
+    }
+
+    /// Stores `taken` (the image as data starts arriving) over `current`, unless another
+    /// upload or change came first.
+    async fn take(&self, current: &Image, taken: Image) -> DomainResult<Image> {
         self.access
-            .replace(&saving, queued)
+            .replace(&taken, current)
             .await
             .map_err(|e| match e {
                 DomainError::Conflict(_) => DomainError::Conflict(
@@ -347,7 +343,7 @@ impl ImageDataService {
                 ),
                 other => other,
             })?;
-        Ok(saving)
+        Ok(taken)
     }
 
     fn stored_data(&self, received: Received, store: &str) -> StoredData {

@@ -95,6 +95,7 @@ fn closing(error: DomainError) -> ApiError {
     ApiError::from(error).with_header(CONNECTION, "close")
 }
 
+/// `PUT .../file`: the image's data.
 async fn upload(
     State(state): State<Group<ImageDataService>>,
     Authenticated(caller): Authenticated,
@@ -103,15 +104,10 @@ async fn upload(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let data = DataBody::of(&headers, body)?;
-    state
-        .service
-        .upload(
-            &caller,
-            &id,
-            data.stream,
-            data.size_hint,
-            data.content_length,
-        )
+    let service = &state.service;
+    let (stream, hint, length) = (data.stream, data.size_hint, data.content_length);
+    service
+        .upload(&caller, &id, stream, hint, length)
         .await
         .map_err(closing)?;
     Ok(StatusCode::NO_CONTENT)
@@ -126,15 +122,10 @@ async fn stage(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let data = DataBody::of(&headers, body)?;
-    state
-        .service
-        .stage(
-            &caller,
-            &id,
-            data.stream,
-            data.size_hint,
-            data.content_length,
-        )
+    let service = &state.service;
+    let (stream, hint, length) = (data.stream, data.size_hint, data.content_length);
+    service
+        .stage(&caller, &id, stream, hint, length)
         .await
         .map_err(closing)?;
     Ok(StatusCode::NO_CONTENT)
