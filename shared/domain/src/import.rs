@@ -108,6 +108,18 @@ pub struct ImportRequest {
     pub body: Value,
 }
 
+impl ImportRequest {
+    /// A `glance-direct` import to the default store, as a client would ask for it.
+    pub fn glance_direct() -> Self {
+        Self {
+            method: ImportMethod::GlanceDirect,
+            stores: StoreChoice::Default,
+            all_stores_must_succeed: true,
+            body: serde_json::json!({ "method": { "name": "glance-direct" } }),
+        }
+    }
+}
+
 fn bad(message: impl Into<String>) -> DomainError {
     DomainError::Invalid(message.into())
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::{DomainError, DomainResult};
 use crate::image::{HashAlgo, Image, ImageStatus};
 use crate::import::{FAILED_IMPORT, IMPORT_PROGRESS, IMPORT_TASK, IMPORTING_TO_STORES, STORES};
-use crate::task::{Task, TaskStatus};
+use crate::task::{Task, TaskProgress, TaskStatus};
 
 /// What may happen to an image's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +289,8 @@ pub enum TaskTransition {
     Claim,
     /// The worker holding it extends its lease.
     Renew,
+    /// The worker holding it says how far it got.
+    Progress,
     /// The worker gives it back for a retry (its lease ends now).
     Release,
     /// It ends, in success or failure.
@@ -316,6 +318,11 @@ pub const TASK_TRANSITIONS: &[(TaskStatus, TaskTransition, &[TaskStatus])] = &[
     (
         TaskStatus::Processing,
         TaskTransition::Release,
+        &[TaskStatus::Processing],
+    ),
+    (
+        TaskStatus::Processing,
+        TaskTransition::Progress,
         &[TaskStatus::Processing],
     ),
     (
@@ -370,6 +377,18 @@ impl Task {
     pub fn renew(&self, lease: Duration, at: DateTime<Utc>) -> DomainResult<Task> {
         let mut next = self.step(TaskTransition::Renew, TaskStatus::Processing, at)?;
         next.lease_until = Some(at + lease);
+        Ok(next)
+    }
+
+    /// How far it got: `done` bytes of `total` (when known).
+    pub fn progressed(
+        &self,
+        done: u64,
+        total: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> DomainResult<Task> {
+        let mut next = self.step(TaskTransition::Progress, TaskStatus::Processing, at)?;
+        next.progress = Some(TaskProgress { done, total });
         Ok(next)
     }
 

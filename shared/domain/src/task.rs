@@ -454,6 +454,15 @@ impl NewTask {
     }
 }
 
+/// How far a task that moves bytes got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskProgress {
+    /// Bytes moved so far.
+    pub done: u64,
+    /// Bytes in all, when known.
+    pub total: Option<u64>,
+}
+
 /// A task record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -495,6 +504,9 @@ pub struct Task {
     /// The user who made it.
     #[serde(default)]
     pub user_id: Option<String>,
+    /// How far a running import got, as its worker last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<TaskProgress>,
     /// Compare-and-set version.
     pub version: u64,
 }
@@ -521,6 +533,7 @@ impl Task {
             image_id,
             request_id: None,
             user_id: None,
+            progress: None,
             version: 1,
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cloud_images_domain::image::Image;
 use cloud_images_domain::import::StoreCatalog;
-use cloud_images_domain::task::Task;
+use cloud_images_domain::task::{Task, TaskProgress};
 use cloud_images_service::staging::StagedUploadOffer;
 use serde::{Serialize, Serializer};
 
@@ -116,6 +116,8 @@ pub struct TaskView<'a> {
     request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<TaskProgress>,
     expires_at: Option<String>,
     #[serde(serialize_with = "glance_time")]
     created_at: DateTime<Utc>,
@@ -151,6 +153,7 @@ pub fn task_stub(task: &Task) -> TaskView<'_> {
         image_id: task.image_id.map(|id| id.to_string()),
         request_id: task.request_id.as_deref(),
         user_id: task.user_id.as_deref(),
+        progress: task.progress,
         expires_at: task.expires_at.as_ref().map(time),
         created_at: task.created_at,
         updated_at: task.updated_at,

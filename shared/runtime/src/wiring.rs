@@ -146,7 +146,7 @@ impl Wiring {
         Ok(StagingService::new(
             self.access().await?,
             self.image_store().await?,
-            self.tasks().await?,
+            self.imports().await?,
         ))
     }
 

@@ -1,15 +1,17 @@
 //! Staged uploads: the way image data larger than a request may carry (a Lambda's 6 MB)
 //! reaches the store. The client asks for part URLs, `PUT`s the parts straight to the store,
-//! then completes; completing joins the parts and queues an `api_image_import` task that
-//! streams the staged data through the same checks as a direct upload (size, quota, MD5 and
-//! multihash, format inspection) into the image, which becomes `active` only if they pass.
+//! then completes; completing joins the parts into the image's staging area — the one
+//! `PUT .../stage` fills — and imports them with `glance-direct`, so they pass the same
+//! checks as any upload (size, quota, MD5 and multihash, format inspection) before the image
+//! becomes `active`.
 
 use chrono::{DateTime, Utc};
 use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageId};
+use cloud_images_domain::import::ImportRequest;
 use cloud_images_domain::staging::{CompleteRequest, PartPlan, StageRequest};
-use cloud_images_domain::task::{NewTask, Task};
+use cloud_images_domain::task::Task;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use cloud_images_domain::ports::ImageStore;
 
 use crate::access::{ImageAccess, now};
 use crate::image_data::{check_uploadable, quota_exceeded};
-use crate::tasks::TaskService;
+use crate::imports::{ImportService, RequestContext};
 
 /// A staged upload handed to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,17 +42,17 @@ pub struct StagedUploadOffer {
 pub struct StagingService {
     access: ImageAccess,
     store: Arc<dyn ImageStore>,
-    tasks: TaskService,
+    imports: ImportService,
 }
 
 impl StagingService {
-    /// Builds the service over image access, the store the parts go to, and the tasks that
-    /// import them.
-    pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>, tasks: TaskService) -> Self {
+    /// Builds the service over image access, the store the parts go to, and the import that
+    /// makes them the image's data.
+    pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>, imports: ImportService) -> Self {
         Self {
             access,
             store,
-            tasks,
+            imports,
         }
     }
 
@@ -87,13 +89,15 @@ impl StagingService {
         })
     }
 
-    /// `POST /v2/images/{id}/file/complete`: joins the uploaded parts and queues the task
-    /// that checks them and makes them the image's data.
+    /// `POST /v2/images/{id}/file/complete`: joins the uploaded parts into the image's
+    /// staged data (`uploading`, as `PUT .../stage` leaves it) and imports it with
+    /// `glance-direct`: the `api_image_import` task that checks it and makes it the data.
     pub async fn complete_staged(
         &self,
         caller: &Caller,
         raw_id: &str,
         request: CompleteRequest,
+        context: RequestContext,
     ) -> DomainResult<Task> {
         let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
@@ -105,12 +109,15 @@ impl StagingService {
             self.store.delete_staged(image.id).await?;
             return Err(e);
         }
-        let owner = image
-            .owner
-            .clone()
-            .unwrap_or_else(|| caller.tenant_id.clone());
-        self.tasks
-            .submit(Task::new_pending(NewTask::staged(image.id), owner, now()))
+        self.access
+            .compare_and_set(caller, raw_id, |current| {
+                check_uploadable(current)?;
+                current.begin_stage(now()).map(Some)
+            })
+            .await?;
+        let glance_direct = ImportRequest::glance_direct();
+        self.imports
+            .import(caller, raw_id, glance_direct, context)
             .await
     }
 

@@ -98,7 +98,7 @@ impl TaskRunner {
         let held = Mutex::new(held);
         let snapshot = held.lock().await.clone();
         let outcome = tokio::select! {
-            outcome = self.run(&snapshot) => outcome,
+            outcome = self.run(&snapshot, &held) => outcome,
             () = self.keep_lease(&held) => {
                 tracing::warn!(task = %task_id, "lost the task's lease to another worker; stopping");
                 return Ok(Outcome::Retry);
@@ -115,14 +115,15 @@ impl TaskRunner {
             }
         };
         let task = held.finish(result, self.ttl(), now())?;
+        // Clean up before the failure shows, so a client that sees the task fail finds the
+        // image already released; only while this worker still holds the task, so a worker
+        // whose lease was taken over never undoes what its successor is writing.
+        if task.status == TaskStatus::Failure && self.still_holds(&held).await {
+            self.after_failure(&task).await;
+        }
         match self.tasks.update(&task, held.version).await {
             Ok(()) => {
                 tracing::info!(task = %task_id, status = %task.status, "task finished");
-                if task.status == TaskStatus::Failure {
-                    // Only the worker that ended the task cleans up, so a worker whose lease
-                    // was taken over never removes what its successor is writing.
-                    self.after_failure(&task).await;
-                }
                 Ok(Outcome::Finished)
             }
             // Our lease ran out and another worker took over; it will finish the task.
@@ -182,6 +183,11 @@ impl TaskRunner {
         }
     }
 
+    /// Whether the stored task is still the version this worker holds.
+    async fn still_holds(&self, held: &Task) -> bool {
+        matches!(self.tasks.get(held.id).await, Ok(Some(stored)) if stored.version == held.version)
+    }
+
     /// Gives the task back after a temporary failure, so the next delivery may retry it at once.
     async fn release(&self, task: &Task) {
         if let Ok(next) = task.release(now()) {
@@ -198,7 +204,8 @@ impl TaskRunner {
         chrono_span(self.settings.ttl)
     }
 
-    async fn run(&self, task: &Task) -> DomainResult<Value> {
+    /// Runs the task; `held` is the record this worker holds, for progress reports.
+    async fn run(&self, task: &Task, held: &Mutex<Task>) -> DomainResult<Value> {
         match task.parsed_input()? {
             TaskInput::Import {
                 source,
@@ -229,7 +236,10 @@ impl TaskRunner {
                 method,
                 stores,
                 ..
-            } => self.image_import(task, image_id, &method, &stores).await,
+            } => {
+                self.image_import(task, held, image_id, &method, &stores)
+                    .await
+            }
         }
     }
 
@@ -282,6 +292,7 @@ impl TaskRunner {
     async fn image_import(
         &self,
         task: &Task,
+        held: &Mutex<Task>,
         image_id: ImageId,
         method: &ImportMethod,
         stores: &[String],
@@ -322,7 +333,7 @@ impl TaskRunner {
         let body = counted(body, arrived.clone());
         tokio::select! {
             imported = self.data.import_data(&image, &ours, body, size, store) => imported?,
-            () = self.report_progress(image_id, &ours, &arrived, size) => unreachable!("reports until cancelled"),
+            () = self.report_progress(held, image_id, &arrived, size) => unreachable!("reports until cancelled"),
         };
         if *method == ImportMethod::GlanceDirect {
             self.remove_staged(image_id).await;
@@ -330,29 +341,43 @@ impl TaskRunner {
         Ok(done)
     }
 
-    /// Writes the bytes imported so far into the image's progress property every
-    /// [`PROGRESS_EVERY`], while the import holds it; never returns.
+    /// Writes the bytes imported so far on the task and in the image's progress property
+    /// every [`PROGRESS_EVERY`]; never returns.
     async fn report_progress(
         &self,
+        held: &Mutex<Task>,
         image_id: ImageId,
-        task: &str,
         arrived: &AtomicU64,
         total: Option<u64>,
     ) {
         loop {
             tokio::time::sleep(PROGRESS_EVERY).await;
             let done = arrived.load(Ordering::Relaxed);
+            self.record_task_progress(held, done, total).await;
+            let task = held.lock().await.id.to_string();
             let reported = self
                 .access
                 .update_found(image_id, |current| {
-                    let holds =
-                        current.properties.get(IMPORT_TASK).map(String::as_str) == Some(task);
+                    let holds = current.properties.get(IMPORT_TASK) == Some(&task);
                     Ok(holds.then(|| current.import_progress(done, total, now())))
                 })
                 .await;
             if let Err(e) = reported {
                 tracing::warn!(image = %image_id, error = %e, "could not record import progress");
             }
+        }
+    }
+
+    /// Stores the progress on the task this worker holds (as the lease heartbeat stores the
+    /// lease: over the version it holds).
+    async fn record_task_progress(&self, held: &Mutex<Task>, done: u64, total: Option<u64>) {
+        let mut task = held.lock().await;
+        let Ok(next) = task.progressed(done, total, now()) else {
+            return;
+        };
+        match self.tasks.update(&next, task.version).await {
+            Ok(()) => *task = next,
+            Err(e) => tracing::warn!(task = %task.id, error = %e, "could not record task progress"),
         }
     }
 

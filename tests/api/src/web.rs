@@ -16,6 +16,8 @@ pub enum Served {
     Redirect(String),
     /// This status with an empty body.
     Status(u16),
+    /// 200 with these bytes, sent in 64 KiB pieces this far apart (a slow server).
+    Slowly(Vec<u8>, std::time::Duration),
 }
 
 /// The running server; it stops when dropped.
@@ -84,8 +86,13 @@ async fn answer(
     let request = String::from_utf8_lossy(&head);
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let mut pause = None;
     let (status, extra, body): (u16, String, &[u8]) = match routes.get(&path) {
         Some(Served::Bytes(bytes)) => (200, String::new(), bytes),
+        Some(Served::Slowly(bytes, gap)) => {
+            pause = Some(*gap);
+            (200, String::new(), bytes)
+        }
         Some(Served::Redirect(to)) => (302, format!("Location: {to}\r\n"), b""),
         Some(Served::Status(code)) => (*code, String::new(), b""),
         None => (404, String::new(), b""),
@@ -97,6 +104,9 @@ async fn answer(
     stream.write_all(head.as_bytes()).await?;
     for chunk in body.chunks(64 * 1024) {
         stream.write_all(chunk).await?;
+        if let Some(gap) = pause {
+            tokio::time::sleep(gap).await;
+        }
     }
     stream.shutdown().await
 }

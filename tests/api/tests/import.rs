@@ -554,6 +554,53 @@ async fn every_web_download_failure_leaves_the_image_queued_and_says_why() {
 }
 
 #[tokio::test]
+async fn a_running_import_reports_its_progress_on_the_task_and_the_image() {
+    // 32 pieces of 64 KiB, 250 ms apart: 8 s, so at least one 4 s report falls inside.
+    let data = sample_bytes(32 * 64 * 1024, 21);
+    let gap = std::time::Duration::from_millis(250);
+    let web = WebServer::start(vec![("/slow.raw", Served::Slowly(data.clone(), gap))]).await;
+    let w = world_fetching_from(&web, &[]).await;
+    let id = id_of(&w.server.new_image(&w.alice, raw_image()).await);
+    let accepted = w
+        .server
+        .import_image(&w.alice, &id, web_download(&web.url("/slow.raw")))
+        .await;
+    assert_eq!(
+        accepted.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        accepted.text()
+    );
+    let total = data.len() as u64;
+    let (mut on_image, mut on_task) = (None, None);
+    for _ in 0..200 {
+        let image = json_body(w.server.show_image(&w.alice, &id).await).await;
+        if image["status"] == "active" {
+            break;
+        }
+        if let Some(progress) = image["os_glance_import_progress"].as_str() {
+            let (done, all) = progress.split_once('/').unwrap();
+            assert_eq!(all, total.to_string(), "{progress}");
+            on_image = on_image.or(Some(done.parse::<u64>().unwrap()));
+        }
+        let tasks = json_body(w.server.image_tasks(&w.alice, &id).await).await;
+        if let Some(progress) = tasks["tasks"][0].get("progress") {
+            assert_eq!(progress["total"], total, "{progress}");
+            on_task = on_task.or(progress["done"].as_u64());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let image = w.server.imported(&w.alice, &id).await;
+    assert_eq!(image["status"], "active");
+    assert!(image.get("os_glance_import_progress").is_none(), "{image}");
+    // The first report seen came while bytes were still arriving.
+    for (place, done) in [("image", on_image), ("task", on_task)] {
+        let done = done.unwrap_or_else(|| panic!("no progress was reported on the {place}"));
+        assert!(done > 0 && done < total, "{place}: {done} of {total}");
+    }
+}
+
+#[tokio::test]
 async fn an_import_holds_the_image_until_it_ends() {
     let data = sample_bytes(1024 * 1024, 12);
     let web = WebServer::start(vec![("/disk.raw", Served::Bytes(data))]).await;

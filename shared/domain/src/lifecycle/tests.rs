@@ -203,7 +203,7 @@ fn every_task_transition_is_allowed_exactly_where_the_table_says() {
     let ttl = Duration::hours(48);
     for from in TaskStatus::ALL {
         let task = task_in(*from, None);
-        let attempts: [(TaskTransition, TaskStatus, DomainResult<Task>); 5] = [
+        let attempts: [(TaskTransition, TaskStatus, DomainResult<Task>); 6] = [
             (
                 TaskTransition::Claim,
                 TaskStatus::Processing,
@@ -218,6 +218,11 @@ fn every_task_transition_is_allowed_exactly_where_the_table_says() {
                 TaskTransition::Release,
                 TaskStatus::Processing,
                 task.release(t(10)),
+            ),
+            (
+                TaskTransition::Progress,
+                TaskStatus::Processing,
+                task.progressed(5, Some(10), t(10)),
             ),
             (
                 TaskTransition::Finish,
