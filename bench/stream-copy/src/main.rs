@@ -3,6 +3,8 @@
 //! `stream-copy copy <store> TENANT SRC DST` streams one object to another through the same
 //! object store adapter the import reads with, with no hashing, inspection or metadata, and
 //! prints MiB/s. `stream-copy put <store> TENANT FILE DST` loads a local file as an object.
+//! `stream-copy fetch <store> TENANT URL DST` streams a URL into an object through the
+//! web-download fetcher (loopback allowed): the web-download benchmark's baseline.
 //! `<store>` is `dir:ROOT` (the embedded object store) or `s3:BUCKET` (key prefix
 //! `containers/`, the server's default; endpoint and credentials from the AWS environment).
 
@@ -50,11 +52,25 @@ fn file_stream(file: tokio::fs::File) -> ByteStream {
     Box::pin(stream)
 }
 
+/// The body at `url` through the fetcher web-download uses, loopback and its port allowed.
+async fn fetch(url: &str) -> anyhow::Result<ByteStream> {
+    let port = url::Url::parse(url)?
+        .port_or_known_default()
+        .context("the URL names no port")?;
+    let policy = cloud_images_fetch::FetchPolicy {
+        allowed_ports: vec![port],
+        allow_internal_addresses: true,
+        ..Default::default()
+    };
+    let fetcher = cloud_images_fetch::Fetcher::new(policy, Default::default());
+    Ok(fetcher.open(url).await?.body)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [command, spec, tenant, source, target] = args.as_slice() else {
-        bail!("usage: stream-copy copy|put <dir:ROOT|s3:BUCKET> TENANT SRC DST");
+        bail!("usage: stream-copy copy|put|fetch <dir:ROOT|s3:BUCKET> TENANT SRC DST");
     };
     let store = store(spec).await?;
     let target = ObjectPath::parse(target, "DST")?;
@@ -71,7 +87,8 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("opening {source}"))?,
         ),
-        other => bail!("unknown command '{other}'; use copy or put"),
+        "fetch" => fetch(source).await?,
+        other => bail!("unknown command '{other}'; use copy, put or fetch"),
     };
     let bytes = pump(body, store.create(tenant, &target).await?).await?;
     let seconds = started.elapsed().as_secs_f64();

@@ -355,18 +355,28 @@ impl Drop for S3Upload {
 #[async_trait]
 impl UploadSink for S3Upload {
     async fn write(&mut self, chunk: Bytes) -> DomainResult<()> {
-        self.buffer.extend_from_slice(&chunk);
-        loop {
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
             let size = part_size(self.next_part);
+            if self.buffer.capacity() < size {
+                self.buffer.reserve(size - self.buffer.len());
+            }
+            let room = size - self.buffer.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.buffer.extend_from_slice(now);
+            rest = later;
             if self.buffer.len() < size {
                 return Ok(());
             }
-            let part = self.buffer.split_to(size).freeze();
+            // Each part gets a buffer of exactly its size: growing one buffer by doubling
+            // and splitting parts off it kept up to twice the parts in flight alive.
+            let part = std::mem::replace(&mut self.buffer, BytesMut::new()).freeze();
             if let Err(e) = self.send_part(part).await {
                 self.abort_now().await;
                 return Err(e);
             }
         }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> DomainResult<()> {
