@@ -87,10 +87,6 @@ impl TaskRunner {
         };
         let held = match self.claim(task_id).await? {
             Claim::Gone => return Ok(Outcome::Finished),
-            Claim::Exhausted(task) => {
-                self.after_failure(&task).await;
-                return Ok(Outcome::Finished);
-            }
             Claim::Busy => return Ok(Outcome::Retry),
             Claim::Won(task) => *task,
         };
@@ -150,12 +146,15 @@ impl TaskRunner {
                     "The task was interrupted {} times before it could finish; create it again.",
                     task.attempts
                 );
+                // Nobody holds it (no live lease): release what it held before the failure
+                // shows, as a worker that fails a task does.
+                self.after_failure(&task).await;
                 task.finish(Err(message), self.ttl(), at)?
             } else {
                 task.claim(self.lease_span(), at)?
             };
             match self.tasks.update(&next, task.version).await {
-                Ok(()) if next.status.is_final() => return Ok(Claim::Exhausted(Box::new(next))),
+                Ok(()) if next.status.is_final() => return Ok(Claim::Gone),
                 Ok(()) => return Ok(Claim::Won(Box::new(next))),
                 Err(DomainError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -563,8 +562,6 @@ enum Claim {
     Gone,
     /// Another worker holds a live lease.
     Busy,
-    /// This worker failed it for too many interrupted attempts.
-    Exhausted(Box<Task>),
     /// This worker holds it now.
     Won(Box<Task>),
 }
