@@ -52,7 +52,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         wiring.task_queue().await?,
         wiring.task_runner().await?,
         wiring.tasks().await?,
-        config.task_workers,
+        config.task_workers(),
     ));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
