@@ -185,6 +185,11 @@ impl Image {
         Ok(copying)
     }
 
+    /// Whether import task `task` holds the image.
+    pub fn is_held_by(&self, task: &str) -> bool {
+        self.properties.get(IMPORT_TASK).map(String::as_str) == Some(task)
+    }
+
     fn check_no_import_running(&self) -> DomainResult<()> {
         match self.properties.get(IMPORT_TASK) {
             Some(task) => Err(DomainError::Conflict(format!(

@@ -229,6 +229,25 @@ impl ImageAccess {
         self.retry_until_stored(read, next_of).await
     }
 
+    /// Gives back an image import task `task` held: `queued` again (a copied image stays
+    /// active) with `stores` named in `os_glance_failed_import`. Nothing happens when the
+    /// task no longer holds it.
+    pub(crate) async fn release_import(
+        &self,
+        id: ImageId,
+        task: &str,
+        stores: &[String],
+    ) -> DomainResult<()> {
+        self.update_found(id, |current| {
+            if !current.is_held_by(task) {
+                return Ok(None);
+            }
+            current.fail_import(stores, now()).map(Some)
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Returns an image left `saving` by a worker known to be gone to `queued`.
     pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
         let queued = saving.requeue(now())?;

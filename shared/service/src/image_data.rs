@@ -11,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
-use cloud_images_domain::import::IMPORT_TASK;
 use cloud_images_domain::inspection::Inspector;
 use cloud_images_domain::lifecycle::StoredData;
 use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, RangeRequest, UploadSink};
@@ -265,9 +264,7 @@ impl ImageDataService {
         let activated = self
             .access
             .update_found(importing.id, |current| {
-                if current.status != ImageStatus::Importing
-                    || current.properties.get(IMPORT_TASK).map(String::as_str) != Some(task)
-                {
+                if current.status != ImageStatus::Importing || !current.is_held_by(task) {
                     return Err(DomainError::Conflict(
                         "The image was deleted or changed during the import".into(),
                     ));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageStatus};
-use cloud_images_domain::import::{IMPORT_TASK, ImportMethod, ImportOffer, ImportRequest};
+use cloud_images_domain::import::{ImportMethod, ImportOffer, ImportRequest};
 use cloud_images_domain::ports::WebSource;
 use cloud_images_domain::task::{NewTask, Task};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -136,16 +136,7 @@ impl ImportService {
 
     /// Gives an image back when its task could not be queued.
     async fn release(&self, held: &Image, task_id: &str, stores: &[String]) {
-        let released = self
-            .access
-            .update_found(held.id, |current| {
-                if current.properties.get(IMPORT_TASK).map(String::as_str) != Some(task_id) {
-                    return Ok(None);
-                }
-                current.fail_import(stores, now()).map(Some)
-            })
-            .await;
-        if let Err(e) = released {
+        if let Err(e) = self.access.release_import(held.id, task_id, stores).await {
             tracing::warn!(image = %held.id, error = %e, "could not release an image whose import was not queued");
         }
     }

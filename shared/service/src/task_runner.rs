@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus, Visibility};
-use cloud_images_domain::import::{IMPORT_TASK, ImportMethod};
+use cloud_images_domain::import::ImportMethod;
 use cloud_images_domain::ports::{
     ByteRange, ByteStream, ObjectStore, TaskRepository, UploadSink, WebSource,
 };
@@ -260,15 +260,7 @@ impl TaskRunner {
                 ..
             }) => {
                 let ours = task.id.to_string();
-                let released = self
-                    .access
-                    .update_found(image_id, |current| {
-                        if current.properties.get(IMPORT_TASK) != Some(&ours) {
-                            return Ok(None);
-                        }
-                        current.fail_import(&stores, now()).map(Some)
-                    })
-                    .await;
+                let released = self.access.release_import(image_id, &ours, &stores).await;
                 if let Err(e) = released {
                     tracing::warn!(image = %image_id, error = %e, "could not release a failed import's image");
                 }
@@ -306,7 +298,7 @@ impl TaskRunner {
                 )));
             }
         };
-        if image.properties.get(IMPORT_TASK) != Some(&ours) {
+        if !image.is_held_by(&ours) {
             // An earlier attempt activated the image but could not end the task.
             if image.status == ImageStatus::Active && task.attempts > 1 {
                 return Ok(done);
@@ -357,7 +349,7 @@ impl TaskRunner {
             let reported = self
                 .access
                 .update_found(image_id, |current| {
-                    let holds = current.properties.get(IMPORT_TASK) == Some(&task);
+                    let holds = current.is_held_by(&task);
                     Ok(holds.then(|| current.import_progress(done, total, now())))
                 })
                 .await;
