@@ -1,5 +1,6 @@
 //! Image bytes in S3: streamed multipart uploads completed only on commit, ranged reads,
-//! idempotent deletes, and a sweep of abandoned multipart uploads.
+//! idempotent deletes, server-side copies from other buckets (`UploadPartCopy`), and a
+//! sweep of abandoned multipart uploads.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,12 +9,14 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder;
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::{Bytes, BytesMut};
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::{
-    ByteRange, ByteStream, ImageStore, StagedUpload, UploadSink, no_staged_upload,
+    ByteRange, ByteStream, ImageStore, StagedUpload, StoredObject, UploadSink, no_staged_upload,
 };
 use cloud_images_domain::staging::{PartPlan, check_uploaded_parts};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -31,6 +34,44 @@ fn part_size(part_number: i32) -> usize {
     BASE_PART * (1 + usize::try_from(part_number.max(1) - 1).unwrap_or(0) / 1000)
 }
 
+/// The kind of [`StoredObject`] an S3 store names and copies from.
+const KIND: &str = "s3";
+/// Smallest part of a server-side copy: S3 copies the bytes itself, so a part costs a
+/// request, not memory; large parts keep a big image to a few dozen requests.
+const COPY_PART: u64 = 256 * 1024 * 1024;
+/// S3's limit on the parts of one multipart upload.
+const MAX_PARTS: u64 = 10_000;
+/// Part copies in flight per copy: each one is a request S3 works on for seconds, so a few
+/// overlap well without crowding the client's connections.
+const COPIES_IN_FLIGHT: usize = 4;
+
+/// The parts of a server-side copy of `size` (> 0) bytes: (part number, the
+/// `x-amz-copy-source-range` value). Parts are `min_part` long, more when 10,000 of them
+/// would not hold `size`; the last holds the rest.
+fn copy_ranges(size: u64, min_part: u64) -> impl Iterator<Item = (i32, String)> {
+    let part = min_part.max(1).max(size.div_ceil(MAX_PARTS));
+    (0..size.div_ceil(part)).map(move |index| {
+        let first = index * part;
+        let last = (first + part).min(size) - 1;
+        let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        (number, format!("bytes={first}-{last}"))
+    })
+}
+
+/// The `x-amz-copy-source` value: `bucket/key`, percent-encoded, which S3 requires and the
+/// SDK leaves to the caller. `/` stays: it separates the bucket from the key.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut encoded = String::with_capacity(bucket.len() + key.len() + 1);
+    for byte in format!("{bucket}/{key}").bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn failed(
     context: impl Into<String>,
     error: impl std::error::Error + Send + Sync + 'static,
@@ -44,6 +85,7 @@ pub struct S3ImageStore {
     bucket: String,
     prefix: String,
     stale_after: Duration,
+    copy_part: u64,
 }
 
 impl S3ImageStore {
@@ -60,7 +102,17 @@ impl S3ImageStore {
             bucket: bucket.into(),
             prefix: prefix.into(),
             stale_after,
+            copy_part: COPY_PART,
         }
+    }
+
+    /// Copies in parts of at least `bytes` (default 256 MiB), so a test can span several
+    /// parts with little data; S3 refuses parts but the last under 5 MiB.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_copy_part_size(mut self, bytes: u64) -> Self {
+        self.copy_part = bytes;
+        self
     }
 
     fn key(&self, id: ImageId) -> String {
@@ -111,6 +163,158 @@ impl S3ImageStore {
         Ok(urls)
     }
 
+    /// `HeadObject` of `source`. A source bucket in another region answers our client with
+    /// a 301 naming its region, which the SDK does not follow; ask again there.
+    async fn head_source(
+        &self,
+        source: &StoredObject,
+    ) -> Result<HeadObjectOutput, aws_sdk_s3::error::SdkError<HeadObjectError, HttpResponse>> {
+        let head = || {
+            self.client
+                .head_object()
+                .bucket(&source.container)
+                .key(&source.key)
+        };
+        let error = match head().send().await {
+            Err(error) => error,
+            found => return found,
+        };
+        let region = error
+            .raw_response()
+            .filter(|r| r.status().as_u16() == 301)
+            .and_then(|r| r.headers().get("x-amz-bucket-region"));
+        match region {
+            Some(region) => {
+                let there = aws_sdk_s3::config::Builder::new()
+                    .region(aws_sdk_s3::config::Region::new(region.to_owned()));
+                head().customize().config_override(there).send().await
+            }
+            None => Err(error),
+        }
+    }
+
+    /// The size and ETag of the data of `id` at `source`; `NotFound` when there is none.
+    async fn source_object(
+        &self,
+        id: ImageId,
+        source: &StoredObject,
+    ) -> DomainResult<(u64, String)> {
+        let head = self.head_source(source).await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                DomainError::NotFound(format!("no data stored for image {id}"))
+            } else {
+                failed(format!("reading the size of image {id}"), e)
+            }
+        })?;
+        let size = head.content_length().and_then(|l| u64::try_from(l).ok());
+        match (size, head.e_tag()) {
+            (Some(size), Some(etag)) => Ok((size, etag.to_owned())),
+            _ => Err(DomainError::unavailable(
+                format!("reading the size of image {id}"),
+                "S3 returned no length or ETag",
+            )),
+        }
+    }
+
+    /// Copies the data of `id` at `source` (another bucket, perhaps in another region) into
+    /// this store with `UploadPartCopy`: S3 moves the bytes, the service only sends requests.
+    /// The object appears whole on completion or not at all.
+    async fn copy_from_s3(&self, id: ImageId, source: &StoredObject) -> DomainResult<u64> {
+        let (size, etag) = self.source_object(id, source).await?;
+        let key = self.key(id);
+        if size == 0 {
+            // A multipart upload needs at least one part, and a part copy a non-empty range.
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(S3Body::from(Bytes::new()))
+                .send()
+                .await
+                .map_err(|e| failed(format!("storing image {id}"), e))?;
+            return Ok(0);
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| failed("starting a copy", e))?;
+        let upload_id = created.upload_id().ok_or_else(|| {
+            DomainError::unavailable("starting a copy", "S3 returned no upload id")
+        })?;
+        // A copy abandoned here (the process killed) is an incomplete upload for the sweep.
+        let copied = match self.copy_parts(&key, upload_id, source, &etag, size).await {
+            Ok(parts) => completion(&self.client, &self.bucket, &key, upload_id, parts)
+                .send()
+                .await
+                .map_err(|e| failed(format!("completing the copy of image {id}"), e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = copied {
+            abort(&self.client, &self.bucket, &key, upload_id).await;
+            return Err(e);
+        }
+        Ok(size)
+    }
+
+    /// Copies every range of the source into upload `upload_id` of `key`, a few at a time.
+    async fn copy_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        source: &StoredObject,
+        etag: &str,
+        size: u64,
+    ) -> DomainResult<Vec<CompletedPart>> {
+        let from = copy_source(&source.container, &source.key);
+        let mut in_flight = JoinSet::new();
+        let mut parts = Vec::new();
+        for (number, range) in copy_ranges(size, self.copy_part) {
+            if in_flight.len() >= COPIES_IN_FLIGHT
+                && let Some(finished) = in_flight.join_next().await
+            {
+                parts.push(joined_copy(finished)?);
+            }
+            // If-Match: every part comes from the object measured, not one that replaced it.
+            let request = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .copy_source(&from)
+                .copy_source_if_match(etag)
+                .copy_source_range(range);
+            in_flight.spawn(async move {
+                let copied = request
+                    .send()
+                    .await
+                    .map_err(|e| failed(format!("copying part {number}"), e))?;
+                // S3 can answer a part copy with 200 and an error body: no ETag, no part.
+                let etag = copied.copy_part_result().and_then(|r| r.e_tag());
+                let etag = etag.ok_or_else(|| {
+                    DomainError::unavailable(
+                        format!("copying part {number}"),
+                        "S3 returned no ETag",
+                    )
+                })?;
+                Ok(CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(etag)
+                    .build())
+            });
+        }
+        // Returning early drops `in_flight`, which cancels the copies still running.
+        while let Some(finished) = in_flight.join_next().await {
+            parts.push(joined_copy(finished)?);
+        }
+        Ok(parts)
+    }
+
     /// Every part uploaded so far: (number, size) for the checks, and the parts as
     /// `CompleteMultipartUpload` wants them.
     async fn uploaded_parts(
@@ -152,6 +356,13 @@ impl S3ImageStore {
             marker = page.next_part_number_marker().map(str::to_owned);
         }
     }
+}
+
+/// The part a finished copy task produced.
+fn joined_copy(
+    finished: Result<DomainResult<CompletedPart>, tokio::task::JoinError>,
+) -> DomainResult<CompletedPart> {
+    finished.map_err(|e| failed("copying a part", e))?
 }
 
 /// A client's unknown (or already completed) upload id is its mistake; anything else is ours.
@@ -538,6 +749,21 @@ impl ImageStore for S3ImageStore {
         self.delete_key(self.key(id), format!("image {id}")).await
     }
 
+    fn locate(&self, id: ImageId) -> Option<StoredObject> {
+        Some(StoredObject {
+            kind: KIND,
+            container: self.bucket.clone(),
+            key: self.key(id),
+        })
+    }
+
+    async fn copy_in(&self, id: ImageId, source: &StoredObject) -> DomainResult<Option<u64>> {
+        if source.kind != KIND {
+            return Ok(None);
+        }
+        self.copy_from_s3(id, source).await.map(Some)
+    }
+
     async fn sweep_incomplete(&self) -> DomainResult<usize> {
         let cutoff = SystemTime::now() - self.stale_after;
         let mut aborted = 0;
@@ -591,5 +817,41 @@ mod tests {
         assert_eq!(part_size(1001), 16 << 20);
         let total: u64 = (1..=10_000).map(|n| part_size(n) as u64).sum();
         assert_eq!(total, 55_000 * (8 << 20));
+    }
+
+    #[test]
+    fn copies_use_256_mib_parts_until_10000_would_not_hold_the_image() {
+        let ranges: Vec<_> = copy_ranges(600 << 20, COPY_PART).collect();
+        assert_eq!(
+            ranges,
+            [
+                (1, "bytes=0-268435455".to_owned()),
+                (2, "bytes=268435456-536870911".to_owned()),
+                (3, "bytes=536870912-629145599".to_owned()),
+            ]
+        );
+        assert_eq!(
+            copy_ranges(1, COPY_PART).collect::<Vec<_>>(),
+            [(1, "bytes=0-0".to_owned())]
+        );
+        // 5 TiB, S3's largest object: 10,000 parts of 525 MiB or so, under the 5 GiB limit.
+        let size = 5u64 << 40;
+        let ranges: Vec<_> = copy_ranges(size, COPY_PART).collect();
+        assert_eq!(ranges.len(), 10_000);
+        assert_eq!(ranges[9_999].0, 10_000);
+        assert!(ranges[9_999].1.ends_with(&format!("-{}", size - 1)));
+        assert_eq!(
+            ranges[0].1,
+            format!("bytes=0-{}", size.div_ceil(10_000) - 1)
+        );
+    }
+
+    #[test]
+    fn copy_sources_are_percent_encoded_but_for_the_separator() {
+        assert_eq!(
+            copy_source("images-eu", "images/0b9c-AZ_x.~"),
+            "images-eu/images/0b9c-AZ_x.~"
+        );
+        assert_eq!(copy_source("b", "a b+c%é"), "b/a%20b%2Bc%25%C3%A9");
     }
 }

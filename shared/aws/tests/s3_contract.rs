@@ -30,6 +30,116 @@ async fn the_s3_store_keeps_the_image_store_contract() {
 }
 
 #[tokio::test]
+async fn s3_stores_keep_the_copy_contract_across_buckets() {
+    let (source_client, source_bucket) = fresh_bucket().await;
+    let (target_client, target_bucket) = fresh_bucket().await;
+    let source = S3ImageStore::new(source_client, source_bucket, "images/", Duration::ZERO);
+    // 5 MiB parts, the least S3 accepts, so 12 MiB copies in three parts (5, 5 and 2 MiB).
+    let target = S3ImageStore::new(target_client, target_bucket, "copies/", Duration::ZERO)
+        .with_copy_part_size(5 * 1024 * 1024);
+    cloud_images_testkit::image_store_copy_contract(&source, &target, 12 * 1024 * 1024).await;
+}
+
+#[tokio::test]
+async fn a_copy_is_a_multipart_upload_of_part_copies_from_any_key() {
+    use cloud_images_domain::image::ImageId;
+    use cloud_images_domain::ports::ImageStore;
+
+    let (source_client, source_bucket) = fresh_bucket().await;
+    let (client, bucket) = fresh_bucket().await;
+    // A prefix S3 needs percent-encoded in the copy source.
+    let source = S3ImageStore::new(
+        source_client,
+        source_bucket,
+        "image data+ü/",
+        Duration::ZERO,
+    );
+    let target = S3ImageStore::new(client.clone(), bucket.clone(), "images/", Duration::ZERO)
+        .with_copy_part_size(5 * 1024 * 1024);
+    let id = ImageId::random();
+    let data = cloud_images_testkit::sample(12 * 1024 * 1024, 9);
+    let mut upload = source.begin_upload(id).await.expect("begin");
+    upload.write(data.clone().into()).await.expect("write");
+    upload.commit().await.expect("commit");
+    let location = source.locate(id).expect("S3 names its objects");
+    assert_eq!(
+        target.copy_in(id, &location).await.expect("copy"),
+        Some(12 * 1024 * 1024)
+    );
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key(format!("images/{id}"))
+        .send()
+        .await
+        .expect("the copy exists");
+    // A multipart object's ETag ends with its number of parts.
+    assert!(
+        head.e_tag()
+            .is_some_and(|e| e.trim_matches('"').ends_with("-3")),
+        "not three part copies: {:?}",
+        head.e_tag()
+    );
+    let copy = client
+        .get_object()
+        .bucket(&bucket)
+        .key(format!("images/{id}"))
+        .send()
+        .await
+        .expect("read the copy");
+    let copied = copy.body.collect().await.expect("the copy's bytes");
+    assert!(copied.into_bytes() == data, "the copy's bytes differ");
+}
+
+#[tokio::test]
+async fn a_copy_reaches_a_source_bucket_in_another_region() {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    use cloud_images_aws::s3_client_in;
+    use cloud_images_domain::image::ImageId;
+    use cloud_images_domain::ports::ImageStore;
+
+    let (client, bucket) = fresh_bucket().await;
+    let abroad = s3_client_in(&load_config().await, Some("eu-west-1"));
+    let source_bucket = format!("contract-{}", uuid::Uuid::new_v4().simple());
+    abroad
+        .create_bucket()
+        .bucket(&source_bucket)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create a bucket in eu-west-1");
+    let source = S3ImageStore::new(abroad, source_bucket, "images/", Duration::ZERO);
+    let target = S3ImageStore::new(client, bucket, "images/", Duration::ZERO)
+        .with_copy_part_size(5 * 1024 * 1024);
+    let id = ImageId::random();
+    let mut upload = source.begin_upload(id).await.expect("begin");
+    upload
+        .write(cloud_images_testkit::sample(6 * 1024 * 1024, 3).into())
+        .await
+        .expect("write");
+    upload.commit().await.expect("commit");
+    let location = source.locate(id).expect("S3 names its objects");
+    assert_eq!(
+        target
+            .copy_in(id, &location)
+            .await
+            .expect("copy across regions"),
+        Some(6 * 1024 * 1024)
+    );
+    let missing = source
+        .locate(ImageId::random())
+        .expect("S3 names its objects");
+    assert!(matches!(
+        target.copy_in(id, &missing).await,
+        Err(cloud_images_domain::DomainError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
 async fn the_s3_object_store_keeps_the_object_store_contract() {
     let (client, bucket) = fresh_bucket().await;
     let store = S3ObjectStore::new(client, bucket, "objects/");

@@ -158,6 +158,29 @@ pub trait ImageStore: Send + Sync {
     async fn delete_staged(&self, _id: ImageId) -> DomainResult<()> {
         Ok(())
     }
+    /// Where this store keeps the data of `id`, for a store of the same kind to copy it
+    /// without the bytes passing through the service (`copy-image`); `None` where it can't.
+    fn locate(&self, _id: ImageId) -> Option<StoredObject> {
+        None
+    }
+    /// Makes `source` (another store's data, as [`ImageStore::locate`] named it) the data of
+    /// `id` here without streaming it through the service, atomically as a commit does;
+    /// the bytes copied, or `None` when this store cannot copy from there (the caller then
+    /// streams the bytes).
+    async fn copy_in(&self, _id: ImageId, _source: &StoredObject) -> DomainResult<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// Where a store keeps an image's data, as a sibling store needs it for a server-side copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// The kind of storage: `file` or `s3`; a store copies only from its own kind.
+    pub kind: &'static str,
+    /// The directory or bucket.
+    pub container: String,
+    /// The file name or object key within it.
+    pub key: String,
 }
 
 /// A staged upload the store accepted.

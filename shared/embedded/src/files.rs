@@ -1,19 +1,23 @@
 //! Image bytes as files: `<data-dir>/images/<id>`, staged data (`PUT .../stage`) as
 //! `<data-dir>/images/staging/<id>`. Uploads write a private `.partial-*` file that is
 //! fsynced and renamed into place on commit, so a reader never sees partial data; partial
-//! files of a killed process are swept at start-up.
+//! files of a killed process are swept at start-up. Another file store's image is copied in
+//! the same way, the kernel copying the bytes into the partial file.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use cloud_images_domain::image::ImageId;
-use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, UploadSink};
+use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, StoredObject, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::EmbeddedError;
 use crate::upload::{FileUpload, PARTIAL_PREFIX, io_error, stream_reader};
+
+/// The kind of [`StoredObject`] a file store names and copies from.
+const KIND: &str = "file";
 
 /// [`ImageStore`] over a directory.
 pub struct FileImageStore {
@@ -130,6 +134,27 @@ impl ImageStore for FileImageStore {
     async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
         remove_file(&self.staged_path(id)).await
     }
+
+    /// `None` for a directory whose path is not UTF-8: the copy then streams instead.
+    fn locate(&self, id: ImageId) -> Option<StoredObject> {
+        Some(StoredObject {
+            kind: KIND,
+            container: self.dir.to_str()?.to_owned(),
+            key: id.to_string(),
+        })
+    }
+
+    async fn copy_in(&self, id: ImageId, source: &StoredObject) -> DomainResult<Option<u64>> {
+        if source.kind != KIND {
+            return Ok(None);
+        }
+        let from = Path::new(&source.container).join(&source.key);
+        let upload = FileUpload::begin(self.path(id)).await?;
+        let copied = upload
+            .commit_copy_of(&from, format!("no data stored for image {id}"))
+            .await?;
+        Ok(Some(copied))
+    }
 }
 
 #[cfg(test)]
@@ -237,5 +262,16 @@ mod contract {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileImageStore::open(dir.path()).expect("open");
         cloud_images_testkit::image_store_contract(&store, 20 * 1024 * 1024).await;
+    }
+
+    #[tokio::test]
+    async fn file_stores_keep_the_copy_contract() {
+        let (from, to) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let source = FileImageStore::open(from.path()).expect("open");
+        let target = FileImageStore::open(to.path()).expect("open");
+        cloud_images_testkit::image_store_copy_contract(&source, &target, 20 * 1024 * 1024).await;
     }
 }

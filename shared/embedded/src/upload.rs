@@ -71,6 +71,29 @@ impl FileUpload {
         })
     }
 
+    /// Fills the partial file with a copy of `source` and commits it: the bytes copied.
+    /// The kernel copies (`copy_file_range`, a reflink where the file system shares blocks),
+    /// so the bytes never pass through this process. An absent `source` is
+    /// `NotFound(missing)`; on any failure the partial file goes, as with an abort.
+    pub(crate) async fn commit_copy_of(self, source: &Path, missing: String) -> DomainResult<u64> {
+        let copied = match tokio::fs::copy(source, &self.partial).await {
+            Ok(copied) => copied,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DomainError::NotFound(missing));
+            }
+            Err(e) => {
+                return Err(io_error(
+                    format!("copying {} to {}", source.display(), self.partial.display()),
+                    e,
+                ));
+            }
+        };
+        // The copy rewrote the partial file in place (same inode), so the commit's fsync
+        // through our own handle makes the copied bytes durable before the rename.
+        Box::new(self).commit().await?;
+        Ok(copied)
+    }
+
     fn context(&self, what: &str) -> String {
         format!("{what} {}", self.partial.display())
     }

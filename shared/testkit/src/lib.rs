@@ -16,7 +16,7 @@ use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::member::{Member, MemberStatus};
 use cloud_images_domain::ports::{
     ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
-    TaskRepository, Viewer,
+    StoredObject, TaskRepository, Viewer,
 };
 use cloud_images_domain::task::{
     NewTask, ObjectPath, Task, TaskId, TaskInput, TaskStatus, TaskType,
@@ -215,6 +215,80 @@ pub async fn image_store_contract(store: &dyn ImageStore, large: usize) {
     assert!(read(store, abandoned, None).await.is_none());
 
     staging_contract(store, large).await;
+}
+
+/// Server-side copies ([`ImageStore::copy_in`] of what [`ImageStore::locate`] names) from
+/// `source` into `target`, two stores of one kind: every byte of small, `large` (several
+/// parts where the adapter copies in parts) and empty data, replacing older data; the
+/// source keeps its data; a missing source is `NotFound` and leaves nothing; a location of
+/// another kind is declined with `None`. `target`'s sweep must treat every incomplete upload
+/// as stale, as for [`image_store_contract`].
+pub async fn image_store_copy_contract(
+    source: &dyn ImageStore,
+    target: &dyn ImageStore,
+    large: usize,
+) {
+    for (len, seed) in [(11, 21), (large, 22), (0, 23)] {
+        let id = ImageId::random();
+        let data = sample(len, seed);
+        store_whole(source, id, &data, 1024 * 1024 + 7).await;
+        store_whole(target, id, b"older data", 4).await;
+        let location = source
+            .locate(id)
+            .expect("the source names where its data is");
+        assert_eq!(
+            target.copy_in(id, &location).await.unwrap(),
+            Some(len as u64),
+            "copying {len} bytes"
+        );
+        assert!(
+            read(target, id, None).await.as_deref() == Some(&data[..]),
+            "{len} copied bytes did not read back"
+        );
+        assert!(
+            read(source, id, None).await.as_deref() == Some(&data[..]),
+            "copying {len} bytes changed the source"
+        );
+        source.delete(id).await.unwrap();
+        target.delete(id).await.unwrap();
+    }
+
+    // A missing source is NotFound, and the failed copy leaves nothing behind.
+    let missing = ImageId::random();
+    let location = source.locate(missing).unwrap();
+    let copied = target.copy_in(missing, &location).await;
+    assert!(
+        matches!(copied, Err(DomainError::NotFound(_))),
+        "copying a missing image: {copied:?}"
+    );
+    assert!(
+        read(target, missing, None).await.is_none(),
+        "a failed copy left readable data"
+    );
+    assert_eq!(
+        leftovers_after_settling(target).await,
+        0,
+        "a failed copy left something behind"
+    );
+
+    // Another kind of store's location is declined, even where that data exists.
+    let id = ImageId::random();
+    store_whole(source, id, b"elsewhere", 9).await;
+    let location = source.locate(id).unwrap();
+    let foreign = StoredObject {
+        kind: "somewhere-else",
+        ..location
+    };
+    assert_eq!(
+        target.copy_in(id, &foreign).await.unwrap(),
+        None,
+        "a location of another kind was not declined"
+    );
+    assert!(
+        read(target, id, None).await.is_none(),
+        "a declined copy stored data"
+    );
+    source.delete(id).await.unwrap();
 }
 
 fn name(raw: &str) -> AccountName {
