@@ -55,8 +55,17 @@ pub fn sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
 /// An S3 client for `config`; path-style addressing when an endpoint override is set,
 /// because S3-compatible stores and emulators rarely serve virtual-hosted buckets.
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let builder =
+    s3_client_in(config, None)
+}
+
+/// An S3 client for `config`, addressing buckets in `region` when given (a store whose
+/// bucket lives outside the deployment's region).
+pub fn s3_client_in(config: &aws_config::SdkConfig, region: Option<&str>) -> aws_sdk_s3::Client {
+    let mut builder =
         aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
+    if let Some(region) = region {
+        builder = builder.region(aws_sdk_s3::config::Region::new(region.to_owned()));
+    }
     aws_sdk_s3::Client::from_conf(builder.build())
 }
 

@@ -19,10 +19,6 @@ use crate::{
 pub struct AwsSettings {
     /// The DynamoDB table of every record.
     pub table: String,
-    /// The bucket of image bytes.
-    pub bucket: String,
-    /// Key prefix of image bytes.
-    pub prefix: String,
     /// Age after which an unfinished multipart upload is swept.
     pub stale_upload_after: Duration,
     /// The bucket of the tenants' task objects.
@@ -47,6 +43,7 @@ pub struct AwsResources {
     dynamodb: OnceCell<aws_sdk_dynamodb::Client>,
     s3: OnceCell<aws_sdk_s3::Client>,
     objects_s3: OnceCell<aws_sdk_s3::Client>,
+    regional_s3: std::sync::Mutex<std::collections::HashMap<String, aws_sdk_s3::Client>>,
     queue: OnceCell<SqsTaskQueue>,
 }
 
@@ -59,6 +56,7 @@ impl AwsResources {
             dynamodb: OnceCell::new(),
             s3: OnceCell::new(),
             objects_s3: OnceCell::new(),
+            regional_s3: Default::default(),
             queue: OnceCell::new(),
         }
     }
@@ -131,15 +129,36 @@ impl AwsResources {
         ))
     }
 
-    /// Image bytes.
-    pub async fn image_store(&self) -> DomainResult<S3ImageStore> {
-        let settings = &self.settings;
+    /// Image bytes in `bucket` under `prefix`, the bucket in `region` when given (else the
+    /// deployment's). Clients are made once per region.
+    pub async fn image_store_in(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        region: Option<&str>,
+    ) -> DomainResult<S3ImageStore> {
+        let client = match region {
+            None => self.s3_for(&self.s3, bucket).await?,
+            Some(region) => self.regional_s3(region).await,
+        };
+        if self.settings.create_resources {
+            crate::ensure_bucket(&client, bucket).await?;
+        }
         Ok(S3ImageStore::new(
-            self.s3_for(&self.s3, &settings.bucket).await?,
-            &settings.bucket,
-            settings.prefix.clone(),
-            settings.stale_upload_after,
+            client,
+            bucket,
+            prefix.to_owned(),
+            self.settings.stale_upload_after,
         ))
+    }
+
+    async fn regional_s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let sdk = self.sdk().await;
+        let mut clients = self.regional_s3.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| crate::s3_client_in(sdk, Some(region)))
+            .clone()
     }
 
     /// The tenants' task objects.

@@ -6,13 +6,24 @@
 //!
 //! `killed`, `deleted` and `pending_delete` are never entered (deleted images are removed).
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use crate::error::{DomainError, DomainResult};
 use crate::image::{HashAlgo, Image, ImageStatus};
-use crate::import::{FAILED_IMPORT, IMPORT_PROGRESS, IMPORT_TASK, IMPORTING_TO_STORES, STORES};
+use crate::import::{
+    FAILED_IMPORT, IMPORT_PROGRESS, IMPORT_TASK, IMPORTING_TO_STORES, STORES, split_list,
+};
 use crate::task::{Task, TaskProgress, TaskStatus};
+
+/// Whether [`Image::merge_list`] adds or removes.
+#[derive(Clone, Copy)]
+enum Merge {
+    Add,
+    Remove,
+}
 
 /// What may happen to an image's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,17 +210,37 @@ impl Image {
         }
     }
 
+    /// Glance's bookkeeping at an import's start: the lock, the stores still to write (added
+    /// to any listed), and the stores asked for again no longer listed as failed.
     fn mark_importing(&mut self, task: &str, stores: &[String]) {
         self.properties.insert(IMPORT_TASK.into(), task.into());
-        self.properties
-            .insert(IMPORTING_TO_STORES.into(), stores.join(","));
-        self.properties.remove(FAILED_IMPORT);
+        self.merge_list(IMPORTING_TO_STORES, stores, Merge::Add);
+        self.merge_list(FAILED_IMPORT, stores, Merge::Remove);
         self.properties.remove(IMPORT_PROGRESS);
     }
 
-    /// The import's bookkeeping gone: what every end of an import does.
+    /// Adds `stores` to, or removes them from, a comma-separated list property, which stays
+    /// sorted and present (an empty string once empty), as Glance keeps its store lists.
+    fn merge_list(&mut self, key: &str, stores: &[String], merge: Merge) {
+        let mut listed: BTreeSet<String> = self
+            .properties
+            .get(key)
+            .map(|value| split_list(value).into_iter().collect())
+            .unwrap_or_default();
+        for store in stores {
+            match merge {
+                Merge::Add => listed.insert(store.clone()),
+                Merge::Remove => listed.remove(store),
+            };
+        }
+        let joined = listed.into_iter().collect::<Vec<_>>().join(",");
+        self.properties.insert(key.into(), joined);
+    }
+
+    /// The import's lock and progress gone: what every end of an import does. The store lists
+    /// stay, as Glance leaves them, so a client sees where the import went.
     fn clear_import(&mut self) {
-        for key in [IMPORT_TASK, IMPORTING_TO_STORES, IMPORT_PROGRESS] {
+        for key in [IMPORT_TASK, IMPORT_PROGRESS] {
             self.properties.remove(key);
         }
     }
@@ -224,22 +255,80 @@ impl Image {
         next
     }
 
-    /// `saving` or `importing` → `active`, with what the upload or import stored.
+    /// `saving` → `active`, with what the upload stored.
     pub fn activate(&self, data: StoredData, at: DateTime<Utc>) -> DomainResult<Image> {
-        let mut active = self.step(ImageTransition::Activate, at)?;
-        active.size = Some(data.size);
-        active.virtual_size = data.virtual_size;
-        active.checksum = Some(data.checksum);
-        active.os_hash_algo = Some(data.os_hash_algo.as_str().to_owned());
-        active.os_hash_value = Some(data.os_hash_value);
-        active.clear_import();
-        active.properties.remove(FAILED_IMPORT);
-        active.properties.insert(STORES.into(), data.store);
+        let mut active = self.with_data(ImageTransition::Activate, data, at)?;
+        for key in [
+            IMPORT_TASK,
+            IMPORTING_TO_STORES,
+            IMPORT_PROGRESS,
+            FAILED_IMPORT,
+        ] {
+            active.properties.remove(key);
+        }
         Ok(active)
     }
 
+    /// `importing` → `active` with what the import stored in its first store; the import
+    /// still holds the image (more stores may follow) until [`Image::end_import`].
+    pub fn activate_import(&self, data: StoredData, at: DateTime<Utc>) -> DomainResult<Image> {
+        let store = data.store.clone();
+        let mut active = self.with_data(ImageTransition::Activate, data, at)?;
+        active.merge_list(IMPORTING_TO_STORES, &[store], Merge::Remove);
+        active.properties.remove(IMPORT_PROGRESS);
+        Ok(active)
+    }
+
+    fn with_data(
+        &self,
+        transition: ImageTransition,
+        data: StoredData,
+        at: DateTime<Utc>,
+    ) -> DomainResult<Image> {
+        let mut next = self.step(transition, at)?;
+        next.size = Some(data.size);
+        next.virtual_size = data.virtual_size;
+        next.checksum = Some(data.checksum);
+        next.os_hash_algo = Some(data.os_hash_algo.as_str().to_owned());
+        next.os_hash_value = Some(data.os_hash_value);
+        next.properties.insert(STORES.into(), data.store);
+        Ok(next)
+    }
+
+    /// An import (or copy) wrote the image's data to one more store.
+    pub fn import_stored_in(&self, store: &str, at: DateTime<Utc>) -> Image {
+        let mut next = self.revise(self.clone(), at);
+        let store = [store.to_owned()];
+        next.merge_list(STORES, &store, Merge::Add);
+        next.merge_list(IMPORTING_TO_STORES, &store, Merge::Remove);
+        next
+    }
+
+    /// An import (or copy) could not write one store, and goes on without it.
+    pub fn import_failed_in(&self, store: &str, at: DateTime<Utc>) -> Image {
+        let mut next = self.revise(self.clone(), at);
+        let store = [store.to_owned()];
+        next.merge_list(FAILED_IMPORT, &store, Merge::Add);
+        next.merge_list(IMPORTING_TO_STORES, &store, Merge::Remove);
+        next
+    }
+
+    /// The image's data no longer in `store` (removed from it, or a failed copy undone).
+    pub fn without_store(&self, store: &str, at: DateTime<Utc>) -> Image {
+        let mut next = self.revise(self.clone(), at);
+        next.merge_list(STORES, &[store.to_owned()], Merge::Remove);
+        next
+    }
+
+    /// A successful import lets go of the (active) image.
+    pub fn end_import(&self, at: DateTime<Utc>) -> Image {
+        let mut next = self.revise(self.clone(), at);
+        next.clear_import();
+        next
+    }
+
     /// `saving`, `uploading` or `importing` → `queued`: a queued image has no size,
-    /// checksum or multihash, and no import running.
+    /// checksum or multihash, is in no store, and has no import running.
     pub fn requeue(&self, at: DateTime<Utc>) -> DomainResult<Image> {
         let mut queued = self.step(ImageTransition::Requeue, at)?;
         queued.size = None;
@@ -253,7 +342,8 @@ impl Image {
     }
 
     /// An import that failed to write `failed`: back to `queued` (an active image being
-    /// copied stays active), with the stores named in [`FAILED_IMPORT`].
+    /// copied stays active), with those stores moved from [`IMPORTING_TO_STORES`] to
+    /// [`FAILED_IMPORT`].
     pub fn fail_import(&self, failed: &[String], at: DateTime<Utc>) -> DomainResult<Image> {
         let mut next = if self.status == ImageStatus::Active {
             let mut copying = self.revise(self.clone(), at);
@@ -262,8 +352,8 @@ impl Image {
         } else {
             self.requeue(at)?
         };
-        next.properties
-            .insert(FAILED_IMPORT.into(), failed.join(","));
+        next.merge_list(IMPORTING_TO_STORES, failed, Merge::Remove);
+        next.merge_list(FAILED_IMPORT, failed, Merge::Add);
         Ok(next)
     }
 

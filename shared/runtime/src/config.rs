@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use cloud_images_domain::image::HashAlgo;
 use cloud_images_domain::image_rules::ImageLimits;
-use cloud_images_domain::import::{ImportMethodName, ImportOffer, StoreCatalog};
+use cloud_images_domain::import::{ImportMethodName, ImportOffer};
 use cloud_images_domain::listing::PageLimits;
 use cloud_images_service::{ImageSettings, TaskSettings};
+
+use crate::stores::{StoreLayout, StoreSpec};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -196,17 +198,25 @@ pub struct Config {
     #[arg(long, env = "CLOUD_IMAGES_TASK_WORKERS")]
     pub task_workers: Option<usize>,
 
-    /// Interoperable import methods offered (`GET /v2/info/import`), comma-separated.
-    #[arg(
-        long,
-        env = "CLOUD_IMAGES_IMPORT_METHODS",
-        value_delimiter = ',',
-        default_value = "glance-direct,web-download"
-    )]
+    /// Interoperable import methods offered (`GET /v2/info/import`), comma-separated. By
+    /// default glance-direct and web-download, and copy-image where several stores exist.
+    #[arg(long, env = "CLOUD_IMAGES_IMPORT_METHODS", value_delimiter = ',')]
     pub import_methods: Vec<ImportMethodName>,
 
-    /// Id of the image store (`GET /v2/info/stores`, an active image's `stores`); by default
-    /// `local` on the embedded backend and `s3` on the aws backend.
+    /// The image stores, comma-separated `id=location`: a directory on the embedded backend
+    /// (relative to the data directory), `s3://bucket/prefix/` (optionally
+    /// `?region=<region>`) on the aws backend. Unset: one store, the data directory's
+    /// `images/` or `--aws-bucket` with `--aws-prefix`, named `--store-id`.
+    #[arg(long, env = "CLOUD_IMAGES_STORES", value_delimiter = ',', value_parser = StoreSpec::parse)]
+    pub stores: Vec<StoreSpec>,
+
+    /// The store that takes data when a request names none, and keeps staged data (default:
+    /// the first of `--stores`).
+    #[arg(long, env = "CLOUD_IMAGES_DEFAULT_STORE")]
+    pub default_store: Option<String>,
+
+    /// Id of the one store when `--stores` is unset; by default `local` on the embedded
+    /// backend and `s3` on the aws backend.
     #[arg(long, env = "CLOUD_IMAGES_STORE_ID")]
     pub store_id: Option<String>,
 
@@ -282,7 +292,7 @@ impl Config {
     }
 
     /// The image rules this configuration sets.
-    pub fn image_settings(&self) -> ImageSettings {
+    pub fn image_settings(&self, stores: &StoreLayout) -> ImageSettings {
         ImageSettings {
             limits: ImageLimits {
                 max_properties: self.max_image_properties,
@@ -300,7 +310,7 @@ impl Config {
             download_redirect: self.download_redirect,
             direct_upload_limit: self.direct_upload_limit,
             staged_upload_expiry: self.staged_upload_expiry,
-            imports: self.import_offer(),
+            imports: self.import_offer(stores),
         }
     }
 
@@ -316,16 +326,23 @@ impl Config {
         })
     }
 
-    /// The import methods and the store this configuration offers.
-    pub fn import_offer(&self) -> ImportOffer {
-        let (default_id, description, kind) = match self.backend {
-            Backend::Embedded => ("local", "Image files in the data directory", "file"),
-            Backend::Aws => ("s3", "The S3 image bucket", "s3"),
+    /// The import methods and the stores this configuration offers.
+    pub fn import_offer(&self, stores: &StoreLayout) -> ImportOffer {
+        let methods = if self.import_methods.is_empty() {
+            let mut methods = vec![
+                ImportMethodName::GlanceDirect,
+                ImportMethodName::WebDownload,
+            ];
+            if stores.stores.len() > 1 {
+                methods.push(ImportMethodName::CopyImage);
+            }
+            methods
+        } else {
+            self.import_methods.clone()
         };
-        let id = self.store_id.as_deref().unwrap_or(default_id);
         ImportOffer {
-            methods: self.import_methods.clone(),
-            stores: StoreCatalog::single(id, description, kind),
+            methods,
+            stores: stores.catalog(),
         }
     }
 

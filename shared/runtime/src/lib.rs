@@ -2,11 +2,13 @@
 //! that builds, once per process, the adapters and services a host serves.
 
 mod config;
+mod stores;
 mod wiring;
 
 use cloud_images_domain::DomainError;
 
 pub use config::{Backend, Config, LogFormat, parse_bytes, parse_duration};
+pub use stores::{StoreLayout, StoreLocation, StoreSpec};
 pub use wiring::Wiring;
 
 /// Why the process could not start.

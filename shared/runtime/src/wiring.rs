@@ -14,11 +14,11 @@ use cloud_images_domain::ports::{
 };
 use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
-    IdentityService, ImageAccess, ImageDataService, ImageService, ImportService, MemberService,
-    SigningKey, StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
+    IdentityService, ImageAccess, ImageDataService, ImageService, ImageStores, ImportService,
+    MemberService, SigningKey, StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
 };
 
-use crate::{Backend, Config, StartupError};
+use crate::{Backend, Config, StartupError, StoreLayout, StoreLocation};
 
 /// Deliveries after which a task message goes to the dead letters. Above the task's own
 /// attempt limit, because a delivery that finds the task busy elsewhere also counts.
@@ -33,6 +33,8 @@ pub struct Wiring {
     task_settings: Arc<TaskSettings>,
     http: Arc<HttpSettings>,
     web: std::sync::OnceLock<Arc<dyn WebSource>>,
+    layout: StoreLayout,
+    stores: tokio::sync::OnceCell<Arc<ImageStores>>,
 }
 
 enum Opened {
@@ -67,6 +69,8 @@ impl Wiring {
                 aws_settings(config),
             ))),
         };
+        let layout = StoreLayout::of(config)
+            .map_err(|e| StartupError::Config(cloud_images_domain::DomainError::Invalid(e)))?;
         let key = match &config.token_signing_key {
             Some(hex) => SigningKey::from_hex(hex)?,
             None => SigningKey::from_hex(&signing_key_in_data_dir(config)?)?,
@@ -82,6 +86,8 @@ impl Wiring {
             config: config.clone(),
             backend,
             web: std::sync::OnceLock::new(),
+            layout,
+            stores: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -104,7 +110,7 @@ impl Wiring {
         Ok(ImageAccess::new(
             self.image_repository().await?,
             self.member_repository().await?,
-            self.config.image_settings(),
+            self.config.image_settings(&self.layout),
         ))
     }
 
@@ -112,7 +118,7 @@ impl Wiring {
     pub async fn images(&self) -> Result<ImageService, StartupError> {
         Ok(ImageService::new(
             self.access().await?,
-            self.image_store().await?,
+            self.image_stores().await?,
         ))
     }
 
@@ -120,7 +126,7 @@ impl Wiring {
     pub async fn image_data(&self) -> Result<ImageDataService, StartupError> {
         Ok(ImageDataService::new(
             self.access().await?,
-            self.image_store().await?,
+            self.image_stores().await?,
         ))
     }
 
@@ -145,7 +151,7 @@ impl Wiring {
     pub async fn staging(&self) -> Result<StagingService, StartupError> {
         Ok(StagingService::new(
             self.access().await?,
-            self.image_store().await?,
+            self.image_stores().await?,
             self.imports().await?,
         ))
     }
@@ -156,6 +162,7 @@ impl Wiring {
             self.access().await?,
             self.tasks().await?,
             self.web_source(),
+            self.image_stores().await?,
         ))
     }
 
@@ -290,11 +297,53 @@ impl Wiring {
         })
     }
 
-    async fn image_store(&self) -> Result<Arc<dyn ImageStore>, StartupError> {
-        Ok(match &self.backend {
+    /// Every configured image store, built once.
+    async fn image_stores(&self) -> Result<Arc<ImageStores>, StartupError> {
+        let stores = self
+            .stores
+            .get_or_try_init(|| async {
+                let mut built = Vec::with_capacity(self.layout.stores.len());
+                for spec in &self.layout.stores {
+                    built.push((spec.id.clone(), self.image_store(&spec.location).await?));
+                }
+                let stores = ImageStores::new(self.layout.catalog(), built)?;
+                Ok::<_, StartupError>(Arc::new(stores))
+            })
+            .await?;
+        Ok(stores.clone())
+    }
+
+    async fn image_store(
+        &self,
+        location: &StoreLocation,
+    ) -> Result<Arc<dyn ImageStore>, StartupError> {
+        Ok(match (&self.backend, location) {
             #[cfg(feature = "embedded")]
-            Opened::Embedded(e) => e.backend.files.clone(),
-            Opened::Aws(aws) => Arc::new(aws.image_store().await?),
+            (Opened::Embedded(e), StoreLocation::Directory(dir)) => {
+                if *dir == self.config.data_dir.join("images") {
+                    e.backend.files.clone()
+                } else {
+                    Arc::new(cloud_images_embedded::FileImageStore::open(dir)?)
+                }
+            }
+            (
+                Opened::Aws(aws),
+                StoreLocation::S3 {
+                    bucket,
+                    prefix,
+                    region,
+                },
+            ) => Arc::new(
+                aws.image_store_in(bucket, prefix, region.as_deref())
+                    .await?,
+            ),
+            _ => {
+                return Err(StartupError::Config(
+                    cloud_images_domain::DomainError::Invalid(
+                        "a store's location does not fit the backend".into(),
+                    ),
+                ));
+            }
         })
     }
 
@@ -314,8 +363,6 @@ fn aws_settings(config: &Config) -> cloud_images_aws::AwsSettings {
     };
     cloud_images_aws::AwsSettings {
         table: config.aws_table.clone(),
-        bucket: config.aws_bucket.clone(),
-        prefix: config.aws_prefix.clone(),
         stale_upload_after: config.aws_stale_upload_after,
         objects_bucket: config
             .aws_objects_bucket

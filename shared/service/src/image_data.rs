@@ -13,7 +13,7 @@ use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
 use cloud_images_domain::inspection::Inspector;
 use cloud_images_domain::lifecycle::StoredData;
-use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, RangeRequest, UploadSink};
+use cloud_images_domain::ports::{ByteRange, ByteStream, RangeRequest, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::StreamExt;
 use md5::Md5;
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::sync::mpsc;
 
 use crate::access::{ImageAccess, now};
+use crate::stores::ImageStores;
 use cloud_images_domain::image::HashAlgo;
 
 /// Bytes gathered before a write and a hash update: large blocks keep per-chunk costs
@@ -133,19 +134,25 @@ pub struct Download {
 #[derive(Clone)]
 pub struct ImageDataService {
     access: ImageAccess,
-    store: Arc<dyn ImageStore>,
+    stores: Arc<ImageStores>,
 }
 
 impl ImageDataService {
-    /// Builds the service over image access and the store of image bytes.
-    pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>) -> Self {
-        Self { access, store }
+    /// Builds the service over image access and the stores of image bytes.
+    pub fn new(access: ImageAccess, stores: Arc<ImageStores>) -> Self {
+        Self { access, stores }
     }
 
-    /// Uploads the data of a queued image from a stream of unknown length.
-    /// `announced` is the request's `Content-Length`; it and `size_hint`
-    /// (`x-openstack-image-size`) are checked against the direct-upload limit before any
-    /// byte is read, and the bytes are counted against it as they arrive.
+    /// The configured stores.
+    pub(crate) fn stores(&self) -> &ImageStores {
+        &self.stores
+    }
+
+    /// Uploads the data of a queued image from a stream of unknown length into `store` (the
+    /// `X-Image-Meta-Store` header; the default store when `None`). `announced` is the
+    /// request's `Content-Length`; it and `size_hint` (`x-openstack-image-size`) are checked
+    /// against the direct-upload limit before any byte is read, and the bytes are counted
+    /// against it as they arrive.
     pub async fn upload(
         &self,
         caller: &Caller,
@@ -153,10 +160,12 @@ impl ImageDataService {
         body: ByteStream,
         size_hint: Option<u64>,
         announced: Option<u64>,
+        store: Option<&str>,
     ) -> DomainResult<Image> {
         let image = self.access.writable(caller, id).await?;
+        let store = self.stores.upload_target(store)?;
         let body = self.within_direct_limit(image.id, body, size_hint, announced)?;
-        self.receive_data(image, body, size_hint).await
+        self.receive_data(image, body, size_hint, &store).await
     }
 
     /// The body, cut off with 413 past the direct-upload limit (checked first against the
@@ -208,7 +217,7 @@ impl ImageDataService {
             access: self.access.clone(),
             saving: Some(uploading.clone()),
         };
-        let staged = match self.store.begin_stage(image.id).await {
+        let staged = match self.stores.staging().begin_stage(image.id).await {
             Ok(sink) => {
                 self.receive(sink, body, image.disk_format, allowance, size_hint)
                     .await
@@ -241,41 +250,26 @@ impl ImageDataService {
         Ok(allowance)
     }
 
-    /// An import's data into `store`: an `importing` image held by `task` becomes `active`
-    /// when the bytes pass every check an upload's do. The image stays `importing` on
-    /// failure; the task's end reverts it (a retry may still succeed).
+    /// An import's data into `store`, through every check an upload's bytes pass: what was
+    /// stored, for the import to activate the image with once its other stores have it.
+    /// The image stays `importing`; on failure the task's end reverts it (a retry may still
+    /// succeed).
     pub(crate) async fn import_data(
         &self,
         importing: &Image,
-        task: &str,
         body: ByteStream,
         size_hint: Option<u64>,
         store: &str,
-    ) -> DomainResult<Image> {
+    ) -> DomainResult<StoredData> {
         let declared = importing.disk_format.ok_or_else(|| {
             DomainError::Conflict("'disk_format' needs to be set before import".into())
         })?;
         let allowance = self.checked_allowance(importing, size_hint).await?;
-        let sink = self.store.begin_upload(importing.id).await?;
+        let sink = self.stores.get(store)?.begin_upload(importing.id).await?;
         let received = self
             .receive(sink, body, Some(declared), allowance, size_hint)
             .await?;
-        let stored = self.stored_data(received, store);
-        let activated = self
-            .access
-            .update_found(importing.id, |current| {
-                if current.status != ImageStatus::Importing || !current.is_held_by(task) {
-                    return Err(DomainError::Conflict(
-                        "The image was deleted or changed during the import".into(),
-                    ));
-                }
-                current.activate(stored.clone(), now()).map(Some)
-            })
-            .await;
-        if activated.is_err() {
-            self.store.delete(importing.id).await?;
-        }
-        activated
+        Ok(self.stored_data(received, store))
     }
 
     /// Streams data into a queued image the caller was already allowed to write: checks,
@@ -285,7 +279,9 @@ impl ImageDataService {
         image: Image,
         body: ByteStream,
         size_hint: Option<u64>,
+        store_id: &str,
     ) -> DomainResult<Image> {
+        let store = self.stores.get(store_id)?;
         let declared = check_uploadable(&image)?;
         let allowance = self.checked_allowance(&image, size_hint).await?;
         let saving = self.mark_saving(&image).await?;
@@ -293,7 +289,7 @@ impl ImageDataService {
             access: self.access.clone(),
             saving: Some(saving.clone()),
         };
-        let received = match self.store.begin_upload(image.id).await {
+        let received = match store.begin_upload(image.id).await {
             Ok(sink) => {
                 self.receive(sink, body, Some(declared), allowance, size_hint)
                     .await
@@ -312,13 +308,15 @@ impl ImageDataService {
                 return Err(e);
             }
         };
-        let active = self.mark_active(&saving, received).await;
+        let active = self
+            .mark_active(&saving, self.stored_data(received, store_id))
+            .await;
         guard.disarm();
         match active {
             Ok(image) => Ok(image),
             Err(e) => {
                 // Deleted or changed while uploading: remove the bytes we committed.
-                self.store.delete(image.id).await?;
+                store.delete(image.id).await?;
                 Err(e)
             }
         }
@@ -354,9 +352,7 @@ impl ImageDataService {
         }
     }
 
-    async fn mark_active(&self, saving: &Image, received: Received) -> DomainResult<Image> {
-        let default_store = &self.access.settings().imports.stores.default;
-        let stored = self.stored_data(received, default_store);
+    async fn mark_active(&self, saving: &Image, stored: StoredData) -> DomainResult<Image> {
         let active = saving.activate(stored, now())?;
         self.access
             .replace(&active, saving)
@@ -485,7 +481,11 @@ impl ImageDataService {
             None => None,
         };
         if let Some(valid_for) = self.access.settings().download_redirect
-            && let Some(url) = self.store.download_url(image.id, valid_for).await?
+            && let Some(url) = self
+                .stores
+                .reader_for(&image)?
+                .download_url(image.id, valid_for)
+                .await?
         {
             return Ok(Download {
                 image,
@@ -494,7 +494,11 @@ impl ImageDataService {
                 redirect: Some(url),
             });
         }
-        let body = self.store.read(image.id, range).await?;
+        let body = self
+            .stores
+            .reader_for(&image)?
+            .read(image.id, range)
+            .await?;
         Ok(Download {
             image,
             body: Some(body),
@@ -506,20 +510,20 @@ impl ImageDataService {
     /// Reads stored bytes whoever owns them, for work already authorised (an export).
     pub(crate) async fn read(
         &self,
-        id: ImageId,
+        image: &Image,
         range: Option<ByteRange>,
     ) -> DomainResult<ByteStream> {
-        self.store.read(id, range).await
+        self.stores.reader_for(image)?.read(image.id, range).await
     }
 
     /// Opens the staged data of an image: its size and bytes.
     pub(crate) async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
-        self.store.open_staged(id).await
+        self.stores.staging().open_staged(id).await
     }
 
     /// Removes the staged data of an image.
     pub(crate) async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
-        self.store.delete_staged(id).await
+        self.stores.staging().delete_staged(id).await
     }
 
     /// Removes what a failed import left of an image of `owner` that never became active;
@@ -529,7 +533,7 @@ impl ImageDataService {
             match self.access.find(id).await? {
                 Some(image) if image.is_owned_by(owner) && image.status == ImageStatus::Queued => {
                     self.access.remove(&image).await?;
-                    self.store.delete(id).await
+                    self.stores.delete_everywhere(&image).await
                 }
                 _ => Ok(()),
             }
@@ -552,7 +556,7 @@ impl ImageDataService {
                 Err(e) => return Err(e),
             }
         }
-        let partials = self.store.sweep_incomplete().await?;
+        let partials = self.stores.sweep_incomplete().await?;
         Ok((images, partials))
     }
 }

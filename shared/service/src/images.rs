@@ -8,10 +8,11 @@ use cloud_images_domain::image_patch::{self, PatchOp};
 use cloud_images_domain::image_rules::{self, EditContext, NewImage};
 use cloud_images_domain::import::ImportOffer;
 use cloud_images_domain::listing::{ListQuery, PageLimits};
-use cloud_images_domain::ports::ImageStore;
+
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::access::{CAS_ATTEMPTS, ImageAccess, back_off, now};
+use crate::stores::ImageStores;
 
 /// One page of a list.
 #[derive(Debug, Clone)]
@@ -27,13 +28,13 @@ pub struct ImagePage {
 pub struct ImageService {
     access: ImageAccess,
     /// Only to remove a deleted image's bytes.
-    store: Arc<dyn ImageStore>,
+    stores: Arc<ImageStores>,
 }
 
 impl ImageService {
-    /// Builds the service over image access and the store a deleted image's bytes leave.
-    pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>) -> Self {
-        Self { access, store }
+    /// Builds the service over image access and the stores a deleted image's bytes leave.
+    pub fn new(access: ImageAccess, stores: Arc<ImageStores>) -> Self {
+        Self { access, stores }
     }
 
     /// The import methods and stores offered, which image creation announces.
@@ -168,10 +169,7 @@ impl ImageService {
                 // Record first, bytes second: an upload still running then fails its final
                 // compare-and-set and removes what it wrote, so nothing is orphaned. Staged
                 // data (`PUT .../stage`) goes with the image.
-                Ok(()) => {
-                    self.store.delete(image.id).await?;
-                    return self.store.delete_staged(image.id).await;
-                }
+                Ok(()) => return self.stores.delete_everywhere(&image).await,
                 Err(DomainError::Conflict(_)) => back_off(attempt).await,
                 Err(e) => return Err(e),
             }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageStatus};
-use cloud_images_domain::import::{ImportMethod, ImportOffer, ImportRequest};
+use cloud_images_domain::import::{IMPORT_TASK, ImportMethod, ImportOffer, ImportRequest};
 use cloud_images_domain::ports::WebSource;
 use cloud_images_domain::task::{NewTask, Task};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::access::{ImageAccess, now};
+use crate::stores::ImageStores;
 use crate::tasks::TaskService;
 
 /// Who asked for an import, for the task record.
@@ -27,13 +28,25 @@ pub struct ImportService {
     access: ImageAccess,
     tasks: TaskService,
     web: Arc<dyn WebSource>,
+    stores: Arc<ImageStores>,
 }
 
 impl ImportService {
-    /// Builds the service over image access, the tasks that run imports, and the web source
-    /// whose policy web-download URIs must pass.
-    pub fn new(access: ImageAccess, tasks: TaskService, web: Arc<dyn WebSource>) -> Self {
-        Self { access, tasks, web }
+    /// Builds the service over image access, the tasks that run imports, the web source
+    /// whose policy web-download URIs must pass, and the stores (whose data
+    /// `DELETE /v2/stores/...` removes).
+    pub fn new(
+        access: ImageAccess,
+        tasks: TaskService,
+        web: Arc<dyn WebSource>,
+        stores: Arc<ImageStores>,
+    ) -> Self {
+        Self {
+            access,
+            tasks,
+            web,
+            stores,
+        }
     }
 
     /// The methods and stores offered.
@@ -160,29 +173,15 @@ impl ImportService {
         if catalog.get(store).is_none() {
             return Err(DomainError::NotFound(format!("Unknown store {store}")));
         }
-        if image.status != ImageStatus::Active {
-            return Err(DomainError::Conflict(
-                "It's not allowed to remove image data from store if image status is not 'active'"
-                    .into(),
-            ));
-        }
-        let holding = catalog.holding(&image);
-        if !holding.iter().any(|s| s == store) {
-            return Err(DomainError::NotFound(format!(
-                "Image {} is not available in store {store}",
-                image.id
-            )));
-        }
-        if holding.len() > 1 {
-            // Images are written to one store until copy-image exists.
-            return Err(DomainError::Conflict(
-                "Removing image data from one of several stores is not supported yet".into(),
-            ));
-        }
-        Err(DomainError::Forbidden(
-            "Cannot delete image data from the only store containing it. Consider deleting the image instead."
-                .into(),
-        ))
+        check_removable(&image, catalog.holding(&image), store)?;
+        self.access
+            .compare_and_set(caller, raw_id, |current| {
+                check_removable(current, catalog.holding(current), store)?;
+                Ok(Some(current.without_store(store, now())))
+            })
+            .await?;
+        // Record first, bytes second: no reader is sent to a store that no longer has them.
+        self.stores.get(store)?.delete(image.id).await
     }
 
     /// `GET /v2/images/{id}/tasks`: the tasks that worked on an image the caller may see,
@@ -199,4 +198,33 @@ impl ImportService {
         tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(tasks)
     }
+}
+
+/// Why the data of `image` may not leave `store`, if it may not: it must be there, the image
+/// active with no import running, and another store must keep a copy.
+fn check_removable(image: &Image, holding: Vec<String>, store: &str) -> DomainResult<()> {
+    if image.status != ImageStatus::Active {
+        return Err(DomainError::Conflict(
+            "It's not allowed to remove image data from store if image status is not 'active'"
+                .into(),
+        ));
+    }
+    if !holding.iter().any(|s| s == store) {
+        return Err(DomainError::NotFound(format!(
+            "Image {} is not available in store {store}",
+            image.id
+        )));
+    }
+    if let Some(task) = image.properties.get(IMPORT_TASK) {
+        return Err(DomainError::Conflict(format!(
+            "Image has active task {task}; remove its data from a store once it ends"
+        )));
+    }
+    if holding.len() == 1 {
+        return Err(DomainError::Forbidden(
+            "Cannot delete image data from the only store containing it. Consider deleting the image instead."
+                .into(),
+        ));
+    }
+    Ok(())
 }

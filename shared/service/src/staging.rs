@@ -16,7 +16,7 @@ use cloud_images_domain::{DomainError, DomainResult};
 
 use std::sync::Arc;
 
-use cloud_images_domain::ports::ImageStore;
+use crate::stores::ImageStores;
 
 use crate::access::{ImageAccess, now};
 use crate::image_data::{check_uploadable, quota_exceeded};
@@ -41,17 +41,17 @@ pub struct StagedUploadOffer {
 #[derive(Clone)]
 pub struct StagingService {
     access: ImageAccess,
-    store: Arc<dyn ImageStore>,
+    stores: Arc<ImageStores>,
     imports: ImportService,
 }
 
 impl StagingService {
     /// Builds the service over image access, the store the parts go to, and the import that
     /// makes them the image's data.
-    pub fn new(access: ImageAccess, store: Arc<dyn ImageStore>, imports: ImportService) -> Self {
+    pub fn new(access: ImageAccess, stores: Arc<ImageStores>, imports: ImportService) -> Self {
         Self {
             access,
-            store,
+            stores,
             imports,
         }
     }
@@ -72,7 +72,8 @@ impl StagingService {
         let valid_for = self.access.settings().staged_upload_expiry;
         let expires_at = now() + chrono::Duration::from_std(valid_for).unwrap_or_default();
         let staged = self
-            .store
+            .stores
+            .staging()
             .begin_staged(image.id, &plan, valid_for)
             .await?
             .ok_or_else(|| {
@@ -102,11 +103,12 @@ impl StagingService {
         let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
         let size = self
-            .store
+            .stores
+            .staging()
             .finish_staged(image.id, &request.upload_id)
             .await?;
         if let Err(e) = self.check_fits_quota(&image, size).await {
-            self.store.delete_staged(image.id).await?;
+            self.stores.staging().delete_staged(image.id).await?;
             return Err(e);
         }
         self.access

@@ -26,6 +26,9 @@ use crate::access::{CAS_ATTEMPTS, ImageAccess, now};
 use crate::image_data::ImageDataService;
 use crate::tasks::{TaskMessage, TaskSettings, chrono_span};
 
+mod image_import;
+use image_import::ImportRun;
+
 /// What the host should do with the delivered message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -234,10 +237,15 @@ impl TaskRunner {
                 image_id,
                 method,
                 stores,
-                ..
+                all_stores_must_succeed,
             } => {
-                self.image_import(task, held, image_id, &method, &stores)
-                    .await
+                let run = ImportRun {
+                    task: task.id.to_string(),
+                    held,
+                    image_id,
+                    all_must_succeed: all_stores_must_succeed,
+                };
+                self.image_import(&run, &method, &stores).await
             }
         }
     }
@@ -272,103 +280,14 @@ impl TaskRunner {
         }
     }
 
+    /// The store Rackspace import tasks write (they name none).
+    fn default_store(&self) -> &str {
+        &self.data.stores().catalog().default
+    }
+
     async fn remove_staged(&self, image_id: ImageId) {
         if let Err(e) = self.data.delete_staged(image_id).await {
             tracing::warn!(image = %image_id, error = %e, "could not remove staged data; the bucket lifecycle rule will");
-        }
-    }
-
-    /// Runs an interoperable import: the bytes the method names into the image's first
-    /// store, through the upload pipeline, with progress on the image as they arrive.
-    async fn image_import(
-        &self,
-        task: &Task,
-        held: &Mutex<Task>,
-        image_id: ImageId,
-        method: &ImportMethod,
-        stores: &[String],
-    ) -> DomainResult<Value> {
-        let done = json!({ "image_id": image_id.to_string() });
-        let ours = task.id.to_string();
-        let image = match self.access.find(image_id).await? {
-            Some(image) if image.is_owned_by(&task.owner) => image,
-            _ => {
-                return Err(DomainError::NotFound(format!(
-                    "Image {image_id} was deleted before it was imported"
-                )));
-            }
-        };
-        if !image.is_held_by(&ours) {
-            // An earlier attempt activated the image but could not end the task.
-            if image.status == ImageStatus::Active && task.attempts > 1 {
-                return Ok(done);
-            }
-            return Err(DomainError::Conflict(format!(
-                "Image {image_id} is no longer held by this import"
-            )));
-        }
-        let store = stores.first().map(String::as_str).unwrap_or_default();
-        let (size, body) = match method {
-            ImportMethod::GlanceDirect => {
-                let (size, body) = self.data.open_staged(image_id).await?;
-                (Some(size), body)
-            }
-            ImportMethod::WebDownload { uri } => self.web.open(uri).await?,
-            ImportMethod::CopyImage => {
-                return Err(DomainError::Invalid(
-                    "copy-image is not offered by this deployment".into(),
-                ));
-            }
-        };
-        let arrived = Arc::new(AtomicU64::new(0));
-        let body = counted(body, arrived.clone());
-        tokio::select! {
-            imported = self.data.import_data(&image, &ours, body, size, store) => imported?,
-            () = self.report_progress(held, image_id, &arrived, size) => unreachable!("reports until cancelled"),
-        };
-        if *method == ImportMethod::GlanceDirect {
-            self.remove_staged(image_id).await;
-        }
-        Ok(done)
-    }
-
-    /// Writes the bytes imported so far on the task and in the image's progress property
-    /// every [`PROGRESS_EVERY`]; never returns.
-    async fn report_progress(
-        &self,
-        held: &Mutex<Task>,
-        image_id: ImageId,
-        arrived: &AtomicU64,
-        total: Option<u64>,
-    ) {
-        loop {
-            tokio::time::sleep(PROGRESS_EVERY).await;
-            let done = arrived.load(Ordering::Relaxed);
-            self.record_task_progress(held, done, total).await;
-            let task = held.lock().await.id.to_string();
-            let reported = self
-                .access
-                .update_found(image_id, |current| {
-                    let holds = current.is_held_by(&task);
-                    Ok(holds.then(|| current.import_progress(done, total, now())))
-                })
-                .await;
-            if let Err(e) = reported {
-                tracing::warn!(image = %image_id, error = %e, "could not record import progress");
-            }
-        }
-    }
-
-    /// Stores the progress on the task this worker holds (as the lease heartbeat stores the
-    /// lease: over the version it holds).
-    async fn record_task_progress(&self, held: &Mutex<Task>, done: u64, total: Option<u64>) {
-        let mut task = held.lock().await;
-        let Ok(next) = task.progressed(done, total, now()) else {
-            return;
-        };
-        match self.tasks.update(&next, task.version).await {
-            Ok(()) => *task = next,
-            Err(e) => tracing::warn!(task = %task.id, error = %e, "could not record task progress"),
         }
     }
 
@@ -388,7 +307,11 @@ impl TaskRunner {
         };
         let received = match self.objects.open(&task.owner, source).await {
             Ok((size, body)) => match self.import_target(existing, fresh).await {
-                Ok(image) => self.data.receive_data(image, body, Some(size)).await,
+                Ok(image) => {
+                    self.data
+                        .receive_data(image, body, Some(size), self.default_store())
+                        .await
+                }
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -440,13 +363,13 @@ impl TaskRunner {
             }
         };
         let stored = image.disk_format.unwrap_or(DiskFormat::Raw);
-        let plan = self.conversion(image_id, stored, format, size).await?;
+        let plan = self.conversion(&image, stored, format, size).await?;
         let object = ObjectPath::new(
             container,
             &format!("{image_id}.{format}"),
             "input.receiving_swift_container",
         )?;
-        let body = self.data.read(image_id, plan.read_range).await?;
+        let body = self.data.read(&image, plan.read_range).await?;
         let sink = self.objects.create(&task.owner, &object).await?;
         write_converted(sink, body, &plan).await?;
         Ok(json!({ "export_location": object.to_string() }))
@@ -455,11 +378,12 @@ impl TaskRunner {
     /// How the stored bytes become the requested format, or why they cannot.
     async fn conversion(
         &self,
-        image_id: ImageId,
+        image: &Image,
         stored: DiskFormat,
         wanted: DiskFormat,
         size: u64,
     ) -> DomainResult<Conversion> {
+        let image_id = image.id;
         let copy = Conversion {
             read_range: None,
             append: Vec::new(),
@@ -482,7 +406,7 @@ impl TaskRunner {
                     first: size.saturating_sub(footer_len),
                     last: size.saturating_sub(1),
                 };
-                let footer = collect_small(self.data.read(image_id, Some(tail)).await?).await?;
+                let footer = collect_small(self.data.read(image, Some(tail)).await?).await?;
                 if size <= footer_len || !vhd::is_fixed_footer(&footer) {
                     return Err(DomainError::Invalid(format!(
                         "Image {image_id} is a dynamic VHD; only fixed VHDs can be exported as raw. Export it as vhd instead."
@@ -528,7 +452,9 @@ impl TaskRunner {
             _ => image,
         };
         let (size, body) = self.data.open_staged(image_id).await?;
-        self.data.receive_data(image, body, Some(size)).await?;
+        self.data
+            .receive_data(image, body, Some(size), self.default_store())
+            .await?;
         if let Err(e) = self.data.delete_staged(image_id).await {
             tracing::warn!(image = %image_id, error = %e, "could not remove imported staged data; the bucket lifecycle rule will");
         }

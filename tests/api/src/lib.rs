@@ -171,6 +171,7 @@ fn stack() -> Stack {
                 "CLOUD_IMAGES_TOKEN_SIGNING_KEY".into(),
                 var("CLOUD_IMAGES_STACK_SIGNING_KEY"),
             ),
+            ("CLOUD_IMAGES_STORES".into(), output("Stores")),
         ],
     }
 }
@@ -198,6 +199,44 @@ impl DataDir {
         Self {
             dir: tempfile::tempdir().unwrap(),
             backend,
+        }
+    }
+
+    /// A fresh data directory whose server keeps two stores: `fast` (the default: the
+    /// data directory's `images/`, or the bucket as [`DataDir::new`] names it) and `cheap` (a
+    /// directory or bucket of its own). The deployed stack has the template's stores.
+    pub fn with_two_stores() -> Self {
+        let mut data = Self::new();
+        if testing_stack() {
+            return data;
+        }
+        let stores = match data.bucket() {
+            Some(bucket) => format!("fast=s3://{bucket}/images/,cheap=s3://{bucket}-cheap/images/"),
+            None => "fast=images,cheap=cheap".to_owned(),
+        };
+        data.backend.push(("CLOUD_IMAGES_STORES".into(), stores));
+        data
+    }
+
+    /// Where store `id` keeps data, from the server's `CLOUD_IMAGES_STORES`: a directory or
+    /// an S3 bucket and prefix.
+    fn store_location(&self, id: &str) -> StoreAt {
+        let stores = self
+            .backend
+            .iter()
+            .find(|(k, _)| k == "CLOUD_IMAGES_STORES")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let location = stores
+            .split(',')
+            .find_map(|s| s.strip_prefix(&format!("{id}=")))
+            .unwrap_or_else(|| panic!("no store {id} in {stores:?}"));
+        match location.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                StoreAt::Bucket(bucket.to_owned(), prefix.to_owned())
+            }
+            None => StoreAt::Directory(self.path().join(location)),
         }
     }
 
@@ -788,6 +827,53 @@ impl Server {
         }
     }
 
+    /// Whether store `store` holds data of `image` (committed; a file or an object named by
+    /// the image id).
+    pub async fn store_holds(&self, store: &str, image: &str) -> bool {
+        match self.data.store_location(store) {
+            StoreAt::Bucket(bucket, prefix) => s3_objects(&bucket)
+                .await
+                .iter()
+                .any(|key| *key == format!("{prefix}{image}")),
+            StoreAt::Directory(dir) => dir.join(image).is_file(),
+        }
+    }
+
+    /// Makes store `store` fail every write from now on: its directory or bucket is removed.
+    pub async fn break_store(&self, store: &str) {
+        match self.data.store_location(store) {
+            StoreAt::Bucket(bucket, _) => {
+                let client = s3().await;
+                for key in s3_objects(&bucket).await {
+                    client
+                        .delete_object()
+                        .bucket(&bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                client.delete_bucket().bucket(&bucket).send().await.unwrap();
+            }
+            StoreAt::Directory(dir) => std::fs::remove_dir_all(dir).unwrap(),
+        }
+    }
+
+    /// Polls an image until no import holds it (up to 120 s), and returns it.
+    pub async fn import_ended(&self, token: &str, id: &str) -> Value {
+        for _ in 0..1200 {
+            let image = json_body(self.show_image(token, id).await).await;
+            if image.get("os_glance_import_task").is_none() && image["status"] != "importing" {
+                return image;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the import of {id} did not end within 120 s; log:\n{}",
+            self.log()
+        );
+    }
+
     /// Staged data of one image left in the store (a file in the staging directory, or the
     /// staging object and its incomplete uploads in the bucket).
     pub async fn staged_of(&self, image: &str) -> Vec<String> {
@@ -925,7 +1011,16 @@ impl World {
 
     /// Starts a server with extra environment and the three callers.
     pub async fn with_env(env: &[(&str, &str)]) -> Self {
-        let server = Server::start_in(DataDir::new(), env).await;
+        Self::on(DataDir::new(), env).await
+    }
+
+    /// Starts a server keeping two stores ([`DataDir::with_two_stores`]).
+    pub async fn with_two_stores() -> Self {
+        Self::on(DataDir::with_two_stores(), &[]).await
+    }
+
+    async fn on(data: DataDir, env: &[(&str, &str)]) -> Self {
+        let server = Server::start_in(data, env).await;
         let (alice, bob) = tokio::join!(
             server.account("acme", "alice", "member"),
             server.account("globex", "bob", "member")
@@ -1124,6 +1219,12 @@ impl Server {
         .checked()
         .await
     }
+}
+
+/// Where a store keeps data.
+enum StoreAt {
+    Directory(PathBuf),
+    Bucket(String, String),
 }
 
 /// The service's own SDK configuration (its one HTTP client: this build has no default).

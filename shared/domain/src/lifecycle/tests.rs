@@ -135,42 +135,50 @@ fn an_import_holds_the_image_until_it_ends_and_says_how_it_ended() {
     );
     let failed = progressed.fail_import(&stores[..1], t(3)).unwrap();
     assert_eq!(failed.status, ImageStatus::Queued);
-    assert_eq!(
-        failed.properties.get(FAILED_IMPORT).map(String::as_str),
-        Some("a")
-    );
-    for key in [IMPORT_TASK, IMPORTING_TO_STORES, IMPORT_PROGRESS] {
+    let listed = |image: &Image, key: &str| image.properties.get(key).cloned();
+    assert_eq!(listed(&failed, FAILED_IMPORT).as_deref(), Some("a"));
+    assert_eq!(listed(&failed, IMPORTING_TO_STORES).as_deref(), Some("b"));
+    for key in [IMPORT_TASK, IMPORT_PROGRESS] {
         assert!(
             !failed.properties.contains_key(key),
             "{key} stays after failure"
         );
     }
 
+    // Asking for a store again takes it off the failed list; the lists stay sorted.
     let retried = failed.begin_import("t3", &stores, t(4)).unwrap();
-    assert!(!retried.properties.contains_key(FAILED_IMPORT));
-    let active = retried.activate(data(), t(5)).unwrap();
+    assert_eq!(listed(&retried, FAILED_IMPORT).as_deref(), Some(""));
     assert_eq!(
-        active.properties.get(STORES).map(String::as_str),
-        Some("local")
+        listed(&retried, IMPORTING_TO_STORES).as_deref(),
+        Some("a,b")
     );
-    assert!(!active.properties.contains_key(IMPORT_TASK));
+    let mut stored = data();
+    stored.store = "b".into();
+    let active = retried.activate_import(stored, t(5)).unwrap();
+    assert_eq!(listed(&active, STORES).as_deref(), Some("b"));
+    assert_eq!(listed(&active, IMPORTING_TO_STORES).as_deref(), Some("a"));
+    assert!(active.is_held_by("t3"), "more stores may follow");
+    let both = active.import_stored_in("a", t(6));
+    assert_eq!(listed(&both, STORES).as_deref(), Some("a,b"));
+    assert_eq!(listed(&both, IMPORTING_TO_STORES).as_deref(), Some(""));
+    let ended = both.end_import(t(7));
+    assert!(!ended.properties.contains_key(IMPORT_TASK));
+    assert_eq!(listed(&ended, FAILED_IMPORT).as_deref(), Some(""));
 
-    let copying = active.begin_copy("t4", &stores[1..], t(6)).unwrap();
+    let one_left = ended.without_store("a", t(8));
+    let copying = one_left.begin_copy("t4", &stores[..1], t(9)).unwrap();
     assert_eq!(copying.status, ImageStatus::Active);
-    let copy_failed = copying.fail_import(&stores[1..], t(7)).unwrap();
+    let partly = copying.import_failed_in("a", t(10));
+    assert_eq!(listed(&partly, FAILED_IMPORT).as_deref(), Some("a"));
+    let copy_failed = copying.fail_import(&stores[..1], t(10)).unwrap();
     assert_eq!(
         copy_failed.status,
         ImageStatus::Active,
         "a failed copy keeps the image"
     );
     assert_eq!(copy_failed.size, Some(10));
-    assert_eq!(
-        copy_failed
-            .properties
-            .get(FAILED_IMPORT)
-            .map(String::as_str),
-        Some("b")
-    );
+    assert_eq!(listed(&copy_failed, FAILED_IMPORT).as_deref(), Some("a"));
+    assert_eq!(listed(&copy_failed, STORES).as_deref(), Some("b"));
 }
 
 #[test]

@@ -106,8 +106,9 @@ async fn upload(
     let data = DataBody::of(&headers, body)?;
     let service = &state.service;
     let (stream, hint, length) = (data.stream, data.size_hint, data.content_length);
+    let store = super::store_header(&headers)?;
     service
-        .upload(&caller, &id, stream, hint, length)
+        .upload(&caller, &id, stream, hint, length, store)
         .await
         .map_err(closing)?;
     Ok(StatusCode::NO_CONTENT)

@@ -48,13 +48,7 @@ async fn import(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
-    let store_header = headers
-        .get("x-image-meta-store")
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("X-Image-Meta-Store must be a store id"))
-        })
-        .transpose()?;
+    let store_header = super::store_header(&headers)?;
     let service = &state.service;
     let request = ImportRequest::parse(&body, store_header, &service.offer().methods)?;
     let context = RequestContext {

@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use axum::http::header::HOST;
 use axum::routing::MethodRouter;
 
+use crate::ApiError;
 use crate::state::Common;
 
 /// A route group: each path with the methods it answers, over the group's state `S`.
@@ -105,6 +106,17 @@ fn valid_host(host: &str) -> bool {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+}
+
+/// The `X-Image-Meta-Store` header: the store an upload or import writes to.
+pub(crate) fn store_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("x-image-meta-store")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("X-Image-Meta-Store must be a store id"))
+        })
+        .transpose()
 }
 
 #[cfg(test)]

@@ -1,0 +1,353 @@
+//! `api_image_import` tasks: the bytes a method names enter the first store through the
+//! upload pipeline (hashes, inspection, quota); every further store gets a copy of the first
+//! (server-side where the stores can). `copy-image` only copies. As Glance does, each store
+//! written leaves `os_glance_importing_to_stores` for `stores`, each store that failed goes
+//! to `os_glance_failed_import`, and `all_stores_must_succeed` decides whether one store's
+//! failure undoes the others.
+//!
+//! A retry of the task (its worker died or timed out) goes on from the stores the image
+//! already records.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cloud_images_domain::image::{Image, ImageId, ImageStatus};
+use cloud_images_domain::import::ImportMethod;
+use cloud_images_domain::lifecycle::StoredData;
+use cloud_images_domain::task::Task;
+use cloud_images_domain::{DomainError, DomainResult};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::{PROGRESS_EVERY, TaskRunner, counted};
+use crate::access::now;
+
+/// One run of an import, as its steps need it.
+pub(super) struct ImportRun<'a> {
+    /// The task, as the image's lock names it.
+    pub task: String,
+    /// The record this worker holds, for progress reports.
+    pub held: &'a Mutex<Task>,
+    /// The image.
+    pub image_id: ImageId,
+    /// Whether one store's failure fails the import.
+    pub all_must_succeed: bool,
+}
+
+impl TaskRunner {
+    /// Runs an interoperable import of `image_id` into `stores`.
+    pub(super) async fn image_import(
+        &self,
+        run: &ImportRun<'_>,
+        method: &ImportMethod,
+        stores: &[String],
+    ) -> DomainResult<Value> {
+        let done = json!({ "image_id": run.image_id.to_string() });
+        let image = self.held_image(run).await?;
+        let Some(image) = image else {
+            // An earlier attempt finished the import but could not end the task.
+            return Ok(done);
+        };
+        let holding = self.data.stores().catalog().holding(&image);
+        let mut targets: Vec<String> = stores
+            .iter()
+            .filter(|store| !holding.contains(store))
+            .cloned()
+            .collect();
+        if image.status != ImageStatus::Active {
+            if targets.is_empty() {
+                return Err(DomainError::Conflict("The import names no store".into()));
+            }
+            let first = targets.remove(0);
+            let stored = self.receive_import(run, &image, method, &first).await?;
+            let together = if run.all_must_succeed {
+                std::mem::take(&mut targets)
+            } else {
+                Vec::new()
+            };
+            self.copy_all_or_none(run, &first, &together).await?;
+            self.activate(run, stored, &together).await?;
+        }
+        self.copy_each(run, &targets).await?;
+        self.access
+            .update_found(run.image_id, |current| {
+                Ok(current
+                    .is_held_by(&run.task)
+                    .then(|| current.end_import(now())))
+            })
+            .await?;
+        if *method == ImportMethod::GlanceDirect {
+            self.remove_staged(run.image_id).await;
+        }
+        Ok(done)
+    }
+
+    /// The image, if this import still holds it; `None` when an earlier attempt already
+    /// finished the import (the task's end was what failed).
+    async fn held_image(&self, run: &ImportRun<'_>) -> DomainResult<Option<Image>> {
+        let owner = run.held.lock().await.owner.clone();
+        let image = match self.access.find(run.image_id).await? {
+            Some(image) if image.is_owned_by(&owner) => image,
+            _ => {
+                return Err(DomainError::NotFound(format!(
+                    "Image {} was deleted before it was imported",
+                    run.image_id
+                )));
+            }
+        };
+        if image.is_held_by(&run.task) {
+            return Ok(Some(image));
+        }
+        let attempts = run.held.lock().await.attempts;
+        if image.status == ImageStatus::Active && attempts > 1 {
+            return Ok(None);
+        }
+        Err(DomainError::Conflict(format!(
+            "Image {} is no longer held by this import",
+            run.image_id
+        )))
+    }
+
+    /// The method's bytes into `store` through the upload pipeline, with progress on the task
+    /// and the image as they arrive.
+    async fn receive_import(
+        &self,
+        run: &ImportRun<'_>,
+        image: &Image,
+        method: &ImportMethod,
+        store: &str,
+    ) -> DomainResult<StoredData> {
+        let (size, body) = match method {
+            ImportMethod::GlanceDirect => {
+                let (size, body) = self.data.open_staged(image.id).await?;
+                (Some(size), body)
+            }
+            ImportMethod::WebDownload { uri } => self.web.open(uri).await?,
+            ImportMethod::CopyImage => {
+                return Err(DomainError::Conflict(
+                    "copy-image needs an active image to copy".into(),
+                ));
+            }
+        };
+        let arrived = Arc::new(AtomicU64::new(0));
+        let body = counted(body, arrived.clone());
+        tokio::select! {
+            stored = self.data.import_data(image, body, size, store) => stored,
+            () = self.report_progress(run, &arrived, size) => unreachable!("reports until cancelled"),
+        }
+    }
+
+    /// `importing` → `active`, in the first store and those copied with it.
+    async fn activate(
+        &self,
+        run: &ImportRun<'_>,
+        stored: StoredData,
+        copied: &[String],
+    ) -> DomainResult<()> {
+        let first = stored.store.clone();
+        let activated = self
+            .access
+            .update_found(run.image_id, |current| {
+                if current.status != ImageStatus::Importing || !current.is_held_by(&run.task) {
+                    return Err(DomainError::Conflict(
+                        "The image was deleted or changed during the import".into(),
+                    ));
+                }
+                let mut active = current.activate_import(stored.clone(), now())?;
+                for store in copied {
+                    active = active.import_stored_in(store, now());
+                }
+                Ok(Some(active))
+            })
+            .await;
+        if activated.is_err() {
+            self.delete_copies(run.image_id, &[first]).await;
+            self.delete_copies(run.image_id, copied).await;
+        }
+        activated.map(|_| ())
+    }
+
+    /// Copies the data from `source` to every one of `targets` before the image goes
+    /// active; the first that fails undoes them all and fails the import.
+    async fn copy_all_or_none(
+        &self,
+        run: &ImportRun<'_>,
+        source: &str,
+        targets: &[String],
+    ) -> DomainResult<()> {
+        for (n, target) in targets.iter().enumerate() {
+            if let Err(e) = self.data.stores().copy(run.image_id, source, target).await {
+                self.delete_copies(run.image_id, &[source.to_owned()]).await;
+                self.delete_copies(run.image_id, &targets[..n]).await;
+                return Err(self.store_failed(run, target, e).await);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the active image's data to each of `targets` in turn, recording each store
+    /// written or failed as it happens. With `all_must_succeed`, a failure undoes the copies
+    /// this run made and fails the import (the image stays active in its other stores).
+    async fn copy_each(&self, run: &ImportRun<'_>, targets: &[String]) -> DomainResult<()> {
+        let mut copied = Vec::new();
+        for target in targets {
+            let image = self.held_now(run).await?;
+            let Some(source) = self
+                .data
+                .stores()
+                .catalog()
+                .holding(&image)
+                .first()
+                .cloned()
+            else {
+                return Err(DomainError::Conflict(format!(
+                    "Image {} has no data to copy",
+                    image.id
+                )));
+            };
+            let result = self.copy_checked(&image, &source, target).await;
+            match result {
+                Ok(()) => {
+                    self.record(run, |current| current.import_stored_in(target, now()))
+                        .await?;
+                    copied.push(target.clone());
+                }
+                Err(e) if run.all_must_succeed => {
+                    self.undo_copies(run, &copied).await;
+                    return Err(self.store_failed(run, target, e).await);
+                }
+                Err(e) => {
+                    tracing::warn!(image = %run.image_id, store = %target, error = %e, source = ?std::error::Error::source(&e), "an import could not write a store and goes on without it");
+                    self.record(run, |current| current.import_failed_in(target, now()))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy of the image's data to `target` that holds exactly the image's bytes.
+    async fn copy_checked(&self, image: &Image, source: &str, target: &str) -> DomainResult<()> {
+        let copied = self.data.stores().copy(image.id, source, target).await?;
+        if Some(copied) != image.size {
+            self.delete_copies(image.id, &[target.to_owned()]).await;
+            return Err(DomainError::Conflict(format!(
+                "the copy holds {copied} bytes, the image {:?}",
+                image.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The image as it is now, if this import still holds it.
+    async fn held_now(&self, run: &ImportRun<'_>) -> DomainResult<Image> {
+        match self.access.find(run.image_id).await? {
+            Some(image) if image.is_held_by(&run.task) => Ok(image),
+            _ => Err(DomainError::Conflict(format!(
+                "Image {} was deleted or changed during the import",
+                run.image_id
+            ))),
+        }
+    }
+
+    /// Stores `change` of the image while this import holds it.
+    async fn record(
+        &self,
+        run: &ImportRun<'_>,
+        change: impl Fn(&Image) -> Image,
+    ) -> DomainResult<()> {
+        self.access
+            .update_found(run.image_id, |current| {
+                if !current.is_held_by(&run.task) {
+                    return Err(DomainError::Conflict(format!(
+                        "Image {} was deleted or changed during the import",
+                        run.image_id
+                    )));
+                }
+                Ok(Some(change(current)))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Takes the copies this run made off the image, then removes their bytes.
+    async fn undo_copies(&self, run: &ImportRun<'_>, copied: &[String]) {
+        for store in copied {
+            let undone = self
+                .record(run, |current| current.without_store(store, now()))
+                .await;
+            if let Err(e) = undone {
+                tracing::warn!(image = %run.image_id, store = %store, error = %e, "could not take an undone copy off the image");
+            }
+        }
+        self.delete_copies(run.image_id, copied).await;
+    }
+
+    /// Removes the image's bytes from `stores`; problems are logged, as the failure being
+    /// reported matters more.
+    async fn delete_copies(&self, id: ImageId, stores: &[String]) {
+        for store in stores {
+            let deleted = match self.data.stores().get(store) {
+                Ok(target) => target.delete(id).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(image = %id, store = %store, error = %e, "could not remove the data of an undone import");
+            }
+        }
+    }
+
+    /// Releases the image naming only `store` as failed (the task's failure path would name
+    /// every store), and the final error the task reports.
+    async fn store_failed(
+        &self,
+        run: &ImportRun<'_>,
+        store: &str,
+        error: DomainError,
+    ) -> DomainError {
+        tracing::warn!(image = %run.image_id, store = %store, error = %error, source = ?std::error::Error::source(&error), "an import could not write a store");
+        let released = self
+            .access
+            .release_import(run.image_id, &run.task, &[store.to_owned()])
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(image = %run.image_id, error = %e, "could not release a failed import's image");
+        }
+        DomainError::Conflict(format!(
+            "Writing the image's data to store '{store}' failed, and every store must succeed"
+        ))
+    }
+
+    /// Writes the bytes imported so far on the task and in the image's progress property
+    /// every [`PROGRESS_EVERY`]; never returns.
+    async fn report_progress(&self, run: &ImportRun<'_>, arrived: &AtomicU64, total: Option<u64>) {
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            let done = arrived.load(Ordering::Relaxed);
+            self.record_task_progress(run.held, done, total).await;
+            let reported = self
+                .access
+                .update_found(run.image_id, |current| {
+                    let holds = current.is_held_by(&run.task);
+                    Ok(holds.then(|| current.import_progress(done, total, now())))
+                })
+                .await;
+            if let Err(e) = reported {
+                tracing::warn!(image = %run.image_id, error = %e, "could not record import progress");
+            }
+        }
+    }
+
+    /// Stores the progress on the task this worker holds (as the lease heartbeat stores the
+    /// lease: over the version it holds).
+    async fn record_task_progress(&self, held: &Mutex<Task>, done: u64, total: Option<u64>) {
+        let mut task = held.lock().await;
+        let Ok(next) = task.progressed(done, total, now()) else {
+            return;
+        };
+        match self.tasks.update(&next, task.version).await {
+            Ok(()) => *task = next,
+            Err(e) => tracing::warn!(task = %task.id, error = %e, "could not record task progress"),
+        }
+    }
+}
