@@ -171,7 +171,7 @@ cmd_up() {
     "$root/tests/host-differences.json")
   sam deploy --config-env local --parameter-overrides \
     "TokenSigningKey=$(cat "$state/signing-key")" "EndpointUrl=$AWS_ENDPOINT_URL" LogRetentionDays=1 \
-    "WebDownloadAllowedPorts=80,443,$web_port" \
+    "WebDownloadAllowedPorts=80,443,$web_port" StoreId=fast SecondStoreId=cheap \
     2>&1 | grep -v 'Uploading to'
   timing "sam deploy" "$(took "$t")"
 
