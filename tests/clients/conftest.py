@@ -290,3 +290,19 @@ def importing(tmp_path, web):
                       CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS=port)
     yield svc
     svc.stop()
+
+
+@pytest.fixture
+def two_stores(tmp_path, web):
+    """A host keeping two stores, able to web-download from `web`: the deployed stack (its
+    template's two buckets), or the local binary with two directories, `fast` (the default)
+    and `cheap`."""
+    if HOST == "stack":
+        svc = DeployedStack()
+    else:
+        port = web[1].rsplit(":", 1)[1]
+        svc = Service(tmp_path, CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL="true",
+                      CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS=port,
+                      CLOUD_IMAGES_STORES="fast=images,cheap=cheap")
+    yield svc
+    svc.stop()

@@ -54,8 +54,9 @@ def test_glance_cli_imports_with_glance_direct_and_web_download(importing, web, 
     image = wait_active(glance, cli_image_id(created.stdout))
     assert image.status == "active", dict(image)
     assert image.os_hash_value == hashlib.sha512(fetched).hexdigest()
-    tasks = glance.images.get_import_info()["import-methods"]["value"]
-    assert tasks == ["glance-direct", "web-download"]
+    methods = glance.images.get_import_info()["import-methods"]["value"]
+    several_stores = len(glance.images.get_stores_info()["stores"]) > 1
+    assert methods == ["glance-direct", "web-download"] + (["copy-image"] if several_stores else [])
 
 
 def test_openstack_cli_imports_a_file_and_a_url(importing, web, tmp_path):
@@ -91,7 +92,7 @@ def test_openstacksdk_imports_with_use_import_and_import_image(importing, web, t
     # (With use_import the SDK returns once the import is accepted; the task finishes it.)
     image = conn.image.wait_for_status(image, status="active", failures=["killed"], wait=180)
     assert image.checksum == hashlib.md5(data).hexdigest()
-    assert [s.id for s in conn.image.stores()] == [importing_store(conn)]
+    assert conn.image.get_image(image).properties.get("stores") == importing_store(conn)
 
     fetched, uri = served(web, "sdk.raw", 1024 * 1024)
     target = conn.image.create_image("sdk-fetched", disk_format="raw", container_format="bare",
@@ -119,3 +120,48 @@ def test_a_64_mib_web_download_streams_into_the_store(importing, web):
     assert imported.status == "active", dict(imported)
     assert imported.size == len(data)
     assert imported.os_hash_value == hashlib.sha512(data).hexdigest()
+
+
+def test_clients_import_to_several_stores_copy_between_them_and_remove_one(two_stores, web, tmp_path):
+    """glanceclient's --stores and stores-delete, openstacksdk's copy-image, `openstack image
+    stores list`, against a host with two stores."""
+    alice = two_stores.account("acme", "alice")
+    admin = two_stores.admin
+    glance = GlanceClient("2", session=keystone_session(two_stores, alice))
+    stores = glance.images.get_stores_info()["stores"]
+    default = next(s["id"] for s in stores if s.get("default"))
+    other = next(s["id"] for s in stores if not s.get("default"))
+    both = ",".join(sorted([default, other]))
+
+    data = os.urandom(600_000)
+    (tmp_path / "disk.raw").write_bytes(data)
+    created = glance_cli(two_stores, alice, "image-create-via-import", "--name", "everywhere", "--disk-format",
+                         "raw", "--container-format", "bare", "--import-method", "glance-direct",
+                         "--stores", f"{default},{other}", "--file", str(tmp_path / "disk.raw"))
+    assert created.returncode == 0, created.stderr
+    image = wait_imported(glance, cli_image_id(created.stdout))
+    assert (image.status, image.stores, image.os_glance_failed_import) == ("active", both, ""), dict(image)
+
+    removed = glance_cli(two_stores, admin, "stores-delete", "--store", default, image.id)
+    assert removed.returncode == 0, removed.stderr
+    assert glance.images.get(image.id).stores == other
+    assert b"".join(glance.images.data(image.id)) == data
+
+    # copy-image (an administrator's) back to the default store, through openstacksdk.
+    conn = sdk_for(two_stores, admin)
+    conn.image.import_image(conn.image.get_image(image.id), method="copy-image", stores=[default])
+    copied = wait_imported(glance, image.id)
+    assert (copied.stores, copied.os_glance_failed_import) == (both, ""), dict(copied)
+    listed = ok(openstack_cli(two_stores, alice, "image", "stores", "list", "-f", "value", "-c", "ID"))
+    assert sorted(listed.split()) == sorted([default, other])
+
+
+def wait_imported(glance, image_id, timeout=180):
+    """The image once no import holds it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        image = glance.images.get(image_id)
+        if image.status != "importing" and not image.get("os_glance_import_task"):
+            return image
+        time.sleep(0.5)
+    raise AssertionError(f"the import of {image_id} did not end within {timeout} s")

@@ -743,14 +743,15 @@ impl Server {
     }
 
     /// Polls an image until its import ended (up to 120 s): active, or with
-    /// `os_glance_failed_import` set. Returns the image document.
+    /// `os_glance_failed_import` set, and no import holding it. Returns the image document.
     pub async fn imported(&self, token: &str, id: &str) -> Value {
         for _ in 0..1200 {
             let image = json_body(self.show_image(token, id).await).await;
             let failed = image
                 .get("os_glance_failed_import")
                 .is_some_and(|f| f.as_str() != Some(""));
-            if image["status"] == "active" || failed {
+            let held = image.get("os_glance_import_task").is_some();
+            if (image["status"] == "active" || failed) && !held {
                 return image;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -49,7 +49,12 @@ async fn staged_image(w: &World, data: &[u8]) -> String {
 async fn uploaded_image(w: &World, data: &[u8]) -> String {
     let id = id_of(&w.server.new_image(&w.alice, raw_image()).await);
     let uploaded = w.server.upload(&w.alice, &id, data.to_vec()).await;
-    assert_eq!(uploaded.status(), StatusCode::NO_CONTENT, "{}", uploaded.text());
+    assert_eq!(
+        uploaded.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        uploaded.text()
+    );
     id
 }
 

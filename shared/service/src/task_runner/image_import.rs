@@ -66,7 +66,10 @@ impl TaskRunner {
                 Vec::new()
             };
             self.copy_all_or_none(run, &first, &together).await?;
-            self.activate(run, stored, &together).await?;
+            // With nothing left to copy the import ends as the image goes active, so no
+            // client sees an active image still locked.
+            self.activate(run, stored, &together, targets.is_empty())
+                .await?;
         }
         self.copy_each(run, &targets).await?;
         self.access
@@ -137,12 +140,14 @@ impl TaskRunner {
         }
     }
 
-    /// `importing` → `active`, in the first store and those copied with it.
+    /// `importing` → `active`, in the first store and those copied with it; the import
+    /// ends there when `last`.
     async fn activate(
         &self,
         run: &ImportRun<'_>,
         stored: StoredData,
         copied: &[String],
+        last: bool,
     ) -> DomainResult<()> {
         let first = stored.store.clone();
         let activated = self
@@ -156,6 +161,9 @@ impl TaskRunner {
                 let mut active = current.activate_import(stored.clone(), now())?;
                 for store in copied {
                     active = active.import_stored_in(store, now());
+                }
+                if last {
+                    active = active.end_import(now());
                 }
                 Ok(Some(active))
             })
