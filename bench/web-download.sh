@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# web-download benchmark (release build): one raw image of SIZE MiB (default 4096) served
-# from a loopback HTTP server and imported with web-download into the local binary on the
-# embedded backend and on the aws backend (S3 emulator), each beside a plain streaming copy
-# of the same URL into the same store in the same run (bench/stream-copy fetch: the same
-# fetcher, no hashing, inspection or metadata). Also prints the server's peak RSS above its
-# idle RSS over the import: the bytes must stream, so it should not grow with the image.
+# web-download and copy-image benchmark (release build): one raw image of SIZE MiB (default
+# 4096) served from a loopback HTTP server and imported with web-download into the local
+# binary on the embedded backend and on the aws backend (S3 emulator), each beside a plain
+# streaming copy of the same URL into the same store in the same run (bench/stream-copy
+# fetch: the same fetcher, no hashing, inspection or metadata). Also prints the server's
+# peak RSS above its idle RSS over the import: the bytes must stream, so it should not grow
+# with the image. Then copy-image copies the imported image to the server's second store,
+# beside a plain copy of the same bytes between the same two places (cp for directories,
+# boto3's managed copy for buckets).
 # Usage: bench/web-download.sh [MiB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +36,8 @@ start_server() {  # env assignments for the server as arguments
   root=$(sed -n 's/^Cloud Images listening on //p' "$work/out")
   created=$(env "$@" CLOUD_IMAGES_DATA_DIR="$work/data" RUST_LOG=warn "$bin/cloud-images" tenant create bench --json)
   tenant=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tenant_id"])' "$created")
-  user=$(env "$@" CLOUD_IMAGES_DATA_DIR="$work/data" RUST_LOG=warn "$bin/cloud-images" user create --tenant bench bench --json)
+  # An administrator: copy-image is an administrator's action.
+  user=$(env "$@" CLOUD_IMAGES_DATA_DIR="$work/data" RUST_LOG=warn "$bin/cloud-images" user create --tenant bench bench --role admin --json)
   key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_key"])' "$user")
   token=$(curl -s "$root/v2.0/tokens" -H 'Content-Type: application/json' \
     -d "{\"auth\": {\"RAX-KSKEY:apiKeyCredentials\": {\"username\": \"bench\", \"apiKey\": \"$key\"}}}" |
@@ -60,16 +64,42 @@ import_rate() {
   peak=$(rss_kib VmHWM)
   python3 -c "import sys; s=float(sys.argv[1]); print(f'{$mib / s:.0f} MiB/s ({$mib} MiB in {s:.2f} s); peak RSS {$peak / 1024:.0f} MiB, {($peak - $idle) / 1024:.0f} MiB above idle')" \
     "$(python3 -c "print($(date +%s.%N) - $t0)")"
-  curl -s -o /dev/null -X DELETE "$root/v2/images/$id" -H "X-Auth-Token: $token"
+  echo "$id" >"$work/image-id"
+}
+
+# copy-image of the imported image to the second store, `cheap`.
+copy_rate() {
+  local t0 id stores
+  id=$(cat "$work/image-id")
+  t0=$(date +%s.%N)
+  curl -sf -o /dev/null "$root/v2/images/$id/import" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
+    -d '{"method": {"name": "copy-image"}, "stores": ["cheap"]}'
+  while :; do
+    stores=$(curl -s "$root/v2/images/$id" -H "X-Auth-Token: $token" |
+      python3 -c 'import json,sys; i=json.load(sys.stdin); print("failed" if i.get("os_glance_failed_import") else ("done" if "os_glance_import_task" not in i else "running"))')
+    case $stores in done) break ;; failed) echo "copy failed" >&2; exit 1 ;; esac
+    sleep 0.05
+  done
+  seconds "$t0"
+}
+
+# "N MiB/s (N MiB in S s)" since $1.
+seconds() {
+  python3 -c "import sys; s=float(sys.argv[1]); print(f'{$mib / s:.0f} MiB/s ({$mib} MiB in {s:.2f} s)')" \
+    "$(python3 -c "print($(date +%s.%N) - $1)")"
 }
 
 stop_server() { kill $server; wait $server 2>/dev/null || true; server=; rm -rf "$work/data"; }
 
-echo "web-download of a ${mib} MiB raw image from loopback (md5 + sha512 + inspection on):"
-start_server
+echo "web-download of a ${mib} MiB raw image from loopback (md5 + sha512 + inspection on), then copy-image:"
+start_server CLOUD_IMAGES_STORES=fast=images,cheap=cheap
 echo "  local store: plain copy $("$bin/stream-copy" fetch "dir:$work/copies" bench "$url" bench/copy.raw)"
 rm -rf "$work/copies"
 echo "  local store: import     $(import_rate)"
+t0=$(date +%s.%N); cp "$work/data/images/$(cat "$work/image-id")" "$work/data/plain-copy"; sync
+echo "  local stores: plain cp  $(seconds "$t0")"
+rm -f "$work/data/plain-copy"
+echo "  local stores: copy-image $(copy_rate)"
 stop_server
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
@@ -82,7 +112,19 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
 fi
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test} AWS_REGION=${AWS_REGION:-us-east-1}
 unique=bench$(date +%s)
-start_server CLOUD_IMAGES_BACKEND=aws CLOUD_IMAGES_AWS_TABLE="$unique" CLOUD_IMAGES_AWS_BUCKET="$unique" CLOUD_IMAGES_AWS_QUEUE="$unique" CLOUD_IMAGES_AWS_CREATE_RESOURCES=true
+start_server CLOUD_IMAGES_BACKEND=aws CLOUD_IMAGES_AWS_TABLE="$unique" CLOUD_IMAGES_AWS_BUCKET="$unique" \
+  CLOUD_IMAGES_AWS_QUEUE="$unique" CLOUD_IMAGES_AWS_CREATE_RESOURCES=true \
+  CLOUD_IMAGES_STORES="fast=s3://$unique/images/,cheap=s3://$unique-cheap/images/"
 echo "  S3 emulator: plain copy $("$bin/stream-copy" fetch "s3:$unique" "$tenant" "$url" bench/copy.raw)"
 echo "  S3 emulator: import     $(import_rate)"
+t0=$(date +%s.%N)
+.venv-clients/bin/python - "$unique" "images/$(cat "$work/image-id")" <<'PY'
+import sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+bucket, key = sys.argv[1], sys.argv[2]
+s3.copy({"Bucket": bucket, "Key": key}, bucket + "-cheap", "plain-copy")
+PY
+echo "  S3 buckets: boto3 copy  $(seconds "$t0")"
+echo "  S3 buckets: copy-image  $(copy_rate)"
 stop_server

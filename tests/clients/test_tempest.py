@@ -59,6 +59,11 @@ def write_config(workspace, service, web):
 log_dir = {workspace}/logs
 log_file = tempest.log
 
+[oslo_concurrency]
+# The workers lock accounts here; without a shared lock path each worker took the same
+# accounts (ListSharedImagesTest's alt then saw another class's pending share).
+lock_path = {workspace}/tempest_lock
+
 [auth]
 use_dynamic_credentials = False
 test_accounts_file = {accounts_file}
