@@ -97,8 +97,14 @@ fn image_item(image: &Image) -> Item {
         item.insert(GSI1PK.to_owned(), s(format!("OWNER#{owner}")));
         item.insert(GSI1SK.to_owned(), s(by_creation(image)));
     }
-    if image.status == ImageStatus::Saving {
-        item.insert(GSI3PK.to_owned(), s("SAVING"));
+    // Sparse partitions of the images a start-up recovery looks at.
+    let receiving = match image.status {
+        ImageStatus::Saving => Some("SAVING"),
+        ImageStatus::Uploading => Some("UPLOADING"),
+        _ => None,
+    };
+    if let Some(partition) = receiving {
+        item.insert(GSI3PK.to_owned(), s(partition));
         item.insert(GSI3SK.to_owned(), s(by_creation(image)));
     }
     opt_s(&mut item, "owner", image.owner.as_deref());
@@ -613,7 +619,9 @@ impl ImageRepository for DynamoImageRepository {
         Ok(self.owned(owner).await?.iter().filter_map(|i| i.size).sum())
     }
 
-    async fn saving(&self) -> DomainResult<Vec<Image>> {
-        self.partition(GSI3, GSI3PK, "SAVING".to_owned()).await
+    async fn receiving(&self) -> DomainResult<Vec<Image>> {
+        let mut images = self.partition(GSI3, GSI3PK, "SAVING".to_owned()).await?;
+        images.extend(self.partition(GSI3, GSI3PK, "UPLOADING".to_owned()).await?);
+        Ok(images)
     }
 }

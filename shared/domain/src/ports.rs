@@ -65,8 +65,9 @@ pub trait ImageRepository: Send + Sync {
     async fn count_owned(&self, owner: &str) -> DomainResult<u64>;
     /// Total `size` of the images `owner` has, for the storage quota.
     async fn stored_bytes(&self, owner: &str) -> DomainResult<u64>;
-    /// Every image in `saving`: at start-up, before serving, those a killed process left.
-    async fn saving(&self) -> DomainResult<Vec<Image>>;
+    /// Every image in `saving` or `uploading` (data arriving, or staged): at start-up,
+    /// before serving, those a killed process left mid-upload or mid-stage are among them.
+    async fn receiving(&self) -> DomainResult<Vec<Image>>;
 }
 
 /// A stream of image bytes, as uploaded or stored.

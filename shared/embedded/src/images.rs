@@ -480,11 +480,12 @@ impl ImageRepository for SqliteImageRepository {
         Ok(u64::try_from(total).unwrap_or(0))
     }
 
-    async fn saving(&self) -> DomainResult<Vec<Image>> {
+    async fn receiving(&self) -> DomainResult<Vec<Image>> {
         let images = self
             .db
             .read(|c| {
-                let sql = format!("SELECT {COLUMNS} FROM images WHERE status = 'saving'");
+                let sql =
+                    format!("SELECT {COLUMNS} FROM images WHERE status IN ('saving', 'uploading')");
                 let mut statement = c.prepare(&sql)?;
                 let rows = statement.query_map([], |row| Ok(image_from(row)))?;
                 rows.map(|row| row?).collect()

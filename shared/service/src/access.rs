@@ -208,9 +208,9 @@ impl ImageAccess {
         self.members.delete_all(current.id).await
     }
 
-    /// Images left `saving` (start-up recovery of a single-process host).
-    pub(crate) async fn saving(&self) -> DomainResult<Vec<Image>> {
-        self.images.saving().await
+    /// Images in `saving` or `uploading` (start-up recovery of a single-process host).
+    pub(crate) async fn receiving(&self) -> DomainResult<Vec<Image>> {
+        self.images.receiving().await
     }
 
     /// Stores `next_of(current)` for an image found by id whoever owns it (work already
@@ -248,7 +248,8 @@ impl ImageAccess {
         .map(|_| ())
     }
 
-    /// Returns an image left `saving` by a worker known to be gone to `queued`.
+    /// Returns an image left `saving` (or `uploading`) by a process known to be gone to
+    /// `queued`.
     pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
         let queued = saving.requeue(now())?;
         self.replace(&queued, saving).await?;

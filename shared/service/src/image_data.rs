@@ -544,12 +544,17 @@ impl ImageDataService {
         }
     }
 
-    /// Start-up recovery of the embedded host: images a killed process left `saving` go back
-    /// to `queued` and partial bytes are removed. Returns (images reset, partials removed).
+    /// Start-up recovery of the embedded host: images a killed process left `saving`, or
+    /// `uploading` without staged data (killed mid-stage), go back to `queued` and partial
+    /// bytes are removed. An `uploading` image whose data was staged whole keeps waiting for
+    /// its import. Returns (images reset, partials removed).
     pub async fn recover_interrupted_uploads(&self) -> DomainResult<(usize, usize)> {
         let mut images = 0;
-        for saving in self.access.saving().await? {
-            match self.access.requeue_abandoned(&saving).await {
+        for receiving in self.access.receiving().await? {
+            if receiving.status == ImageStatus::Uploading && self.is_staged(receiving.id).await? {
+                continue;
+            }
+            match self.access.requeue_abandoned(&receiving).await {
                 Ok(_) => images += 1,
                 // Changed meanwhile by a server that is alive after all: its image.
                 Err(DomainError::Conflict(_)) => {}
@@ -558,6 +563,15 @@ impl ImageDataService {
         }
         let partials = self.stores.sweep_incomplete().await?;
         Ok((images, partials))
+    }
+
+    /// Whether whole staged data of `id` exists.
+    async fn is_staged(&self, id: ImageId) -> DomainResult<bool> {
+        match self.stores.staging().open_staged(id).await {
+            Ok(_) => Ok(true),
+            Err(DomainError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -431,12 +431,19 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     saving.status = ImageStatus::Saving;
     saving.size = Some(99);
     repo.insert(&saving).await.unwrap();
-    let interrupted = repo.saving().await.unwrap();
+    let mut staging = image_owned_by("tenant-a");
+    staging.status = ImageStatus::Uploading;
+    repo.insert(&staging).await.unwrap();
+    let mut interrupted = repo.receiving().await.unwrap();
+    interrupted.sort_by_key(|i| i.status != ImageStatus::Saving);
     assert_eq!(
         interrupted,
-        vec![saving.clone()],
-        "only the image in saving"
+        vec![saving.clone(), staging.clone()],
+        "only the images in saving and uploading"
     );
+    let queued_again = staging.requeue(staging.updated_at).unwrap();
+    repo.update(&queued_again, staging.version).await.unwrap();
+    assert_eq!(repo.receiving().await.unwrap(), vec![saving.clone()]);
     let queued = saving.requeue(saving.updated_at).unwrap();
     repo.update(&queued, saving.version).await.unwrap();
     let requeued = repo.get(saving.id).await.unwrap().unwrap();

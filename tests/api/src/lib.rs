@@ -1053,12 +1053,17 @@ pub struct RawUpload {
 impl RawUpload {
     /// Sends the request head of a chunked `PUT .../file`.
     pub async fn start(server: &Server, token: &str, id: &str) -> Self {
+        Self::start_to(server, token, id, "file").await
+    }
+
+    /// Sends the request head of a chunked `PUT /v2/images/{id}/{what}` (`file` or `stage`).
+    pub async fn start_to(server: &Server, token: &str, id: &str, what: &str) -> Self {
         use tokio::io::AsyncWriteExt;
         let address = server.root.trim_start_matches("http://").to_owned();
         let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
         let (reader, mut writer) = stream.into_split();
         let head = format!(
-            "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {address}\r\nX-Auth-Token: {token}\r\n\
+            "PUT /v2/images/{id}/{what} HTTP/1.1\r\nHost: {address}\r\nX-Auth-Token: {token}\r\n\
              Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n"
         );
         writer.write_all(head.as_bytes()).await.unwrap();

@@ -441,6 +441,43 @@ async fn a_killed_server_recovers_interrupted_uploads_at_restart() {
 }
 
 #[tokio::test]
+async fn a_killed_server_requeues_an_image_it_was_staging_and_keeps_one_staged_whole() {
+    let server = Server::start().await;
+    let alice = server.account("acme", "alice", "member").await;
+    let token = server.token(&alice).await;
+    let raw = json!({ "disk_format": "raw", "container_format": "bare" });
+    let cut_off = id_of(&server.new_image(&token, raw.clone()).await);
+    let staged = id_of(&server.new_image(&token, raw).await);
+    let whole = server.stage(&token, &staged, vec![7u8; 100_000]).await;
+    assert_eq!(whole.status(), StatusCode::NO_CONTENT);
+    let mut stage = RawUpload::start_to(&server, &token, &cut_off, "stage").await;
+    assert!(stage.send(&vec![5u8; 3 * 1024 * 1024]).await);
+    eventually(&server, &token, &cut_off, |i| i["status"] == "uploading").await;
+    let data = server.stop().await;
+    drop(stage);
+    let again = Server::start_in(data, &[]).await;
+    let image = json_body(again.show_image(&token, &cut_off).await).await;
+    assert_eq!(image["status"], "queued", "{image}");
+    assert!(again.staged_of(&cut_off).await.is_empty());
+    let waiting = json_body(again.show_image(&token, &staged).await).await;
+    assert_eq!(waiting["status"], "uploading", "{waiting}");
+    let imported = again
+        .import_image(
+            &token,
+            &staged,
+            json!({"method": {"name": "glance-direct"}}),
+        )
+        .await;
+    assert_eq!(
+        imported.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        imported.text()
+    );
+    assert_eq!(again.imported(&token, &staged).await["status"], "active");
+}
+
+#[tokio::test]
 async fn other_tenants_and_readers_cannot_upload() {
     let w = World::new().await;
     let id = raw_image(&w, &w.alice).await;
