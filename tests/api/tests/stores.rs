@@ -302,6 +302,28 @@ async fn when_a_store_fails_an_import_that_may_go_on_activates_in_the_others() {
     assert_eq!(the_only_task(&w, &id).await["status"], "success");
     let downloaded = w.server.download(&w.alice, &id, None).await;
     assert_eq!(downloaded.bytes(), &data[..]);
+
+    // The failing store named first: the bytes enter the next one instead, as in Glance.
+    let id = staged_image(&w, &data).await;
+    let accepted = w
+        .server
+        .import_image(
+            &w.alice,
+            &id,
+            json!({"method": {"name": "glance-direct"}, "stores": [cheap, fast], "all_stores_must_succeed": false}),
+        )
+        .await;
+    assert_eq!(
+        accepted.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        accepted.text()
+    );
+    let image = w.server.import_ended(&w.alice, &id).await;
+    assert_eq!(image["status"], "active", "{image}");
+    assert_eq!(property(&image, "stores"), fast);
+    assert_eq!(property(&image, "os_glance_failed_import"), cheap);
+    assert!(w.server.staged_of(&id).await.is_empty());
 }
 
 #[tokio::test]

@@ -55,11 +55,9 @@ impl TaskRunner {
             .cloned()
             .collect();
         if image.status != ImageStatus::Active {
-            if targets.is_empty() {
-                return Err(DomainError::Conflict("The import names no store".into()));
-            }
-            let first = targets.remove(0);
-            let stored = self.receive_import(run, &image, method, &first).await?;
+            let (stored, rest) = self.enter(run, &image, method, &targets).await?;
+            targets = rest;
+            let first = stored.store.clone();
             let together = if run.all_must_succeed {
                 std::mem::take(&mut targets)
             } else {
@@ -83,6 +81,32 @@ impl TaskRunner {
             self.remove_staged(run.image_id).await;
         }
         Ok(done)
+    }
+
+    /// The bytes into the first of `targets` that takes them, through the upload pipeline;
+    /// the stores left to copy to. A store that fails to take them is passed over, as
+    /// Glance does, when the import may go on without it (and another store is left);
+    /// anything else about the bytes (format, quota, the source) fails the import.
+    async fn enter(
+        &self,
+        run: &ImportRun<'_>,
+        image: &Image,
+        method: &ImportMethod,
+        targets: &[String],
+    ) -> DomainResult<(StoredData, Vec<String>)> {
+        for (n, store) in targets.iter().enumerate() {
+            let is_last = n + 1 == targets.len();
+            match self.receive_import(run, image, method, store).await {
+                Ok(stored) => return Ok((stored, targets[n + 1..].to_vec())),
+                Err(e @ DomainError::Unavailable { .. }) if !run.all_must_succeed && !is_last => {
+                    tracing::warn!(image = %run.image_id, store = %store, error = %e, source = ?std::error::Error::source(&e), "a store could not take an import's bytes; trying the next");
+                    self.record(run, |current| current.import_failed_in(store, now()))
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DomainError::Conflict("The import names no store".into()))
     }
 
     /// The image, if this import still holds it; `None` when an earlier attempt already
