@@ -119,6 +119,22 @@ impl S3ImageStore {
         format!("{}{id}", self.prefix)
     }
 
+    /// Starts a multipart upload of `key`; its upload id. `what` names the work in errors.
+    async fn start_multipart(&self, key: &str, what: &str) -> DomainResult<String> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed(what, e))?;
+        created
+            .upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| DomainError::unavailable(what.to_owned(), "S3 returned no upload id"))
+    }
+
     /// Deletes `key`; deleting an absent key succeeds, as S3 does.
     async fn delete_key(&self, key: String, what: String) -> DomainResult<()> {
         self.client
@@ -234,17 +250,7 @@ impl S3ImageStore {
                 .map_err(|e| failed(format!("storing image {id}"), e))?;
             return Ok(0);
         }
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| failed("starting a copy", e))?;
-        let upload_id = created.upload_id().ok_or_else(|| {
-            DomainError::unavailable("starting a copy", "S3 returned no upload id")
-        })?;
+        let upload_id = &self.start_multipart(&key, "starting a copy").await?;
         // A copy abandoned here (the process killed) is an incomplete upload for the sweep.
         let copied = match self.copy_parts(&key, upload_id, source, &etag, size).await {
             Ok(parts) => completion(&self.client, &self.bucket, &key, upload_id, parts)
@@ -680,17 +686,9 @@ impl ImageStore for S3ImageStore {
         valid_for: Duration,
     ) -> DomainResult<Option<StagedUpload>> {
         let key = self.staged_key(id);
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| failed("starting a staged upload", e))?;
-        let upload_id = created.upload_id().ok_or_else(|| {
-            DomainError::unavailable("starting a staged upload", "S3 returned no upload id")
-        })?;
+        let upload_id = &self
+            .start_multipart(&key, "starting a staged upload")
+            .await?;
         let part_urls = self
             .presign_parts(&key, upload_id, plan.count, valid_for)
             .await?;

@@ -58,6 +58,17 @@ async fn uploaded_image(w: &World, data: &[u8]) -> String {
     id
 }
 
+/// Asks for an import of `id` that must be accepted (202).
+async fn import_accepted(w: &World, token: &str, id: &str, body: Value) {
+    let accepted = w.server.import_image(token, id, body).await;
+    assert_eq!(
+        accepted.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        accepted.text()
+    );
+}
+
 async fn the_only_task(w: &World, id: &str) -> Value {
     let tasks = json_body(w.server.image_tasks(&w.alice, id).await).await;
     let tasks = tasks["tasks"].as_array().unwrap();
@@ -93,20 +104,13 @@ async fn an_import_to_all_stores_writes_each_and_removal_from_one_keeps_the_othe
     let (fast, cheap) = two_stores(&w).await;
     let data = sample_bytes(2 * 1024 * 1024 + 5, 61);
     let id = staged_image(&w, &data).await;
-    let accepted = w
-        .server
-        .import_image(
-            &w.alice,
-            &id,
-            json!({"method": {"name": "glance-direct"}, "all_stores": true}),
-        )
-        .await;
-    assert_eq!(
-        accepted.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        accepted.text()
-    );
+    import_accepted(
+        &w,
+        &w.alice,
+        &id,
+        json!({"method": {"name": "glance-direct"}, "all_stores": true}),
+    )
+    .await;
     let image = w.server.import_ended(&w.alice, &id).await;
     assert_eq!(image["status"], "active", "{image}");
     assert_eq!(property(&image, "stores"), listed(&fast, &cheap));
@@ -150,20 +154,13 @@ async fn an_import_naming_one_store_writes_only_that_one() {
     let (fast, cheap) = two_stores(&w).await;
     let data = sample_bytes(300_000, 62);
     let id = staged_image(&w, &data).await;
-    let accepted = w
-        .server
-        .import_image(
-            &w.alice,
-            &id,
-            json!({"method": {"name": "glance-direct"}, "stores": [cheap]}),
-        )
-        .await;
-    assert_eq!(
-        accepted.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        accepted.text()
-    );
+    import_accepted(
+        &w,
+        &w.alice,
+        &id,
+        json!({"method": {"name": "glance-direct"}, "stores": [cheap]}),
+    )
+    .await;
     let image = w.server.import_ended(&w.alice, &id).await;
     assert_eq!(image["status"], "active", "{image}");
     assert_eq!(property(&image, "stores"), cheap);
@@ -243,13 +240,7 @@ async fn copy_image_copies_an_active_image_to_another_store_for_admins() {
         .await;
     assert_eq!(already.status(), StatusCode::CONFLICT, "{}", already.text());
 
-    let accepted = w.server.import_image(&w.admin, &id, copy).await;
-    assert_eq!(
-        accepted.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        accepted.text()
-    );
+    import_accepted(&w, &w.admin, &id, copy).await;
     let image = w.server.import_ended(&w.alice, &id).await;
     assert_eq!(image["status"], "active", "{image}");
     assert_eq!(property(&image, "stores"), listed(&fast, &cheap));
@@ -280,20 +271,7 @@ async fn when_a_store_fails_an_import_that_may_go_on_activates_in_the_others() {
     w.server.break_store(&cheap).await;
     let data = sample_bytes(200_000, 65);
     let id = staged_image(&w, &data).await;
-    let accepted = w
-        .server
-        .import_image(
-            &w.alice,
-            &id,
-            json!({"method": {"name": "glance-direct"}, "all_stores": true, "all_stores_must_succeed": false}),
-        )
-        .await;
-    assert_eq!(
-        accepted.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        accepted.text()
-    );
+    import_accepted(&w, &w.alice, &id, json!({"method": {"name": "glance-direct"}, "all_stores": true, "all_stores_must_succeed": false})).await;
     let image = w.server.import_ended(&w.alice, &id).await;
     assert_eq!(image["status"], "active", "{image}");
     assert_eq!(property(&image, "stores"), fast);
@@ -305,20 +283,7 @@ async fn when_a_store_fails_an_import_that_may_go_on_activates_in_the_others() {
 
     // The failing store named first: the bytes enter the next one instead, as in Glance.
     let id = staged_image(&w, &data).await;
-    let accepted = w
-        .server
-        .import_image(
-            &w.alice,
-            &id,
-            json!({"method": {"name": "glance-direct"}, "stores": [cheap, fast], "all_stores_must_succeed": false}),
-        )
-        .await;
-    assert_eq!(
-        accepted.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        accepted.text()
-    );
+    import_accepted(&w, &w.alice, &id, json!({"method": {"name": "glance-direct"}, "stores": [cheap, fast], "all_stores_must_succeed": false})).await;
     let image = w.server.import_ended(&w.alice, &id).await;
     assert_eq!(image["status"], "active", "{image}");
     assert_eq!(property(&image, "stores"), fast);
@@ -333,20 +298,13 @@ async fn when_a_store_fails_an_import_where_all_must_succeed_undoes_every_store(
     w.server.break_store(&cheap).await;
     let data = sample_bytes(200_000, 66);
     let id = staged_image(&w, &data).await;
-    let accepted = w
-        .server
-        .import_image(
-            &w.alice,
-            &id,
-            json!({"method": {"name": "glance-direct"}, "all_stores": true}),
-        )
-        .await;
-    assert_eq!(
-        accepted.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        accepted.text()
-    );
+    import_accepted(
+        &w,
+        &w.alice,
+        &id,
+        json!({"method": {"name": "glance-direct"}, "all_stores": true}),
+    )
+    .await;
     let image = w.server.import_ended(&w.alice, &id).await;
     assert_eq!(image["status"], "queued", "{image}");
     assert_eq!(property(&image, "os_glance_failed_import"), cheap);
@@ -363,20 +321,13 @@ async fn when_a_store_fails_an_import_where_all_must_succeed_undoes_every_store(
 
     // The same for a copy: the image stays active where it was.
     let id = uploaded_image(&w, &data).await;
-    let accepted = w
-        .server
-        .import_image(
-            &w.admin,
-            &id,
-            json!({"method": {"name": "copy-image"}, "stores": [cheap]}),
-        )
-        .await;
-    assert_eq!(
-        accepted.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        accepted.text()
-    );
+    import_accepted(
+        &w,
+        &w.admin,
+        &id,
+        json!({"method": {"name": "copy-image"}, "stores": [cheap]}),
+    )
+    .await;
     let image = w.server.import_ended(&w.alice, &id).await;
     assert_eq!(image["status"], "active", "{image}");
     assert_eq!(property(&image, "stores"), fast);
