@@ -89,6 +89,18 @@ seconds() {
     "$(python3 -c "print($(date +%s.%N) - $1)")"
 }
 
+# Removes the objects of bucket $1 under prefix $2 (the plain copies: disk space).
+delete_objects() {
+  .venv-clients/bin/python - "$1" "$2" <<'PY'
+import sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[1], Prefix=sys.argv[2]):
+    for item in page.get("Contents", []):
+        s3.delete_object(Bucket=sys.argv[1], Key=item["Key"])
+PY
+}
+
 stop_server() { kill $server; wait $server 2>/dev/null || true; server=; rm -rf "$work/data"; }
 
 echo "web-download of a ${mib} MiB raw image from loopback (md5 + sha512 + inspection on), then copy-image:"
@@ -116,6 +128,7 @@ start_server CLOUD_IMAGES_BACKEND=aws CLOUD_IMAGES_AWS_TABLE="$unique" CLOUD_IMA
   CLOUD_IMAGES_AWS_QUEUE="$unique" CLOUD_IMAGES_AWS_CREATE_RESOURCES=true \
   CLOUD_IMAGES_STORES="fast=s3://$unique/images/,cheap=s3://$unique-cheap/images/"
 echo "  S3 emulator: plain copy $("$bin/stream-copy" fetch "s3:$unique" "$tenant" "$url" bench/copy.raw)"
+delete_objects "$unique" containers/
 echo "  S3 emulator: import     $(import_rate)"
 t0=$(date +%s.%N)
 .venv-clients/bin/python - "$unique" "images/$(cat "$work/image-id")" <<'PY'
@@ -126,5 +139,6 @@ bucket, key = sys.argv[1], sys.argv[2]
 s3.copy({"Bucket": bucket, "Key": key}, bucket + "-cheap", "plain-copy")
 PY
 echo "  S3 buckets: boto3 copy  $(seconds "$t0")"
+delete_objects "$unique-cheap" plain-copy
 echo "  S3 buckets: copy-image  $(copy_rate)"
 stop_server
