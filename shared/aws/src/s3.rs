@@ -2,6 +2,7 @@
 //! idempotent deletes, server-side copies from other buckets (`UploadPartCopy`), and a
 //! sweep of abandoned multipart uploads.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -45,16 +46,16 @@ const MAX_PARTS: u64 = 10_000;
 /// overlap well without crowding the client's connections.
 const COPIES_IN_FLIGHT: usize = 4;
 
-/// The parts of a server-side copy of `size` (> 0) bytes: (part number, the
-/// `x-amz-copy-source-range` value). Parts are `min_part` long, more when 10,000 of them
-/// would not hold `size`; the last holds the rest.
-fn copy_ranges(size: u64, min_part: u64) -> impl Iterator<Item = (i32, String)> {
+/// The parts of a server-side copy of `size` (> 0) bytes: (part number, the byte range).
+/// Parts are `min_part` long, more when 10,000 of them would not hold `size`; the last
+/// holds the rest.
+fn copy_ranges(size: u64, min_part: u64) -> impl Iterator<Item = (i32, ByteRange)> {
     let part = min_part.max(1).max(size.div_ceil(MAX_PARTS));
     (0..size.div_ceil(part)).map(move |index| {
         let first = index * part;
         let last = (first + part).min(size) - 1;
         let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
-        (number, format!("bytes={first}-{last}"))
+        (number, ByteRange { first, last })
     })
 }
 
@@ -77,6 +78,15 @@ fn failed(
     error: impl std::error::Error + Send + Sync + 'static,
 ) -> DomainError {
     DomainError::unavailable(context, error)
+}
+
+/// One server-side copy in progress: the multipart upload of `key` that takes the parts of
+/// `source`, each pinned to the source's `etag`.
+struct PartCopy<'a> {
+    key: &'a str,
+    upload_id: &'a str,
+    source: &'a StoredObject,
+    etag: &'a str,
 }
 
 /// [`ImageStore`] over one bucket and key prefix.
@@ -235,7 +245,12 @@ impl S3ImageStore {
     /// Copies the data of `id` at `source` (another bucket, perhaps in another region) into
     /// this store with `UploadPartCopy`: S3 moves the bytes, the service only sends requests.
     /// The object appears whole on completion or not at all.
-    async fn copy_from_s3(&self, id: ImageId, source: &StoredObject) -> DomainResult<u64> {
+    async fn copy_from_s3(
+        &self,
+        id: ImageId,
+        source: &StoredObject,
+        copied: &AtomicU64,
+    ) -> DomainResult<u64> {
         let (size, etag) = self.source_object(id, source).await?;
         let key = self.key(id);
         if size == 0 {
@@ -251,38 +266,50 @@ impl S3ImageStore {
             return Ok(0);
         }
         let upload_id = &self.start_multipart(&key, "starting a copy").await?;
+        let copy = PartCopy {
+            key: &key,
+            upload_id,
+            source,
+            etag: &etag,
+        };
         // A copy abandoned here (the process killed) is an incomplete upload for the sweep.
-        let copied = match self.copy_parts(&key, upload_id, source, &etag, size).await {
+        let done = match self.copy_parts(&copy, size, copied).await {
             Ok(parts) => completion(&self.client, &self.bucket, &key, upload_id, parts)
                 .send()
                 .await
                 .map_err(|e| failed(format!("completing the copy of image {id}"), e)),
             Err(e) => Err(e),
         };
-        if let Err(e) = copied {
+        if let Err(e) = done {
             abort(&self.client, &self.bucket, &key, upload_id).await;
             return Err(e);
         }
         Ok(size)
     }
 
-    /// Copies every range of the source into upload `upload_id` of `key`, a few at a time.
+    /// Copies every range of the source into the upload, a few at a time, adding each
+    /// part's length to `copied` as it lands.
     async fn copy_parts(
         &self,
-        key: &str,
-        upload_id: &str,
-        source: &StoredObject,
-        etag: &str,
+        copy: &PartCopy<'_>,
         size: u64,
+        copied: &AtomicU64,
     ) -> DomainResult<Vec<CompletedPart>> {
-        let from = copy_source(&source.container, &source.key);
+        let (key, upload_id, etag) = (copy.key, copy.upload_id, copy.etag);
+        let from = copy_source(&copy.source.container, &copy.source.key);
         let mut in_flight = JoinSet::new();
         let mut parts = Vec::new();
+        let mut landed = |finished| -> DomainResult<()> {
+            let (part, len) = joined_copy(finished)?;
+            copied.fetch_add(len, Ordering::Relaxed);
+            parts.push(part);
+            Ok(())
+        };
         for (number, range) in copy_ranges(size, self.copy_part) {
             if in_flight.len() >= COPIES_IN_FLIGHT
                 && let Some(finished) = in_flight.join_next().await
             {
-                parts.push(joined_copy(finished)?);
+                landed(finished)?;
             }
             // If-Match: every part comes from the object measured, not one that replaced it.
             let request = self
@@ -294,7 +321,7 @@ impl S3ImageStore {
                 .part_number(number)
                 .copy_source(&from)
                 .copy_source_if_match(etag)
-                .copy_source_range(range);
+                .copy_source_range(format!("bytes={}-{}", range.first, range.last));
             in_flight.spawn(async move {
                 let copied = request
                     .send()
@@ -308,15 +335,16 @@ impl S3ImageStore {
                         "S3 returned no ETag",
                     )
                 })?;
-                Ok(CompletedPart::builder()
+                let part = CompletedPart::builder()
                     .part_number(number)
                     .e_tag(etag)
-                    .build())
+                    .build();
+                Ok((part, range.len()))
             });
         }
         // Returning early drops `in_flight`, which cancels the copies still running.
         while let Some(finished) = in_flight.join_next().await {
-            parts.push(joined_copy(finished)?);
+            landed(finished)?;
         }
         Ok(parts)
     }
@@ -366,8 +394,8 @@ impl S3ImageStore {
 
 /// The part a finished copy task produced.
 fn joined_copy(
-    finished: Result<DomainResult<CompletedPart>, tokio::task::JoinError>,
-) -> DomainResult<CompletedPart> {
+    finished: Result<DomainResult<(CompletedPart, u64)>, tokio::task::JoinError>,
+) -> DomainResult<(CompletedPart, u64)> {
     finished.map_err(|e| failed("copying a part", e))?
 }
 
@@ -755,11 +783,16 @@ impl ImageStore for S3ImageStore {
         })
     }
 
-    async fn copy_in(&self, id: ImageId, source: &StoredObject) -> DomainResult<Option<u64>> {
+    async fn copy_in(
+        &self,
+        id: ImageId,
+        source: &StoredObject,
+        copied: &AtomicU64,
+    ) -> DomainResult<Option<u64>> {
         if source.kind != KIND {
             return Ok(None);
         }
-        self.copy_from_s3(id, source).await.map(Some)
+        self.copy_from_s3(id, source, copied).await.map(Some)
     }
 
     async fn sweep_incomplete(&self) -> DomainResult<usize> {
@@ -819,6 +852,9 @@ mod tests {
 
     #[test]
     fn copies_use_256_mib_parts_until_10000_would_not_hold_the_image() {
+        let copy_ranges = |size, part| {
+            copy_ranges(size, part).map(|(n, r)| (n, format!("bytes={}-{}", r.first, r.last)))
+        };
         let ranges: Vec<_> = copy_ranges(600 << 20, COPY_PART).collect();
         assert_eq!(
             ranges,

@@ -63,7 +63,10 @@ async fn a_copy_is_a_multipart_upload_of_part_copies_from_any_key() {
     upload.commit().await.expect("commit");
     let location = source.locate(id).expect("S3 names its objects");
     assert_eq!(
-        target.copy_in(id, &location).await.expect("copy"),
+        target
+            .copy_in(id, &location, &Default::default())
+            .await
+            .expect("copy"),
         Some(12 * 1024 * 1024)
     );
     let head = client
@@ -125,7 +128,7 @@ async fn a_copy_reaches_a_source_bucket_in_another_region() {
     let location = source.locate(id).expect("S3 names its objects");
     assert_eq!(
         target
-            .copy_in(id, &location)
+            .copy_in(id, &location, &Default::default())
             .await
             .expect("copy across regions"),
         Some(6 * 1024 * 1024)
@@ -134,7 +137,7 @@ async fn a_copy_reaches_a_source_bucket_in_another_region() {
         .locate(ImageId::random())
         .expect("S3 names its objects");
     assert!(matches!(
-        target.copy_in(id, &missing).await,
+        target.copy_in(id, &missing, &Default::default()).await,
         Err(cloud_images_domain::DomainError::NotFound(_))
     ));
 }

@@ -165,10 +165,15 @@ pub trait ImageStore: Send + Sync {
         None
     }
     /// Makes `source` (another store's data, as [`ImageStore::locate`] named it) the data of
-    /// `id` here without streaming it through the service, atomically as a commit does;
-    /// the bytes copied, or `None` when this store cannot copy from there (the caller then
-    /// streams the bytes).
-    async fn copy_in(&self, _id: ImageId, _source: &StoredObject) -> DomainResult<Option<u64>> {
+    /// `id` here without streaming it through the service, atomically as a commit does,
+    /// adding to `copied` as bytes land (for progress reports); the bytes copied, or `None`
+    /// when this store cannot copy from there (the caller then streams the bytes).
+    async fn copy_in(
+        &self,
+        _id: ImageId,
+        _source: &StoredObject,
+        _copied: &std::sync::atomic::AtomicU64,
+    ) -> DomainResult<Option<u64>> {
         Ok(None)
     }
 }

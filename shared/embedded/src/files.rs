@@ -6,6 +6,7 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 
 use async_trait::async_trait;
 use cloud_images_domain::image::ImageId;
@@ -144,16 +145,23 @@ impl ImageStore for FileImageStore {
         })
     }
 
-    async fn copy_in(&self, id: ImageId, source: &StoredObject) -> DomainResult<Option<u64>> {
+    async fn copy_in(
+        &self,
+        id: ImageId,
+        source: &StoredObject,
+        copied: &AtomicU64,
+    ) -> DomainResult<Option<u64>> {
         if source.kind != KIND {
             return Ok(None);
         }
         let from = Path::new(&source.container).join(&source.key);
         let upload = FileUpload::begin(self.path(id)).await?;
-        let copied = upload
+        // One kernel copy: the progress lands all at once.
+        let bytes = upload
             .commit_copy_of(&from, format!("no data stored for image {id}"))
             .await?;
-        Ok(Some(copied))
+        copied.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(Some(bytes))
     }
 }
 

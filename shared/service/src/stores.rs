@@ -2,6 +2,7 @@
 //! what a deletion empties, and copies between stores (`copy-image`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cloud_images_domain::image::{Image, ImageId};
 use cloud_images_domain::import::StoreCatalog;
@@ -109,12 +110,18 @@ impl ImageStores {
     }
 
     /// Copies the data of `id` from store `from` to store `to`: server-side where the two
-    /// stores can (S3 to S3, file to file), streamed through this process otherwise.
-    /// Returns the bytes copied.
-    pub async fn copy(&self, id: ImageId, from: &str, to: &str) -> DomainResult<u64> {
+    /// stores can (S3 to S3, file to file), streamed through this process otherwise. Adds
+    /// to `progress` as bytes land; returns the bytes copied.
+    pub async fn copy(
+        &self,
+        id: ImageId,
+        from: &str,
+        to: &str,
+        progress: &AtomicU64,
+    ) -> DomainResult<u64> {
         let (source, target) = (self.get(from)?, self.get(to)?);
         if let Some(location) = source.locate(id)
-            && let Some(copied) = target.copy_in(id, &location).await?
+            && let Some(copied) = target.copy_in(id, &location, progress).await?
         {
             return Ok(copied);
         }
@@ -130,6 +137,7 @@ impl ImageStores {
                 }
             };
             copied += chunk.len() as u64;
+            progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if let Err(e) = sink.write(chunk).await {
                 sink.abort().await;
                 return Err(e);

@@ -236,10 +236,16 @@ pub async fn image_store_copy_contract(
         let location = source
             .locate(id)
             .expect("the source names where its data is");
+        let progress = std::sync::atomic::AtomicU64::new(0);
         assert_eq!(
-            target.copy_in(id, &location).await.unwrap(),
+            target.copy_in(id, &location, &progress).await.unwrap(),
             Some(len as u64),
             "copying {len} bytes"
+        );
+        assert_eq!(
+            progress.into_inner(),
+            len as u64,
+            "the progress of copying {len} bytes"
         );
         assert!(
             read(target, id, None).await.as_deref() == Some(&data[..]),
@@ -256,7 +262,9 @@ pub async fn image_store_copy_contract(
     // A missing source is NotFound, and the failed copy leaves nothing behind.
     let missing = ImageId::random();
     let location = source.locate(missing).unwrap();
-    let copied = target.copy_in(missing, &location).await;
+    let copied = target
+        .copy_in(missing, &location, &Default::default())
+        .await;
     assert!(
         matches!(copied, Err(DomainError::NotFound(_))),
         "copying a missing image: {copied:?}"
@@ -280,7 +288,10 @@ pub async fn image_store_copy_contract(
         ..location
     };
     assert_eq!(
-        target.copy_in(id, &foreign).await.unwrap(),
+        target
+            .copy_in(id, &foreign, &Default::default())
+            .await
+            .unwrap(),
         None,
         "a location of another kind was not declined"
     );

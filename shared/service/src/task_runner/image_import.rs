@@ -34,6 +34,21 @@ pub(super) struct ImportRun<'a> {
     pub all_must_succeed: bool,
 }
 
+/// How far an import's copies to further stores got: bytes landed of all they write.
+struct CopyProgress {
+    done: AtomicU64,
+    total: u64,
+}
+
+impl CopyProgress {
+    fn of(size: u64, targets: &[String]) -> Self {
+        Self {
+            done: AtomicU64::new(0),
+            total: size * targets.len() as u64,
+        }
+    }
+}
+
 impl TaskRunner {
     /// Runs an interoperable import of `image_id` into `stores`.
     pub(super) async fn image_import(
@@ -63,7 +78,8 @@ impl TaskRunner {
             } else {
                 Vec::new()
             };
-            self.copy_all_or_none(run, &first, &together).await?;
+            self.copy_all_or_none(run, &first, &together, stored.size)
+                .await?;
             // With nothing left to copy the import ends as the image goes active, so no
             // client sees an active image still locked.
             self.activate(run, stored, &together, targets.is_empty())
@@ -206,9 +222,12 @@ impl TaskRunner {
         run: &ImportRun<'_>,
         source: &str,
         targets: &[String],
+        size: u64,
     ) -> DomainResult<()> {
+        let progress = CopyProgress::of(size, targets);
         for (n, target) in targets.iter().enumerate() {
-            if let Err(e) = self.data.stores().copy(run.image_id, source, target).await {
+            let copied = self.copy_checked(run, size, source, target, &progress);
+            if let Err(e) = copied.await {
                 self.delete_copies(run.image_id, &[source.to_owned()]).await;
                 self.delete_copies(run.image_id, &targets[..n]).await;
                 return Err(self.store_failed(run, target, e).await);
@@ -221,7 +240,13 @@ impl TaskRunner {
     /// written or failed as it happens. With `all_must_succeed`, a failure undoes the copies
     /// this run made and fails the import (the image stays active in its other stores).
     async fn copy_each(&self, run: &ImportRun<'_>, targets: &[String]) -> DomainResult<()> {
+        if targets.is_empty() {
+            // (An import with nothing left to copy ended as its image went active.)
+            return Ok(());
+        }
         let mut copied = Vec::new();
+        let size = self.held_now(run).await?.size.unwrap_or(0);
+        let progress = CopyProgress::of(size, targets);
         for target in targets {
             let image = self.held_now(run).await?;
             let Some(source) = self
@@ -237,7 +262,9 @@ impl TaskRunner {
                     image.id
                 )));
             };
-            let result = self.copy_checked(&image, &source, target).await;
+            let result = self
+                .copy_checked(run, size, &source, target, &progress)
+                .await;
             match result {
                 Ok(()) => {
                     self.record(run, |current| current.import_stored_in(target, now()))
@@ -258,14 +285,25 @@ impl TaskRunner {
         Ok(())
     }
 
-    /// A copy of the image's data to `target` that holds exactly the image's bytes.
-    async fn copy_checked(&self, image: &Image, source: &str, target: &str) -> DomainResult<()> {
-        let copied = self.data.stores().copy(image.id, source, target).await?;
-        if Some(copied) != image.size {
-            self.delete_copies(image.id, &[target.to_owned()]).await;
+    /// A copy of the image's data (`size` bytes) from `source` to `target` that holds
+    /// exactly those bytes, with progress on the task and the image while it runs.
+    async fn copy_checked(
+        &self,
+        run: &ImportRun<'_>,
+        size: u64,
+        source: &str,
+        target: &str,
+        progress: &CopyProgress,
+    ) -> DomainResult<()> {
+        let stores = self.data.stores();
+        let copied = tokio::select! {
+            copied = stores.copy(run.image_id, source, target, &progress.done) => copied?,
+            () = self.report_progress(run, &progress.done, Some(progress.total)) => unreachable!("reports until cancelled"),
+        };
+        if copied != size {
+            self.delete_copies(run.image_id, &[target.to_owned()]).await;
             return Err(DomainError::Conflict(format!(
-                "the copy holds {copied} bytes, the image {:?}",
-                image.size
+                "the copy holds {copied} bytes, the image {size}"
             )));
         }
         Ok(())
