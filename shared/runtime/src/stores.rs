@@ -192,6 +192,92 @@ fn single_store(config: &Config) -> StoreSpec {
 mod tests {
     use super::*;
 
+    /// The configuration these flags give (environment aside: every flag is named).
+    fn config(args: &[&str]) -> Config {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: Config,
+        }
+        let args = std::iter::once("test").chain(args.iter().copied());
+        <Flags as clap::Parser>::try_parse_from(args)
+            .expect("valid flags")
+            .config
+    }
+
+    fn ids(layout: &StoreLayout) -> Vec<&str> {
+        layout.stores.iter().map(|s| s.id.as_str()).collect()
+    }
+
+    #[test]
+    fn without_stores_there_is_the_backends_one_store() {
+        let embedded = StoreLayout::of(&config(&["--data-dir", "/d", "--backend", "embedded"]))
+            .expect("valid");
+        assert_eq!(
+            embedded.stores,
+            [StoreSpec {
+                id: "local".into(),
+                location: StoreLocation::Directory("/d/images".into())
+            }]
+        );
+        let aws = config(&[
+            "--backend",
+            "aws",
+            "--aws-bucket",
+            "b",
+            "--store-id",
+            "main",
+        ]);
+        let layout = StoreLayout::of(&aws).expect("valid");
+        assert_eq!(ids(&layout), ["main"]);
+        assert_eq!(layout.catalog().default, "main");
+        assert_eq!(layout.catalog().stores[0].kind, "s3");
+    }
+
+    #[test]
+    fn the_default_store_comes_first_and_relative_directories_sit_in_the_data_dir() {
+        let layout = StoreLayout::of(&config(&[
+            "--backend",
+            "embedded",
+            "--data-dir",
+            "/d",
+            "--stores",
+            "a=one,b=/abs,c=three",
+            "--default-store",
+            "c",
+        ]))
+        .expect("valid");
+        assert_eq!(ids(&layout), ["c", "a", "b"]);
+        assert_eq!(layout.catalog().default, "c");
+        assert_eq!(
+            layout.stores[1].location,
+            StoreLocation::Directory("/d/one".into())
+        );
+        assert_eq!(
+            layout.stores[2].location,
+            StoreLocation::Directory("/abs".into())
+        );
+    }
+
+    #[test]
+    fn layouts_that_cannot_work_are_refused_at_start_up() {
+        for args in [
+            &["--backend", "embedded", "--stores", "a=x,a=y"][..],
+            &["--backend", "embedded", "--stores", "a=s3://bucket/p/"],
+            &["--backend", "aws", "--stores", "a=/dir"],
+            &[
+                "--backend",
+                "embedded",
+                "--stores",
+                "a=x",
+                "--default-store",
+                "b",
+            ],
+        ] {
+            assert!(StoreLayout::of(&config(args)).is_err(), "{args:?} accepted");
+        }
+    }
+
     #[test]
     fn stores_parse_as_directories_or_buckets() {
         assert_eq!(
