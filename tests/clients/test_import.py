@@ -155,6 +155,16 @@ def test_clients_import_to_several_stores_copy_between_them_and_remove_one(two_s
     listed = ok(openstack_cli(two_stores, alice, "image", "stores", "list", "-f", "value", "-c", "ID"))
     assert sorted(listed.split()) == sorted([default, other])
 
+    # The same copy with the openstack CLI, after removing the default store's copy again.
+    removed = glance_cli(two_stores, admin, "stores-delete", "--store", default, image.id)
+    assert removed.returncode == 0, removed.stderr
+    # (`--store` takes several values: the image goes first.)
+    ok(openstack_cli(two_stores, admin, "image", "import", image.id, "--method", "copy-image",
+                     "--store", default))
+    copied = wait_imported(glance, image.id)
+    assert (copied.stores, copied.os_glance_failed_import) == (both, ""), dict(copied)
+    assert b"".join(glance.images.data(image.id)) == data
+
 
 def wait_imported(glance, image_id, timeout=180):
     """The image once no import holds it."""
