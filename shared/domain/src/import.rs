@@ -111,11 +111,27 @@ pub struct ImportRequest {
 impl ImportRequest {
     /// A `glance-direct` import to the default store, as a client would ask for it.
     pub fn glance_direct() -> Self {
+        Self::glance_direct_to(None)
+    }
+
+    /// A `glance-direct` import to `store` (the default store when `None`).
+    pub fn glance_direct_to(store: Option<&str>) -> Self {
+        let method = serde_json::json!({ "name": "glance-direct" });
+        let (stores, body) = match store {
+            None => (
+                StoreChoice::Default,
+                serde_json::json!({ "method": method }),
+            ),
+            Some(store) => (
+                StoreChoice::Named(vec![store.to_owned()]),
+                serde_json::json!({ "method": method, "stores": [store] }),
+            ),
+        };
         Self {
             method: ImportMethod::GlanceDirect,
-            stores: StoreChoice::Default,
+            stores,
             all_stores_must_succeed: true,
-            body: serde_json::json!({ "method": { "name": "glance-direct" } }),
+            body,
         }
     }
 }

@@ -92,16 +92,21 @@ impl StagingService {
 
     /// `POST /v2/images/{id}/file/complete`: joins the uploaded parts into the image's
     /// staged data (`uploading`, as `PUT .../stage` leaves it) and imports it with
-    /// `glance-direct`: the `api_image_import` task that checks it and makes it the data.
+    /// `glance-direct`: the `api_image_import` task that checks it and makes it the data, in
+    /// `store` (`X-Image-Meta-Store`) or the default store.
     pub async fn complete_staged(
         &self,
         caller: &Caller,
         raw_id: &str,
         request: CompleteRequest,
+        store: Option<&str>,
         context: RequestContext,
     ) -> DomainResult<Task> {
         let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
+        // The store is checked before the parts are joined, so a wrong one changes nothing.
+        let import = ImportRequest::glance_direct_to(store);
+        self.imports.offer().stores.resolve(&import.stores)?;
         let size = self
             .stores
             .staging()
@@ -117,10 +122,7 @@ impl StagingService {
                 current.begin_stage(now()).map(Some)
             })
             .await?;
-        let glance_direct = ImportRequest::glance_direct();
-        self.imports
-            .import(caller, raw_id, glance_direct, context)
-            .await
+        self.imports.import(caller, raw_id, import, context).await
     }
 
     /// 413 when `size` more bytes would take the image's owner past the storage quota.

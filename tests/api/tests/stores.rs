@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cloud_images_api_tests::{Checked, World, id_of, json_body, sample_bytes};
+use cloud_images_api_tests::{
+    Checked, World, id_of, json_body, put_part, sample_bytes, testing_aws,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -205,6 +207,61 @@ async fn an_upload_goes_to_the_store_its_header_names() {
     assert!(!w.server.store_holds(&fast, &id).await);
     let downloaded = w.server.download(&w.alice, &id, None).await;
     assert_eq!(downloaded.bytes(), &data[..]);
+}
+
+#[tokio::test]
+async fn a_staged_upload_completed_naming_a_store_is_imported_there() {
+    let w = World::with_two_stores().await;
+    let (fast, cheap) = two_stores(&w).await;
+    let id = id_of(&w.server.new_image(&w.alice, raw_image()).await);
+    let data = sample_bytes(9 * 1024 * 1024, 67);
+    let parts = w
+        .server
+        .request(
+            Method::POST,
+            &format!("/v2/images/{id}/file/parts"),
+            Some(&w.alice),
+        )
+        .json(&json!({ "size": data.len() }))
+        .checked()
+        .await;
+    if !testing_aws() {
+        // Files take data directly: no staged parts to complete.
+        assert_eq!(parts.status(), StatusCode::BAD_REQUEST);
+        return;
+    }
+    let upload = json_body(parts).await;
+    for number in 1..=upload["parts"].as_array().unwrap().len() {
+        put_part(&upload, number, &data).await;
+    }
+    let complete = |store: &str| {
+        w.server
+            .request(
+                Method::POST,
+                &format!("/v2/images/{id}/file/complete"),
+                Some(&w.alice),
+            )
+            .header("x-image-meta-store", store)
+            .json(&json!({ "upload_id": upload["upload_id"] }))
+            .checked()
+    };
+    let unknown = complete("nowhere").await;
+    assert_eq!(unknown.status(), StatusCode::CONFLICT, "{}", unknown.text());
+    let image = json_body(w.server.show_image(&w.alice, &id).await).await;
+    assert_eq!(image["status"], "queued", "a refused store changes nothing");
+
+    let accepted = complete(&cheap).await;
+    assert_eq!(
+        accepted.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        accepted.text()
+    );
+    let image = w.server.import_ended(&w.alice, &id).await;
+    assert_eq!(image["status"], "active", "{image}");
+    assert_eq!(property(&image, "stores"), cheap);
+    assert!(w.server.store_holds(&cheap, &id).await);
+    assert!(!w.server.store_holds(&fast, &id).await);
 }
 
 #[tokio::test]

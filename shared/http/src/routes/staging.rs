@@ -63,12 +63,13 @@ async fn complete(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let request = CompleteRequest::parse(&json_object(body, "upload_id")?)?;
+    let store = super::store_header(&headers)?;
     let context = RequestContext {
         request_id: Some(request_id),
     };
     let task = state
         .service
-        .complete_staged(&caller, &id, request, context)
+        .complete_staged(&caller, &id, request, store, context)
         .await?;
     let path = format!("/v2/tasks/{}", task.id);
     Ok(located(
