@@ -113,6 +113,14 @@ run_validation = False
 """)
 
 
+def tempest_run(workspace, regex, exclude):
+    command = [str(TEMPEST / "tempest"), "run", "--regex", regex, "--concurrency", "2"]
+    if exclude:
+        command += ["--exclude-regex", exclude]
+    return subprocess.run(command, cwd=workspace, capture_output=True, text=True,
+                          env=dict(os.environ, OS_TEST_TIMEOUT="300"))
+
+
 def outcomes(workspace):
     """Each test id (without its [attributes]) → success, fail or skip, from stestr's record."""
     subunit = subprocess.run([str(TEMPEST / "stestr"), "last", "--subunit"], cwd=workspace,
@@ -181,16 +189,22 @@ def test_tempest_multi_store_tests_pass_on_two_stores(two_stores, web, tmp_path)
     in_tempest_workspace(tmp_path, lambda ws: run_tempest(ws, two_stores, web, MULTI_STORE_CLASSES, "", wanted))
 
 
+# Tests that leave an image behind (tempest's `self.client.create_image` without a cleanup):
+# with pre-provisioned accounts the leaked image, `shared` by default, then shows in another
+# class's `visibility=shared` list (ListSharedImagesTest expects exactly its own; Glance lists
+# the caller's own shared images there too). They run alone, after the others.
+LEAKING = [r"ImportImagesNegativeTest\.test_image_web_download_import_with_bad_url"]
+
+
 def run_tempest(workspace, service, web, regex, exclude, wanted):
     write_config(workspace, service, web)
     started = time.monotonic()
-    command = [str(TEMPEST / "tempest"), "run", "--regex", regex, "--concurrency", "2"]
-    if exclude:
-        command += ["--exclude-regex", exclude]
-    run = subprocess.run(command, cwd=workspace, capture_output=True, text=True,
-                         env=dict(os.environ, OS_TEST_TIMEOUT="300"))
-    took = time.monotonic() - started
+    leaking = "|".join(LEAKING)
+    run = tempest_run(workspace, regex, "|".join(e for e in (exclude, leaking) if e))
     found = outcomes(workspace)
+    tempest_run(workspace, regex + f".*({leaking})", exclude)
+    found.update(outcomes(workspace))
+    took = time.monotonic() - started
     counts = {s: sum(1 for v in found.values() if v == s) for s in ("success", "fail", "skip")}
     print(f"tempest on {HOST} ({store_count(service)} stores): {counts['success']} passed, "
           f"{counts['fail']} failed, {counts['skip']} skipped in {took:.0f} s")
