@@ -47,20 +47,13 @@ start_server() {  # env assignments for the server as arguments
 rss_kib() { awk "/^$1:/ {print \$2}" "/proc/$server/status"; }
 
 import_rate() {
-  local t0 id status idle peak
+  local t0 id idle peak
   idle=$(rss_kib VmRSS)
   id=$(curl -s "$root/v2/images" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
     -d '{"name": "bench", "disk_format": "raw", "container_format": "bare"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   t0=$(date +%s.%N)
-  curl -sf -o /dev/null "$root/v2/images/$id/import" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
-    -d "{\"method\": {\"name\": \"web-download\", \"uri\": \"$url\"}}"
-  while :; do
-    status=$(curl -s "$root/v2/images/$id" -H "X-Auth-Token: $token" |
-      python3 -c 'import json,sys; i=json.load(sys.stdin); print("failed" if i.get("os_glance_failed_import") else i["status"])')
-    case $status in active) break ;; failed) echo "import failed" >&2; exit 1 ;; esac
-    sleep 0.05
-  done
+  import_and_wait "$id" "{\"method\": {\"name\": \"web-download\", \"uri\": \"$url\"}}"
   peak=$(rss_kib VmHWM)
   python3 -c "import sys; s=float(sys.argv[1]); print(f'{$mib / s:.0f} MiB/s ({$mib} MiB in {s:.2f} s); peak RSS {$peak / 1024:.0f} MiB, {($peak - $idle) / 1024:.0f} MiB above idle')" \
     "$(python3 -c "print($(date +%s.%N) - $t0)")"
@@ -69,18 +62,22 @@ import_rate() {
 
 # copy-image of the imported image to the second store, `cheap`.
 copy_rate() {
-  local t0 id stores
-  id=$(cat "$work/image-id")
+  local t0
   t0=$(date +%s.%N)
-  curl -sf -o /dev/null "$root/v2/images/$id/import" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
-    -d '{"method": {"name": "copy-image"}, "stores": ["cheap"]}'
+  import_and_wait "$(cat "$work/image-id")" '{"method": {"name": "copy-image"}, "stores": ["cheap"]}'
+  seconds "$t0"
+}
+
+# POST .../import with body $2 for image $1, then wait until no import holds the image.
+import_and_wait() {
+  local state
+  curl -sf -o /dev/null "$root/v2/images/$1/import" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' -d "$2"
   while :; do
-    stores=$(curl -s "$root/v2/images/$id" -H "X-Auth-Token: $token" |
+    state=$(curl -s "$root/v2/images/$1" -H "X-Auth-Token: $token" |
       python3 -c 'import json,sys; i=json.load(sys.stdin); print("failed" if i.get("os_glance_failed_import") else ("done" if "os_glance_import_task" not in i else "running"))')
-    case $stores in done) break ;; failed) echo "copy failed" >&2; exit 1 ;; esac
+    case $state in done) break ;; failed) echo "import failed" >&2; exit 1 ;; esac
     sleep 0.05
   done
-  seconds "$t0"
 }
 
 # "N MiB/s (N MiB in S s)" since $1.

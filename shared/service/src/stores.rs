@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cloud_images_domain::image::{Image, ImageId};
 use cloud_images_domain::import::StoreCatalog;
-use cloud_images_domain::ports::ImageStore;
+use cloud_images_domain::ports::{ByteStream, ImageStore, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::StreamExt;
 
@@ -125,26 +125,9 @@ impl ImageStores {
         {
             return Ok(copied);
         }
-        let mut body = source.read(id, None).await?;
-        let mut sink = target.begin_upload(id).await?;
-        let mut copied = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    sink.abort().await;
-                    return Err(e);
-                }
-            };
-            copied += chunk.len() as u64;
-            progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            if let Err(e) = sink.write(chunk).await {
-                sink.abort().await;
-                return Err(e);
-            }
-        }
-        sink.commit().await?;
-        Ok(copied)
+        let body = source.read(id, None).await?;
+        let sink = target.begin_upload(id).await?;
+        stream_into(sink, body, progress).await
     }
 
     /// Removes the temporary objects killed processes left in every store; how many.
@@ -154,5 +137,32 @@ impl ImageStores {
             removed += store.sweep_incomplete().await?;
         }
         Ok(removed)
+    }
+}
+
+/// Writes `body` into `sink` and commits it, adding each chunk's length to `progress`; on any
+/// failure the sink is aborted, so nothing half-written remains. Returns the bytes written.
+pub(crate) async fn stream_into(
+    mut sink: Box<dyn UploadSink>,
+    mut body: ByteStream,
+    progress: &AtomicU64,
+) -> DomainResult<u64> {
+    let written = async {
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            written += chunk.len() as u64;
+            progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            sink.write(chunk).await?;
+        }
+        Ok::<u64, DomainError>(written)
+    }
+    .await;
+    match written {
+        Ok(written) => sink.commit().await.map(|()| written),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 
 use crate::access::{CAS_ATTEMPTS, ImageAccess, now};
 use crate::image_data::ImageDataService;
+use crate::stores::stream_into;
 use crate::tasks::{TaskMessage, TaskSettings, chrono_span};
 
 mod image_import;
@@ -491,28 +492,16 @@ struct Conversion {
 }
 
 async fn write_converted(
-    mut sink: Box<dyn UploadSink>,
-    mut body: ByteStream,
+    sink: Box<dyn UploadSink>,
+    body: ByteStream,
     plan: &Conversion,
 ) -> DomainResult<()> {
-    let copied = async {
-        while let Some(chunk) = body.next().await {
-            sink.write(chunk?).await?;
-        }
-        if !plan.append.is_empty() {
-            sink.write(bytes::Bytes::copy_from_slice(&plan.append))
-                .await?;
-        }
-        Ok::<(), DomainError>(())
-    }
-    .await;
-    match copied {
-        Ok(()) => sink.commit().await,
-        Err(e) => {
-            sink.abort().await;
-            Err(e)
-        }
-    }
+    let append = bytes::Bytes::copy_from_slice(&plan.append);
+    let tail = futures_util::stream::iter((!append.is_empty()).then_some(Ok(append)));
+    let body: ByteStream = Box::pin(body.chain(tail));
+    stream_into(sink, body, &AtomicU64::new(0))
+        .await
+        .map(|_| ())
 }
 
 fn random_id() -> [u8; 16] {
