@@ -101,11 +101,17 @@ impl ImageStores {
 
     /// Removes the data of `image` from every store holding it, and its staged data.
     pub async fn delete_everywhere(&self, image: &Image) -> DomainResult<()> {
-        for (_, store) in self.holding(image) {
+        let holding = self.holding(image);
+        let stores: Vec<&Arc<dyn ImageStore>> = if holding.is_empty() {
+            // No data recorded yet, but an import cut off before it activated the image may
+            // have committed bytes to any store it targeted.
+            self.stores.iter().map(|(_, store)| store).collect()
+        } else {
+            holding.into_iter().map(|(_, store)| store).collect()
+        };
+        for store in stores {
             store.delete(image.id).await?;
         }
-        // A failed import leaves no `stores`, but may have written the first one.
-        self.default_store().delete(image.id).await?;
         self.staging().delete_staged(image.id).await
     }
 
