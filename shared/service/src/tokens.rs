@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use cloud_images_domain::DomainError;
 use cloud_images_domain::identity::Caller;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -102,7 +102,7 @@ impl TokenSigner {
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC accepts keys of any length, so this cannot fail.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.key.0).expect("HMAC takes any key length")
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key.0).expect("HMAC takes any key length")
     }
 
     /// Issues a token for `caller`, valid from `now` for the configured lifetime.
