@@ -240,10 +240,11 @@ fn verdict(declared: DiskFormat, s: &Sample) -> Result<Option<u64>, Refusal> {
 }
 
 /// One region of the stream, kept while it passes.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Capture {
     offset: u64,
     wanted: usize,
+    #[serde(with = "base64_bytes")]
     data: Vec<u8>,
 }
 
@@ -258,21 +259,48 @@ impl Capture {
         let from = (have - start) as usize;
         let missing = self.wanted - self.data.len();
         let to = bytes.len().min(from + missing);
+        self.data.reserve_exact(to - from);
         self.data.extend_from_slice(&bytes[from..to]);
     }
 }
 
 /// Streams data past the checks: feed every block in order with [`Inspector::observe`], then
 /// ask [`Inspector::finish`] for the verdict. Memory stays below
-/// `HEAD_BYTES + TAIL_BYTES + REGION_BYTES` whatever the data's size.
-#[derive(Debug)]
+/// `HEAD_BYTES + TAIL_BYTES + REGION_BYTES` whatever the data's size. It serializes, so an
+/// interrupted import resumes its inspection where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inspector {
     declared: DiskFormat,
     seen: u64,
+    #[serde(with = "base64_bytes")]
     head: Vec<u8>,
+    #[serde(with = "base64_bytes")]
     tail: Vec<u8>,
     region: Option<Capture>,
     head_judged: bool,
+}
+
+/// Bytes as one base64 string: a third larger, where a JSON array of numbers is four times.
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let mut bytes = STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        // The decoder over-allocates a little; the inspector's memory bound counts capacity.
+        bytes.shrink_to_fit();
+        Ok(bytes)
+    }
 }
 
 impl Inspector {
@@ -294,8 +322,10 @@ impl Inspector {
         let start = self.seen;
         self.seen += block.len() as u64;
         let wanted = HEAD_BYTES.saturating_sub(self.head.len());
-        self.head
-            .extend_from_slice(&block[..wanted.min(block.len())]);
+        let taken = &block[..wanted.min(block.len())];
+        // Exact growth: a resumed inspector's buffers start no larger than their contents.
+        self.head.reserve_exact(taken.len());
+        self.head.extend_from_slice(taken);
         if !self.head_judged && self.head.len() == HEAD_BYTES {
             self.head_judged = true;
             self.judge_head()?;
@@ -310,12 +340,14 @@ impl Inspector {
     fn keep_tail(&mut self, block: &[u8]) {
         if block.len() >= TAIL_BYTES {
             self.tail.clear();
+            self.tail.reserve_exact(TAIL_BYTES);
             self.tail
                 .extend_from_slice(&block[block.len() - TAIL_BYTES..]);
         } else {
             // Make room first, so the buffer never grows past its reserved size.
             let excess = (self.tail.len() + block.len()).saturating_sub(TAIL_BYTES);
             self.tail.drain(..excess);
+            self.tail.reserve_exact(block.len());
             self.tail.extend_from_slice(block);
         }
     }
@@ -354,6 +386,16 @@ impl Inspector {
             total: Some(self.seen),
         };
         verdict(self.declared, &sample).map_err(DomainError::Invalid)
+    }
+
+    /// The format the data was declared as.
+    pub fn declared(&self) -> DiskFormat {
+        self.declared
+    }
+
+    /// Bytes observed so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
     }
 
     /// Bytes held for inspection now (for tests of the memory bound).

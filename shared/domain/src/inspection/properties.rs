@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the value it got
 //! Properties of the inspector on hostile input: arbitrary bytes and mutated valid headers
 //! never panic, never keep more than the fixed bound, and get the same verdict however the
-//! stream is cut into blocks (each byte is seen once, in order).
+//! stream is cut into blocks (each byte is seen once, in order) and wherever the inspection
+//! is suspended into JSON and taken up again (an import resumed after its worker died).
 
 use proptest::prelude::*;
 
@@ -36,13 +37,26 @@ fn samples() -> Vec<(DiskFormat, Vec<u8>)> {
     ]
 }
 
-/// The verdict on `data` fed in blocks of the given sizes (cycled), as a comparable value.
-fn streamed(declared: DiskFormat, data: &[u8], blocks: &[usize]) -> Result<Option<u64>, String> {
+/// The verdict on `data` fed in blocks of the given sizes (cycled), as a comparable value;
+/// after block `suspend_at` the inspector goes through JSON, as a resume point keeps it.
+fn streamed(
+    declared: DiskFormat,
+    data: &[u8],
+    blocks: &[usize],
+    suspend_at: Option<usize>,
+) -> Result<Option<u64>, String> {
     let mut inspector = Inspector::new(declared);
     let mut at = 0;
-    for size in blocks.iter().cycle() {
+    for (n, size) in blocks.iter().cycle().enumerate() {
         if at >= data.len() {
             break;
+        }
+        if suspend_at == Some(n) {
+            let json = serde_json::to_string(&inspector).unwrap();
+            let resumed: Inspector = serde_json::from_str(&json).unwrap();
+            assert_eq!(resumed, inspector, "the inspection changed through JSON");
+            assert_eq!(resumed.seen(), at as u64);
+            inspector = resumed;
         }
         let end = data.len().min(at + size.max(&1));
         inspector
@@ -88,8 +102,9 @@ proptest! {
         declared in any_format(),
         data in prop_oneof![proptest::collection::vec(any::<u8>(), 0..8192), magic_then_noise()],
         blocks in proptest::collection::vec(1usize..5000, 1..8),
+        suspend_at in proptest::option::of(0usize..8),
     ) {
-        prop_assert_eq!(streamed(declared, &data, &blocks), whole(declared, &data));
+        prop_assert_eq!(streamed(declared, &data, &blocks, suspend_at), whole(declared, &data));
     }
 
     #[test]
@@ -99,6 +114,7 @@ proptest! {
         cut in proptest::option::of(any::<prop::sample::Index>()),
         blocks in proptest::collection::vec(1usize..70_000, 1..6),
         declared in proptest::option::of(any_format()),
+        suspend_at in proptest::option::of(0usize..8),
     ) {
         let (format, mut data) = samples().swap_remove(pick);
         // Most mutations land in the first sector, where the fields are.
@@ -110,7 +126,7 @@ proptest! {
             data.truncate(cut.index(data.len() + 1));
         }
         let declared = declared.unwrap_or(format);
-        prop_assert_eq!(streamed(declared, &data, &blocks), whole(declared, &data));
+        prop_assert_eq!(streamed(declared, &data, &blocks, suspend_at), whole(declared, &data));
     }
 }
 
@@ -122,6 +138,7 @@ proptest! {
     fn mutated_vhdx_metadata_never_panics_and_streams_alike(
         mutations in proptest::collection::vec((0usize..(64 * 1024 + 512), any::<u8>()), 1..24),
         blocks in proptest::collection::vec(1000usize..(1 << 20), 1..4),
+        suspend_at in proptest::option::of(0usize..12),
     ) {
         let items = super::vhdx::tests::standard_items(1 << 30, 0);
         let mut data = super::vhdx::tests::vhdx(&items, |_| {});
@@ -130,7 +147,7 @@ proptest! {
             data[(1 << 20) + at] = value;
         }
         prop_assert_eq!(
-            streamed(DiskFormat::Vhdx, &data, &blocks),
+            streamed(DiskFormat::Vhdx, &data, &blocks, suspend_at),
             whole(DiskFormat::Vhdx, &data)
         );
     }
