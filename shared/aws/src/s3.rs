@@ -1,6 +1,7 @@
 //! Image bytes in S3: streamed multipart uploads completed only on commit, ranged reads,
 //! idempotent deletes, server-side copies from other buckets (`UploadPartCopy`), and a
-//! sweep of abandoned multipart uploads.
+//! sweep of abandoned multipart uploads. An import's multipart upload checkpoints: its
+//! upload id and finished parts, from which the next delivery of the task resumes it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -17,7 +18,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::{Bytes, BytesMut};
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::{
-    ByteRange, ByteStream, ImageStore, StagedUpload, StoredObject, UploadSink, no_staged_upload,
+    ByteRange, ByteStream, ImageStore, SinkCheckpoint, StagedUpload, StoredObject, UploadSink,
+    no_staged_upload,
 };
 use cloud_images_domain::staging::{PartPlan, check_uploaded_parts};
 use cloud_images_domain::{DomainError, DomainResult};
@@ -25,6 +27,8 @@ use tokio::task::JoinSet;
 
 /// Smallest part: S3 needs ≥ 5 MiB for every part but the last.
 const BASE_PART: usize = 8 * 1024 * 1024;
+/// The least S3 takes as a part that is not the last.
+const MIN_PART: usize = 5 * 1024 * 1024;
 /// Parts uploaded concurrently per upload: enough to overlap network and hashing, bounded
 /// so memory stays at a few parts.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -161,6 +165,11 @@ impl S3ImageStore {
     /// permissions reach it) under a prefix of its own (so a lifecycle rule can expire it).
     fn staged_key(&self, id: ImageId) -> String {
         format!("{}{STAGING}{id}", self.prefix)
+    }
+
+    /// Where an interrupted import of `id` notes how to resume: beside its staged data.
+    fn resume_point_key(&self, id: ImageId) -> String {
+        format!("{}{STAGING}{id}.resume", self.prefix)
     }
 
     async fn presign_parts(
@@ -431,6 +440,17 @@ pub(crate) struct S3Upload {
     in_flight: JoinSet<DomainResult<CompletedPart>>,
     done: Vec<CompletedPart>,
     finished: bool,
+    written: u64,
+    kept_on_drop: bool,
+}
+
+/// What a checkpoint of an [`S3Upload`] notes: enough to complete it later.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UploadNote {
+    upload_id: String,
+    next_part: i32,
+    /// (part number, ETag) of every part uploaded.
+    parts: Vec<(i32, String)>,
 }
 
 impl S3Upload {
@@ -446,7 +466,42 @@ impl S3Upload {
             in_flight: JoinSet::new(),
             done: Vec::new(),
             finished: false,
+            written: 0,
+            kept_on_drop: false,
         }
+    }
+
+    /// The upload a checkpoint noted, after its `written` bytes.
+    fn resumed(
+        client: Client,
+        bucket: String,
+        key: String,
+        note: UploadNote,
+        written: u64,
+    ) -> Self {
+        let done = note
+            .parts
+            .into_iter()
+            .map(|(number, e_tag)| {
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(e_tag)
+                    .build()
+            })
+            .collect();
+        let mut upload = Self::new(client, bucket, key).resumable();
+        upload.upload_id = Some(note.upload_id);
+        upload.next_part = note.next_part;
+        upload.done = done;
+        upload.written = written;
+        upload
+    }
+
+    /// This upload outlives a dropped future (a worker shutting down mid-import): only its
+    /// commit, an abort or the sweep of stale uploads ends it.
+    fn resumable(mut self) -> Self {
+        self.kept_on_drop = true;
+        self
     }
 
     async fn start_multipart(&mut self) -> DomainResult<String> {
@@ -581,9 +636,45 @@ async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
     }
 }
 
+impl S3Upload {
+    /// Sends the buffer as a part (when S3 takes it as one) and waits for every part in
+    /// flight; the note of the upload then, or `None` when the buffer is too short to be a
+    /// part or nothing was sent yet.
+    async fn settle(&mut self) -> DomainResult<Option<UploadNote>> {
+        if !self.buffer.is_empty() {
+            if self.buffer.len() < MIN_PART {
+                return Ok(None);
+            }
+            let part = std::mem::replace(&mut self.buffer, BytesMut::new()).freeze();
+            self.send_part(part).await?;
+        }
+        let Some(upload_id) = self.upload_id.clone() else {
+            return Ok(None);
+        };
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        let parts = self
+            .done
+            .iter()
+            .map(|p| {
+                (
+                    p.part_number().unwrap_or(0),
+                    p.e_tag().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        Ok(Some(UploadNote {
+            upload_id,
+            next_part: self.next_part,
+            parts,
+        }))
+    }
+}
+
 impl Drop for S3Upload {
     fn drop(&mut self) {
-        if self.finished {
+        if self.finished || self.kept_on_drop {
             return;
         }
         self.in_flight.abort_all();
@@ -609,6 +700,7 @@ impl UploadSink for S3Upload {
             let room = size - self.buffer.len();
             let (now, later) = rest.split_at(room.min(rest.len()));
             self.buffer.extend_from_slice(now);
+            self.written += now.len() as u64;
             rest = later;
             if self.buffer.len() < size {
                 return Ok(());
@@ -635,6 +727,23 @@ impl UploadSink for S3Upload {
 
     async fn abort(mut self: Box<Self>) {
         self.abort_now().await;
+    }
+
+    async fn checkpoint(&mut self) -> DomainResult<Option<SinkCheckpoint>> {
+        let note = match self.settle().await {
+            Ok(Some(note)) => note,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.abort_now().await;
+                return Err(e);
+            }
+        };
+        let token = serde_json::to_string(&note)
+            .map_err(|e| DomainError::unavailable("noting a multipart upload", e))?;
+        Ok(Some(SinkCheckpoint {
+            written: self.written,
+            token,
+        }))
     }
 }
 
@@ -672,6 +781,45 @@ impl ImageStore for S3ImageStore {
             self.bucket.clone(),
             self.key(id),
         )))
+    }
+
+    async fn begin_import(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
+        let upload = S3Upload::new(self.client.clone(), self.bucket.clone(), self.key(id));
+        Ok(Box::new(upload.resumable()))
+    }
+
+    /// A noted upload whose every noted part S3 still has, with the same ETag; `None` when
+    /// the upload is gone (completed, aborted or swept) or lost a part.
+    async fn resume_import(
+        &self,
+        id: ImageId,
+        checkpoint: &SinkCheckpoint,
+    ) -> DomainResult<Option<Box<dyn UploadSink>>> {
+        let Ok(note) = serde_json::from_str::<UploadNote>(&checkpoint.token) else {
+            return Ok(None);
+        };
+        let key = self.key(id);
+        let listed = match self.uploaded_parts(&key, &note.upload_id).await {
+            Ok((_, parts)) => parts,
+            Err(DomainError::Misdirected(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let kept = note.parts.iter().all(|(number, e_tag)| {
+            listed
+                .iter()
+                .any(|p| p.part_number() == Some(*number) && p.e_tag() == Some(e_tag.as_str()))
+        });
+        if !kept {
+            abort(&self.client, &self.bucket, &key, &note.upload_id).await;
+            return Ok(None);
+        }
+        Ok(Some(Box::new(S3Upload::resumed(
+            self.client.clone(),
+            self.bucket.clone(),
+            key,
+            note,
+            checkpoint.written,
+        ))))
     }
 
     async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream> {
@@ -745,12 +893,17 @@ impl ImageStore for S3ImageStore {
         )))
     }
 
-    async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
+    async fn open_staged(&self, id: ImageId, from: u64) -> DomainResult<(u64, ByteStream)> {
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(self.staged_key(id));
+        let request = if from > 0 {
+            request.range(format!("bytes={from}-"))
+        } else {
+            request
+        };
         let (length, body) = get_streamed(
             request,
             format!("the staged data of image {id}"),
@@ -760,13 +913,51 @@ impl ImageStore for S3ImageStore {
         let length = length.and_then(|l| u64::try_from(l).ok()).ok_or_else(|| {
             DomainError::unavailable("reading staged data", "S3 returned no length")
         })?;
-        Ok((length, body))
+        // A ranged answer's length is what remains from `from`.
+        Ok((from + length, body))
     }
 
     async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
+        self.delete_resume_point(id).await?;
         self.delete_key(
             self.staged_key(id),
             format!("the staged data of image {id}"),
+        )
+        .await
+    }
+
+    async fn save_resume_point(&self, id: ImageId, point: Bytes) -> DomainResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.resume_point_key(id))
+            .body(S3Body::from(point))
+            .send()
+            .await
+            .map_err(|e| failed(format!("saving the resume point of image {id}"), e))?;
+        Ok(())
+    }
+
+    async fn load_resume_point(&self, id: ImageId) -> DomainResult<Option<Bytes>> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.resume_point_key(id));
+        let what = format!("the resume point of image {id}");
+        let (_, body) = match get_streamed(request, what.clone(), what).await {
+            Ok(found) => found,
+            Err(DomainError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let chunks: Vec<Bytes> = futures_util::TryStreamExt::try_collect(body).await?;
+        Ok(Some(Bytes::from(chunks.concat())))
+    }
+
+    async fn delete_resume_point(&self, id: ImageId) -> DomainResult<()> {
+        self.delete_key(
+            self.resume_point_key(id),
+            format!("the resume point of image {id}"),
         )
         .await
     }

@@ -30,6 +30,13 @@ async fn the_s3_store_keeps_the_image_store_contract() {
 }
 
 #[tokio::test]
+async fn s3_imports_resume_from_their_checkpoints() {
+    let (client, bucket) = fresh_bucket().await;
+    let store = S3ImageStore::new(client, bucket, "images/", Duration::ZERO);
+    cloud_images_testkit::image_store_resume_contract(&store).await;
+}
+
+#[tokio::test]
 async fn s3_stores_keep_the_copy_contract_across_buckets() {
     let (source_client, source_bucket) = fresh_bucket().await;
     let (target_client, target_bucket) = fresh_bucket().await;

@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP, SQL or AWS; adapters implement the [`ports`] and the
 //! service crate composes them into use cases.
 
+pub mod base64_bytes;
 pub mod error;
 pub mod identity;
 pub mod image;

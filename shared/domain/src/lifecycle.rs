@@ -475,15 +475,16 @@ impl Task {
         Ok(next)
     }
 
-    /// How far it got: `done` bytes of `total` (when known).
-    pub fn progressed(
-        &self,
-        done: u64,
-        total: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> DomainResult<Task> {
+    /// How far it got. A checkpoint beyond every earlier one proves the task moves on, so
+    /// its interruptions count again from this attempt: an import that needs several
+    /// 15-minute Lambda runs is not failed for being big.
+    pub fn progressed(&self, progress: TaskProgress, at: DateTime<Utc>) -> DomainResult<Task> {
         let mut next = self.step(TaskTransition::Progress, TaskStatus::Processing, at)?;
-        next.progress = Some(TaskProgress { done, total });
+        let saved_before = self.progress.and_then(|p| p.checkpoint);
+        if progress.checkpoint > saved_before {
+            next.attempts = next.attempts.min(1);
+        }
+        next.progress = Some(progress);
         Ok(next)
     }
 

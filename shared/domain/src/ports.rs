@@ -106,6 +106,22 @@ pub trait UploadSink: Send {
     async fn commit(self: Box<Self>) -> DomainResult<()>;
     /// Discards everything written.
     async fn abort(self: Box<Self>);
+    /// Makes every byte written so far durable and says how a later process resumes after
+    /// them ([`ImageStore::resume_import`]); `None` when it cannot now (an S3 part would be
+    /// too small: try again after more bytes) or never (a sink that cannot resume).
+    async fn checkpoint(&mut self) -> DomainResult<Option<SinkCheckpoint>> {
+        Ok(None)
+    }
+}
+
+/// Where an interrupted upload can go on from: the bytes durably written, and what the
+/// store that wrote them needs to take it up again (its own encoding).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SinkCheckpoint {
+    /// Bytes durably written.
+    pub written: u64,
+    /// The store's own note of the upload in progress.
+    pub token: String,
 }
 
 /// Where image bytes live.
@@ -113,6 +129,22 @@ pub trait UploadSink: Send {
 pub trait ImageStore: Send + Sync {
     /// Starts writing the data of `id` (not visible until committed).
     async fn begin_upload(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>>;
+    /// Starts writing an import of the data of `id`, as [`ImageStore::begin_upload`] but
+    /// able to [`UploadSink::checkpoint`] where the store can: what a killed worker wrote
+    /// survives it, for the next delivery to resume.
+    async fn begin_import(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
+        self.begin_upload(id).await
+    }
+    /// Takes up the import of `id` that `checkpoint` describes, its first
+    /// `checkpoint.written` bytes already written; `None` when that upload is gone (it
+    /// finished, was aborted or swept) and the import must start over.
+    async fn resume_import(
+        &self,
+        _id: ImageId,
+        _checkpoint: &SinkCheckpoint,
+    ) -> DomainResult<Option<Box<dyn UploadSink>>> {
+        Ok(None)
+    }
     /// Streams the stored data of `id`, or the given range of it.
     async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream>;
     /// Removes the data of `id`; removing absent data succeeds.
@@ -149,14 +181,28 @@ pub trait ImageStore: Send + Sync {
     /// Starts writing the staged data of `id` (`PUT .../stage`); it replaces any older staged
     /// data, and [`ImageStore::open_staged`] reads it, only once committed.
     async fn begin_stage(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>>;
-    /// Opens the staged data of `id`: its size and bytes; `NotFound` when there is none.
-    async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
+    /// Opens the staged data of `id` from byte `from` on: its whole size and the bytes from
+    /// there; `NotFound` when there is none.
+    async fn open_staged(&self, id: ImageId, _from: u64) -> DomainResult<(u64, ByteStream)> {
         Err(DomainError::NotFound(format!(
             "No staged data for image {id}"
         )))
     }
-    /// Removes the staged data of `id`; removing absent data succeeds.
+    /// Removes the staged data of `id` and its resume point; removing absent data succeeds.
     async fn delete_staged(&self, _id: ImageId) -> DomainResult<()> {
+        Ok(())
+    }
+    /// Keeps `point` (an interrupted import's state, opaque here) beside the staged data of
+    /// `id`, replacing any older one whole.
+    async fn save_resume_point(&self, _id: ImageId, _point: bytes::Bytes) -> DomainResult<()> {
+        Ok(())
+    }
+    /// The resume point last saved for `id`, if any.
+    async fn load_resume_point(&self, _id: ImageId) -> DomainResult<Option<bytes::Bytes>> {
+        Ok(None)
+    }
+    /// Removes the resume point of `id`; removing an absent one succeeds.
+    async fn delete_resume_point(&self, _id: ImageId) -> DomainResult<()> {
         Ok(())
     }
     /// Where this store keeps the data of `id`, for a store of the same kind to copy it
@@ -311,9 +357,28 @@ pub trait WebSource: Send + Sync {
     /// Checks a URI before any task is made: everything knowable without resolving it
     /// (scheme, port, host lists, literal addresses); `Invalid` naming the refusal.
     fn check(&self, uri: &str) -> DomainResult<()>;
-    /// Fetches the URI, following redirects the policy allows: the length the server
-    /// announced, if it did, and the bytes.
-    async fn open(&self, uri: &str) -> DomainResult<(Option<u64>, ByteStream)>;
+    /// Fetches the URI, following redirects the policy allows.
+    async fn open(&self, uri: &str) -> DomainResult<WebBody>;
+    /// Fetches the URI from byte `from` on, if the server still serves the version
+    /// `validator` named and answers with that range; `None` when it does not (the whole
+    /// data must be fetched again).
+    async fn open_from(
+        &self,
+        uri: &str,
+        from: u64,
+        validator: &str,
+    ) -> DomainResult<Option<WebBody>>;
+}
+
+/// A web-download response being read.
+pub struct WebBody {
+    /// The whole data's length, when the server said it.
+    pub size: Option<u64>,
+    /// What names this version of the data for a later ranged request (a strong `ETag`, else
+    /// `Last-Modified`), when the server gave one.
+    pub validator: Option<String>,
+    /// The bytes (from the requested offset, for a resumed fetch).
+    pub body: ByteStream,
 }
 
 /// The tenants' object storage that tasks import from and export to. Every call names the

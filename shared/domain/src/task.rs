@@ -461,6 +461,10 @@ pub struct TaskProgress {
     pub done: u64,
     /// Bytes in all, when known.
     pub total: Option<u64>,
+    /// Bytes safely stored at the last checkpoint: a delivery after an interruption goes
+    /// on from there instead of starting over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<u64>,
 }
 
 /// A task record.

@@ -1,21 +1,34 @@
 //! Image bytes as files: `<data-dir>/images/<id>`, staged data (`PUT .../stage`) as
 //! `<data-dir>/images/staging/<id>`. Uploads write a private `.partial-*` file that is
 //! fsynced and renamed into place on commit, so a reader never sees partial data; partial
-//! files of a killed process are swept at start-up. Another file store's image is copied in
-//! the same way, the kernel copying the bytes into the partial file.
+//! files of a killed process are swept at start-up. Imports write a `.resumable-*` file instead,
+//! which outlives the process so the next delivery of the task goes on from its last
+//! checkpoint (their resume points are `staging/<id>.resume`); only those left alone for
+//! [`RESUMABLE_KEPT`] are swept. Another file store's image is copied in the same way as an
+//! upload, the kernel copying the bytes into the partial file.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use cloud_images_domain::image::ImageId;
-use cloud_images_domain::ports::{ByteRange, ByteStream, ImageStore, StoredObject, UploadSink};
+use cloud_images_domain::ports::{
+    ByteRange, ByteStream, ImageStore, SinkCheckpoint, StoredObject, UploadSink,
+};
 use cloud_images_domain::{DomainError, DomainResult};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::EmbeddedError;
-use crate::upload::{FileUpload, PARTIAL_PREFIX, io_error, stream_reader};
+use crate::upload::{
+    FileUpload, PARTIAL_PREFIX, RESUMABLE_PREFIX, io_error, resumable_partial, stream_reader,
+};
+
+/// How long an import's resumable file waits for its task to come back before a start-up
+/// sweep takes it for abandoned (as the S3 lifecycle rule ends multipart uploads).
+pub const RESUMABLE_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The kind of [`StoredObject`] a file store names and copies from.
 const KIND: &str = "file";
@@ -44,6 +57,10 @@ impl FileImageStore {
 
     fn staged_path(&self, id: ImageId) -> PathBuf {
         self.staging.join(id.to_string())
+    }
+
+    fn resume_point_path(&self, id: ImageId) -> PathBuf {
+        self.staging.join(format!("{id}.resume"))
     }
 }
 
@@ -77,17 +94,23 @@ async fn remove_file(path: &Path) -> DomainResult<()> {
     }
 }
 
-/// Removes the partial files a killed process left in `dir`; returns how many.
+/// Removes the partial files a killed process left in `dir`, and resumable ones untouched
+/// for [`RESUMABLE_KEPT`]; returns how many.
 async fn sweep_partials(dir: &Path) -> DomainResult<usize> {
     let listing = |e| io_error(format!("listing {}", dir.display()), e);
     let mut entries = tokio::fs::read_dir(dir).await.map_err(listing)?;
     let mut removed = 0;
+    let stale_before = SystemTime::now() - RESUMABLE_KEPT;
     while let Some(entry) = entries.next_entry().await.map_err(listing)? {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(PARTIAL_PREFIX)
-        {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let abandoned = name.starts_with(PARTIAL_PREFIX)
+            || (name.starts_with(RESUMABLE_PREFIX)
+                && entry
+                    .metadata()
+                    .await
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified < stale_before));
+        if abandoned {
             remove_file(&entry.path()).await?;
             removed += 1;
         }
@@ -101,11 +124,33 @@ impl ImageStore for FileImageStore {
         Ok(Box::new(FileUpload::begin(self.path(id)).await?))
     }
 
+    async fn begin_import(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
+        Ok(Box::new(FileUpload::begin_resumable(self.path(id)).await?))
+    }
+
+    async fn resume_import(
+        &self,
+        id: ImageId,
+        checkpoint: &SinkCheckpoint,
+    ) -> DomainResult<Option<Box<dyn UploadSink>>> {
+        let target = self.path(id);
+        let ours = resumable_partial(&target)?
+            .file_name()
+            .is_some_and(|name| *name.to_string_lossy() == checkpoint.token);
+        if !ours {
+            return Ok(None);
+        }
+        let resumed = FileUpload::resume(target, checkpoint.written).await?;
+        Ok(resumed.map(|upload| Box::new(upload) as Box<dyn UploadSink>))
+    }
+
     async fn read(&self, id: ImageId, range: Option<ByteRange>) -> DomainResult<ByteStream> {
         read_file(&self.path(id), range, format!("image {id}")).await
     }
 
+    /// The data, and an import of it that was interrupted.
     async fn delete(&self, id: ImageId) -> DomainResult<()> {
+        remove_file(&resumable_partial(&self.path(id))?).await?;
         remove_file(&self.path(id)).await
     }
 
@@ -117,7 +162,7 @@ impl ImageStore for FileImageStore {
         Ok(Box::new(FileUpload::begin(self.staged_path(id)).await?))
     }
 
-    async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
+    async fn open_staged(&self, id: ImageId, from: u64) -> DomainResult<(u64, ByteStream)> {
         let path = self.staged_path(id);
         let size = match tokio::fs::metadata(&path).await {
             Ok(meta) => meta.len(),
@@ -128,12 +173,43 @@ impl ImageStore for FileImageStore {
             }
             Err(e) => return Err(io_error(format!("reading {}", path.display()), e)),
         };
-        let body = read_file(&path, None, format!("the staged data of image {id}")).await?;
+        let what = format!("the staged data of image {id}");
+        let body = if from == 0 {
+            read_file(&path, None, what).await?
+        } else if from >= size {
+            Box::pin(futures_util::stream::empty())
+        } else {
+            let rest = ByteRange {
+                first: from,
+                last: size - 1,
+            };
+            read_file(&path, Some(rest), what).await?
+        };
         Ok((size, body))
     }
 
     async fn delete_staged(&self, id: ImageId) -> DomainResult<()> {
+        remove_file(&self.resume_point_path(id)).await?;
         remove_file(&self.staged_path(id)).await
+    }
+
+    async fn save_resume_point(&self, id: ImageId, point: Bytes) -> DomainResult<()> {
+        let mut upload = Box::new(FileUpload::begin(self.resume_point_path(id)).await?);
+        upload.write(point).await?;
+        upload.commit().await
+    }
+
+    async fn load_resume_point(&self, id: ImageId) -> DomainResult<Option<Bytes>> {
+        let path = self.resume_point_path(id);
+        match tokio::fs::read(&path).await {
+            Ok(point) => Ok(Some(Bytes::from(point))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    async fn delete_resume_point(&self, id: ImageId) -> DomainResult<()> {
+        remove_file(&self.resume_point_path(id)).await
     }
 
     /// `None` for a directory whose path is not UTF-8: the copy then streams instead.
@@ -270,6 +346,13 @@ mod contract {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileImageStore::open(dir.path()).expect("open");
         cloud_images_testkit::image_store_contract(&store, 20 * 1024 * 1024).await;
+    }
+
+    #[tokio::test]
+    async fn file_imports_resume_from_their_checkpoints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileImageStore::open(dir.path()).expect("open");
+        cloud_images_testkit::image_store_resume_contract(&store).await;
     }
 
     #[tokio::test]

@@ -1,20 +1,26 @@
 //! Writing a file so that readers see either the old file or the whole new one: bytes go to
 //! a private `.partial-*` file beside the target, which is fsynced and renamed into place on
 //! commit; an abort, a failure or a drop removes it. Shared by the image and object stores.
+//! An import's upload is resumable instead: its `.resumable-*` file has a name the next
+//! process finds again, and checkpoints make what was written durable.
 
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cloud_images_domain::ports::{ByteStream, UploadSink};
+use cloud_images_domain::ports::{ByteStream, SinkCheckpoint, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::EmbeddedError;
 
 /// Names of uncommitted files start with this, so a sweep can tell them from data.
 pub(crate) const PARTIAL_PREFIX: &str = ".partial-";
+/// Names of uncommitted imports that survive their process, for the next delivery of the
+/// task to resume; only their own commit, abort or a stale sweep removes them.
+pub(crate) const RESUMABLE_PREFIX: &str = ".resumable-";
 /// Read size when streaming a file out: large reads keep per-chunk overhead negligible.
 pub(crate) const READ_CHUNK: usize = 1024 * 1024;
 
@@ -40,21 +46,29 @@ pub(crate) struct FileUpload {
     partial: PathBuf,
     target: PathBuf,
     dir: PathBuf,
+    written: u64,
+    /// A resumable upload outlives a dropped future (a worker shutting down mid-import).
+    kept_on_drop: bool,
+}
+
+/// The directory and file name of `target`.
+fn split_target(target: &Path) -> DomainResult<(&Path, String)> {
+    match (target.parent(), target.file_name()) {
+        (Some(dir), Some(name)) => Ok((dir, name.to_string_lossy().into_owned())),
+        _ => Err(DomainError::unavailable(
+            format!("writing {}", target.display()),
+            "the target has no directory or file name",
+        )),
+    }
 }
 
 impl FileUpload {
     /// Starts writing what becomes `target` on commit; its directory must exist.
     pub(crate) async fn begin(target: PathBuf) -> DomainResult<Self> {
-        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
-            return Err(DomainError::unavailable(
-                format!("writing {}", target.display()),
-                "the target has no directory or file name",
-            ));
-        };
+        let (dir, name) = split_target(&target)?;
         // Beside the target, so the commit is a rename within one file system.
         let partial = dir.join(format!(
-            "{PARTIAL_PREFIX}{}-{}",
-            name.to_string_lossy(),
+            "{PARTIAL_PREFIX}{name}-{}",
             uuid::Uuid::new_v4().simple()
         ));
         let file = tokio::fs::OpenOptions::new()
@@ -63,12 +77,71 @@ impl FileUpload {
             .open(&partial)
             .await
             .map_err(|e| io_error(format!("creating {}", partial.display()), e))?;
-        Ok(Self {
+        Ok(Self::over(file, partial, target, 0, false))
+    }
+
+    /// Starts a resumable upload of what becomes `target`: its partial file has the one name
+    /// [`FileUpload::resume`] finds again, and survives the process.
+    pub(crate) async fn begin_resumable(target: PathBuf) -> DomainResult<Self> {
+        let partial = resumable_partial(&target)?;
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
+            .await
+            .map_err(|e| io_error(format!("creating {}", partial.display()), e))?;
+        Ok(Self::over(file, partial, target, 0, true))
+    }
+
+    /// Takes up the resumable upload of `target` after its first `written` bytes; `None`
+    /// when its partial file is gone or shorter (bytes past `written` were never
+    /// checkpointed, so they go).
+    pub(crate) async fn resume(target: PathBuf, written: u64) -> DomainResult<Option<Self>> {
+        let partial = resumable_partial(&target)?;
+        let opened = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&partial)
+            .await;
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(format!("opening {}", partial.display()), e)),
+        };
+        let context = |what: &str| format!("{what} {}", partial.display());
+        let length = file
+            .metadata()
+            .await
+            .map_err(|e| io_error(context("reading"), e))?
+            .len();
+        if length < written {
+            return Ok(None);
+        }
+        file.set_len(written)
+            .await
+            .map_err(|e| io_error(context("truncating"), e))?;
+        file.seek(SeekFrom::Start(written))
+            .await
+            .map_err(|e| io_error(context("seeking"), e))?;
+        Ok(Some(Self::over(file, partial, target, written, true)))
+    }
+
+    fn over(
+        file: tokio::fs::File,
+        partial: PathBuf,
+        target: PathBuf,
+        written: u64,
+        kept_on_drop: bool,
+    ) -> Self {
+        let dir = partial.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self {
             file: Some(file),
-            dir: dir.to_path_buf(),
+            dir,
             partial,
             target,
-        })
+            written,
+            kept_on_drop,
+        }
     }
 
     /// Fills the partial file with a copy of `source` and commits it: the bytes copied.
@@ -125,9 +198,15 @@ async fn sync_dir(dir: &Path) -> DomainResult<()> {
         .map_err(|e| io_error(format!("syncing {}", dir.display()), e))
 }
 
+/// The one partial file of a resumable upload of `target`.
+pub(crate) fn resumable_partial(target: &Path) -> DomainResult<PathBuf> {
+    let (dir, name) = split_target(target)?;
+    Ok(dir.join(format!("{RESUMABLE_PREFIX}{name}")))
+}
+
 impl Drop for FileUpload {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if self.file.is_some() && !self.kept_on_drop {
             let _ = std::fs::remove_file(&self.partial);
         }
     }
@@ -142,7 +221,34 @@ impl UploadSink for FileUpload {
             .ok_or_else(|| DomainError::unavailable("writing data", "upload closed"))?;
         file.write_all(&chunk)
             .await
-            .map_err(|e| io_error(format!("writing {}", self.partial.display()), e))
+            .map_err(|e| io_error(format!("writing {}", self.partial.display()), e))?;
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self) -> DomainResult<Option<SinkCheckpoint>> {
+        if !self.kept_on_drop {
+            return Ok(None);
+        }
+        let context = self.context("syncing");
+        let Some(file) = self.file.as_mut() else {
+            return Err(DomainError::unavailable(
+                "checkpointing data",
+                "upload closed",
+            ));
+        };
+        file.flush()
+            .await
+            .map_err(|e| io_error(context.clone(), e))?;
+        file.sync_data().await.map_err(|e| io_error(context, e))?;
+        Ok(Some(SinkCheckpoint {
+            written: self.written,
+            token: self
+                .partial
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }))
     }
 
     async fn commit(mut self: Box<Self>) -> DomainResult<()> {

@@ -18,7 +18,7 @@ use cloud_images_domain::ports::ByteStream;
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::{Stream, StreamExt, stream};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::LOCATION;
+use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE};
 use reqwest::redirect::{Attempt, Policy};
 use reqwest::{Client, Response, StatusCode};
 
@@ -55,8 +55,12 @@ impl Default for FetchLimits {
 pub struct Fetched {
     /// The URI the bytes come from, after every redirect.
     pub url_after_redirects: String,
-    /// The length the server announced (`Content-Length`), if it did.
+    /// The whole data's length, as the server announced it (`Content-Length`, or the total of
+    /// a ranged answer's `Content-Range`), if it did.
     pub size: Option<u64>,
+    /// What names this version of the data in a later `If-Range`: a strong `ETag`, else
+    /// `Last-Modified`, when the server sent one.
+    pub validator: Option<String>,
     /// The body; it fails instead of yielding more than the limit's `max_bytes`.
     pub body: ByteStream,
 }
@@ -66,6 +70,7 @@ impl std::fmt::Debug for Fetched {
         f.debug_struct("Fetched")
             .field("url_after_redirects", &self.url_after_redirects)
             .field("size", &self.size)
+            .field("validator", &self.validator)
             .finish_non_exhaustive()
     }
 }
@@ -116,23 +121,87 @@ impl Fetcher {
     /// Starts fetching `raw_uri`: checks it, sends the request, follows the redirects the
     /// policy allows and returns once the response's head has arrived.
     pub async fn open(&self, raw_uri: &str) -> DomainResult<Fetched> {
+        let response = self.send(raw_uri, None).await?;
+        self.fetched(response, 0, None)
+    }
+
+    /// Starts fetching `raw_uri` from byte `from` on, as [`Fetcher::open`] does, asking the
+    /// server for that range only if the data is still the version `validator` names;
+    /// `None` when the answer is not exactly that range (the data changed, or the server
+    /// does not serve ranges): the caller must fetch it whole.
+    pub async fn open_from(
+        &self,
+        raw_uri: &str,
+        from: u64,
+        validator: &str,
+    ) -> DomainResult<Option<Fetched>> {
+        let response = self.send(raw_uri, Some((from, validator))).await;
+        let response = match response {
+            Ok(response) if response.status() == StatusCode::PARTIAL_CONTENT => response,
+            Ok(_) | Err(DomainError::RangeNotSatisfiable { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(total) = range_start(&response, from) else {
+            return Ok(None);
+        };
+        self.fetched(response, from, total).map(Some)
+    }
+
+    /// Sends the request (a ranged one for `(from, validator)`), following the redirects
+    /// the policy allows; a response that succeeded.
+    async fn send(&self, raw_uri: &str, range: Option<(u64, &str)>) -> DomainResult<Response> {
         let target = self.policy.check_uri(raw_uri)?;
         let mut request = self.client.get(target.url);
+        if let Some((from, validator)) = range {
+            request = request
+                .header(RANGE, format!("bytes={from}-"))
+                .header(IF_RANGE, validator);
+        }
         if let Some(total) = self.limits.total_timeout {
             request = request.timeout(total);
         }
         let response = request.send().await.map_err(fetch_error)?;
-        let response = self.successful(response)?;
-        let size = response.content_length();
+        self.successful(response)
+    }
+
+    /// The response's body from byte `from` of data `total` long (when known; from the
+    /// response's own length otherwise), within the byte limit.
+    fn fetched(&self, response: Response, from: u64, total: Option<u64>) -> DomainResult<Fetched> {
+        let size = total.or_else(|| response.content_length().map(|rest| from + rest));
         if let Some(size) = size.filter(|&s| s > self.limits.max_bytes) {
             return Err(too_large(format!("it is {size} bytes")));
         }
         Ok(Fetched {
             url_after_redirects: response.url().to_string(),
             size,
-            body: limited(response.bytes_stream(), self.limits.max_bytes),
+            validator: validator_of(&response),
+            body: limited(
+                response.bytes_stream(),
+                self.limits.max_bytes.saturating_sub(from),
+            ),
         })
     }
+}
+
+/// A strong `ETag` (a weak one may not name a range's version), else `Last-Modified`.
+fn validator_of(response: &Response) -> Option<String> {
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+    header(ETAG)
+        .filter(|tag| !tag.starts_with("W/"))
+        .or_else(|| header(LAST_MODIFIED))
+        .map(str::to_owned)
+}
+
+/// For a `206` that starts at `from`: the data's total length (`None` inside when the server
+/// wrote `*`); `None` when its `Content-Range` says anything else.
+fn range_start(response: &Response, from: u64) -> Option<Option<u64>> {
+    let range = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    let (span, total) = range.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, _) = span.split_once('-')?;
+    if first.trim().parse::<u64>().ok()? != from {
+        return None;
+    }
+    Some(total.trim().parse::<u64>().ok())
 }
 
 fn build_client(
@@ -279,6 +348,7 @@ impl Fetcher {
         );
         Err(match status {
             StatusCode::NOT_FOUND => DomainError::NotFound(message),
+            StatusCode::RANGE_NOT_SATISFIABLE => DomainError::RangeNotSatisfiable { size: 0 },
             _ => DomainError::Invalid(message),
         })
     }

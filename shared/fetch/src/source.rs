@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use cloud_images_domain::DomainResult;
-use cloud_images_domain::ports::{ByteStream, WebSource};
+use cloud_images_domain::ports::{WebBody, WebSource};
 
 use crate::{FetchLimits, FetchPolicy, Fetcher};
 
@@ -37,8 +37,25 @@ impl WebSource for WebFetcher {
         self.policy.check_uri(uri).map(|_| ())
     }
 
-    async fn open(&self, uri: &str) -> DomainResult<(Option<u64>, ByteStream)> {
-        let fetched = self.fetcher().open(uri).await?;
-        Ok((fetched.size, fetched.body))
+    async fn open(&self, uri: &str) -> DomainResult<WebBody> {
+        Ok(body_of(self.fetcher().open(uri).await?))
+    }
+
+    async fn open_from(
+        &self,
+        uri: &str,
+        from: u64,
+        validator: &str,
+    ) -> DomainResult<Option<WebBody>> {
+        let fetched = self.fetcher().open_from(uri, from, validator).await?;
+        Ok(fetched.map(body_of))
+    }
+}
+
+fn body_of(fetched: crate::Fetched) -> WebBody {
+    WebBody {
+        size: fetched.size,
+        validator: fetched.validator,
+        body: fetched.body,
     }
 }

@@ -137,7 +137,7 @@ fn task() -> Value {
             "image_id": { "type": ["null", "string"], "description": "Image associated with the task" },
             "request_id": { "type": ["null", "string"], "description": "Request ID of the request that created the task" },
             "user_id": { "type": ["null", "string"], "description": "User associated with the task" },
-            "progress": { "type": "object", "description": "Bytes a running import moved (done) of all it will (total, when known)" },
+            "progress": { "type": "object", "description": "Bytes a running import moved (done) of all it will (total, when known), and those safe at its last checkpoint (checkpoint), from which a retry goes on" },
             "expires_at": { "type": ["null", "string"], "description": "Datetime when this resource would be subject to removal" },
             "created_at": { "type": "string", "description": "Datetime when this resource was created" },
             "updated_at": { "type": "string", "description": "Datetime when this resource was updated" },

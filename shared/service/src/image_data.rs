@@ -7,81 +7,22 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use cloud_images_domain::error::Misdirection;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
-use cloud_images_domain::inspection::Inspector;
 use cloud_images_domain::lifecycle::StoredData;
 use cloud_images_domain::ports::{ByteRange, ByteStream, RangeRequest, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::StreamExt;
-use md5::Md5;
-use sha2::{Digest, Sha256, Sha384, Sha512};
-use tokio::sync::mpsc;
 
 use crate::access::{ImageAccess, now};
 use crate::stores::ImageStores;
-use cloud_images_domain::image::HashAlgo;
 
-/// Bytes gathered before a write and a hash update: large blocks keep per-chunk costs
-/// (a blocking file write, two channel hops) small next to the work on the bytes.
-const BLOCK: usize = 1024 * 1024;
+mod pipeline;
+mod resume;
 
-/// Lowercase hex, as Glance writes digests.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Feeds blocks to a hasher on its own blocking thread, so MD5 and the multihash run on two
-/// cores at once.
-struct HashWorker {
-    blocks: mpsc::Sender<Bytes>,
-    digest: tokio::task::JoinHandle<String>,
-}
-
-impl HashWorker {
-    fn start<D: Digest + Send + 'static>(mut hasher: D) -> Self {
-        let (blocks, mut receiver) = mpsc::channel::<Bytes>(4);
-        let digest = tokio::task::spawn_blocking(move || {
-            while let Some(block) = receiver.blocking_recv() {
-                hasher.update(&block);
-            }
-            hex(&hasher.finalize())
-        });
-        Self { blocks, digest }
-    }
-
-    async fn feed(&self, block: Bytes) -> DomainResult<()> {
-        self.blocks
-            .send(block)
-            .await
-            .map_err(|_| DomainError::unavailable("hashing image data", "hasher stopped"))
-    }
-
-    async fn finish(self) -> DomainResult<String> {
-        drop(self.blocks);
-        self.digest
-            .await
-            .map_err(|e| DomainError::unavailable("hashing image data", e))
-    }
-}
-
-fn multihash(algo: HashAlgo) -> HashWorker {
-    match algo {
-        HashAlgo::Sha256 => HashWorker::start(Sha256::new()),
-        HashAlgo::Sha384 => HashWorker::start(Sha384::new()),
-        HashAlgo::Sha512 => HashWorker::start(Sha512::new()),
-    }
-}
-
-/// What an upload learned about the bytes.
-struct Received {
-    size: u64,
-    checksum: String,
-    os_hash_value: String,
-    virtual_size: Option<u64>,
-}
+use pipeline::{Intake, Received};
+pub(crate) use resume::{ImportSource, ImportWatch};
 
 /// Restores `queued` if an upload ends any way other than success, including by being
 /// dropped mid-stream when the client disconnects.
@@ -250,28 +191,6 @@ impl ImageDataService {
         Ok(allowance)
     }
 
-    /// An import's data into `store`, through every check an upload's bytes pass: what was
-    /// stored, for the import to activate the image with once its other stores have it.
-    /// The image stays `importing`; on failure the task's end reverts it (a retry may still
-    /// succeed).
-    pub(crate) async fn import_data(
-        &self,
-        importing: &Image,
-        body: ByteStream,
-        size_hint: Option<u64>,
-        store: &str,
-    ) -> DomainResult<StoredData> {
-        let declared = importing.disk_format.ok_or_else(|| {
-            DomainError::Conflict("'disk_format' needs to be set before import".into())
-        })?;
-        let allowance = self.checked_allowance(importing, size_hint).await?;
-        let sink = self.stores.get(store)?.begin_upload(importing.id).await?;
-        let received = self
-            .receive(sink, body, Some(declared), allowance, size_hint)
-            .await?;
-        Ok(self.stored_data(received, store))
-    }
-
     /// Streams data into a queued image the caller was already allowed to write: checks,
     /// `saving`, hashing and inspection, commit, `active`; `queued` again on any failure.
     pub(crate) async fn receive_data(
@@ -366,86 +285,24 @@ impl ImageDataService {
         Ok(active)
     }
 
-    /// Streams the body into the sink while hashing and inspecting it; commits the sink only
-    /// when everything checked out, and aborts it otherwise.
+    /// Streams the body into the sink through the pipeline, without checkpoints.
     async fn receive(
         &self,
-        mut sink: Box<dyn UploadSink>,
+        sink: Box<dyn UploadSink>,
         body: ByteStream,
         declared: Option<DiskFormat>,
         allowance: Option<u64>,
         size_hint: Option<u64>,
     ) -> DomainResult<Received> {
-        match self
-            .pump(sink.as_mut(), body, declared, allowance, size_hint)
-            .await
-        {
-            Ok(received) => {
-                sink.commit().await?;
-                Ok(received)
-            }
-            Err(e) => {
-                sink.abort().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn pump(
-        &self,
-        sink: &mut dyn UploadSink,
-        mut body: ByteStream,
-        declared: Option<DiskFormat>,
-        allowance: Option<u64>,
-        size_hint: Option<u64>,
-    ) -> DomainResult<Received> {
-        let md5 = HashWorker::start(Md5::new());
-        let multihash = multihash(self.access.settings().hash_algo);
-        // Data staged before its image has a disk_format is inspected when it is imported.
-        let mut inspector = declared.map(Inspector::new);
-        let mut size: u64 = 0;
-        let mut pending = BytesMut::with_capacity(BLOCK);
-        loop {
-            let chunk = body.next().await.transpose()?;
-            if let Some(chunk) = &chunk {
-                size += chunk.len() as u64;
-                if allowance.is_some_and(|a| size > a) {
-                    return Err(quota_exceeded(allowance.unwrap_or(0)));
-                }
-                pending.extend_from_slice(chunk);
-                if pending.len() < BLOCK {
-                    continue;
-                }
-            }
-            let block = pending.split().freeze();
-            if !block.is_empty() {
-                if let Some(inspector) = inspector.as_mut() {
-                    inspector.observe(&block)?;
-                }
-                md5.feed(block.clone()).await?;
-                multihash.feed(block.clone()).await?;
-                sink.write(block).await?;
-            }
-            if chunk.is_none() {
-                break;
-            }
-        }
-        if size_hint.is_some_and(|hint| hint != size) {
-            return Err(DomainError::Invalid(format!(
-                "The upload had {size} bytes but x-openstack-image-size announced {}",
-                size_hint.unwrap_or(0)
-            )));
-        }
-        let virtual_size = match inspector {
-            Some(inspector) => inspector.finish()?,
-            None => None,
+        let intake = Intake {
+            declared,
+            allowance,
+            size_hint,
+            hash_algo: self.access.settings().hash_algo,
+            start: None,
+            checkpoints: None,
         };
-        Ok(Received {
-            size,
-            checksum: md5.finish().await?,
-            os_hash_value: multihash.finish().await?,
-            virtual_size,
-        })
+        pipeline::receive(sink, body, intake).await
     }
 
     /// Opens the data of an image the caller may see, whole or a range of it.
@@ -518,7 +375,7 @@ impl ImageDataService {
 
     /// Opens the staged data of an image: its size and bytes.
     pub(crate) async fn open_staged(&self, id: ImageId) -> DomainResult<(u64, ByteStream)> {
-        self.stores.staging().open_staged(id).await
+        self.stores.staging().open_staged(id, 0).await
     }
 
     /// Removes the staged data of an image.
@@ -567,7 +424,7 @@ impl ImageDataService {
 
     /// Whether whole staged data of `id` exists.
     async fn is_staged(&self, id: ImageId) -> DomainResult<bool> {
-        match self.stores.staging().open_staged(id).await {
+        match self.stores.staging().open_staged(id, 0).await {
             Ok(_) => Ok(true),
             Err(DomainError::NotFound(_)) => Ok(false),
             Err(e) => Err(e),
@@ -616,29 +473,4 @@ pub(crate) fn quota_exceeded(allowance: u64) -> DomainError {
     DomainError::QuotaExceeded(format!(
         "The upload exceeds the tenant's storage quota; {allowance} bytes remain"
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn hash_workers_match_known_digests() {
-        let md5 = HashWorker::start(Md5::new());
-        let sha = multihash(HashAlgo::Sha512);
-        for part in [&b"hello "[..], &b"world"[..]] {
-            md5.feed(Bytes::copy_from_slice(part)).await.expect("feed");
-            sha.feed(Bytes::copy_from_slice(part)).await.expect("feed");
-        }
-        assert_eq!(
-            md5.finish().await.expect("md5"),
-            "5eb63bbbe01eeed093cb22bb8f5acdc3"
-        );
-        assert!(
-            sha.finish()
-                .await
-                .expect("sha")
-                .starts_with("309ecc489c12d6eb4cc40f50c902f2b4")
-        );
-    }
 }

@@ -8,7 +8,7 @@
 //! image id is fixed when the task is created, so however often it runs there is one image.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus, Visibility};
@@ -465,15 +465,6 @@ impl TaskRunner {
 
 /// How often a running import writes its progress on the image.
 const PROGRESS_EVERY: Duration = Duration::from_secs(4);
-
-/// The body, adding the length of every chunk that passes to `arrived`.
-fn counted(body: ByteStream, arrived: Arc<AtomicU64>) -> ByteStream {
-    Box::pin(body.inspect(move |chunk| {
-        if let Ok(chunk) = chunk {
-            arrived.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        }
-    }))
-}
 
 /// What a run found out about the task.
 enum Claim {

@@ -66,18 +66,18 @@ async fn leftovers_after_settling(store: &dyn ImageStore) -> usize {
 async fn staging_contract(store: &dyn ImageStore, large: usize) {
     let id = ImageId::random();
     assert!(
-        store.open_staged(id).await.is_err(),
+        store.open_staged(id, 0).await.is_err(),
         "staged data exists before any stage"
     );
     let mut stage = store.begin_stage(id).await.unwrap();
     stage.write(Bytes::from(sample(1024, 6))).await.unwrap();
     assert!(
-        store.open_staged(id).await.is_err(),
+        store.open_staged(id, 0).await.is_err(),
         "uncommitted staged data is readable"
     );
     stage.abort().await;
     assert!(
-        store.open_staged(id).await.is_err(),
+        store.open_staged(id, 0).await.is_err(),
         "aborted staged data is readable"
     );
 
@@ -88,7 +88,7 @@ async fn staging_contract(store: &dyn ImageStore, large: usize) {
             stage.write(Bytes::copy_from_slice(chunk)).await.unwrap();
         }
         stage.commit().await.unwrap();
-        let (size, mut body) = store.open_staged(id).await.unwrap();
+        let (size, mut body) = store.open_staged(id, 0).await.unwrap();
         let mut read_back = Vec::new();
         while let Some(chunk) = body.next().await {
             read_back.extend_from_slice(&chunk.unwrap());
@@ -96,16 +96,121 @@ async fn staging_contract(store: &dyn ImageStore, large: usize) {
         assert_eq!(size, payload.len() as u64, "round {round}: staged size");
         assert_eq!(read_back, payload, "round {round}: staged bytes");
     }
+    let (size, mut rest) = store.open_staged(id, 3).await.unwrap();
+    let mut read_back = Vec::new();
+    while let Some(chunk) = rest.next().await {
+        read_back.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(size, 8, "a staged read from an offset gives the whole size");
+    assert_eq!(read_back, b"taged", "a staged read from an offset");
     assert!(
         read(store, id, None).await.is_none(),
         "staged data became the image's data"
     );
+    store
+        .save_resume_point(id, Bytes::from_static(b"point"))
+        .await
+        .unwrap();
     store.delete_staged(id).await.unwrap();
+    assert_eq!(
+        store.load_resume_point(id).await.unwrap(),
+        None,
+        "deleting staged data keeps its resume point"
+    );
     assert!(
-        store.open_staged(id).await.is_err(),
+        store.open_staged(id, 0).await.is_err(),
         "deleted staged data is readable"
     );
     store.delete_staged(id).await.unwrap();
+}
+
+/// Writes `data` to `upload` in 1 MiB pieces.
+async fn write_all(upload: &mut dyn cloud_images_domain::ports::UploadSink, data: &[u8]) {
+    for piece in data.chunks(1024 * 1024) {
+        upload.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+}
+
+/// Imports survive their process: a checkpoint makes what was written durable, and a new
+/// sink taken up from it (after the first one was lost without a word, as a killed worker
+/// loses it) completes data that reads back exactly; an upload that completed, was aborted
+/// or is not the store's own does not resume. Resume points round-trip.
+pub async fn image_store_resume_contract(store: &dyn ImageStore) {
+    let id = ImageId::random();
+    let data = sample(14 * 1024 * 1024, 21);
+    let cut = 6 * 1024 * 1024;
+    let mut first = store.begin_import(id).await.unwrap();
+    write_all(first.as_mut(), &data[..cut]).await;
+    let checkpoint = first
+        .checkpoint()
+        .await
+        .unwrap()
+        .expect("a 6 MiB import can checkpoint");
+    assert_eq!(checkpoint.written, cut as u64, "the checkpoint's size");
+    // Bytes past the checkpoint, then the process dies: no abort, no drop.
+    write_all(first.as_mut(), &data[cut..cut + 3 * 1024 * 1024]).await;
+    std::mem::forget(first);
+    assert!(
+        read(store, id, None).await.is_none(),
+        "an interrupted import became the image's data"
+    );
+
+    store
+        .save_resume_point(id, Bytes::from_static(b"first"))
+        .await
+        .unwrap();
+    store
+        .save_resume_point(id, Bytes::from_static(b"second"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_resume_point(id).await.unwrap().as_deref(),
+        Some(&b"second"[..]),
+        "a saved resume point replaces the older one"
+    );
+
+    let mut resumed = store
+        .resume_import(id, &checkpoint)
+        .await
+        .unwrap()
+        .expect("the checkpointed import resumes");
+    write_all(resumed.as_mut(), &data[cut..]).await;
+    resumed.commit().await.unwrap();
+    assert_eq!(
+        read(store, id, None).await.as_deref(),
+        Some(&data[..]),
+        "the resumed import's data"
+    );
+    assert!(
+        store
+            .resume_import(id, &checkpoint)
+            .await
+            .unwrap()
+            .is_none(),
+        "a completed import resumed again"
+    );
+    store.delete_resume_point(id).await.unwrap();
+    assert_eq!(store.load_resume_point(id).await.unwrap(), None);
+    store.delete_resume_point(id).await.unwrap();
+
+    let other = ImageId::random();
+    let mut aborted = store.begin_import(other).await.unwrap();
+    write_all(aborted.as_mut(), &data[..cut]).await;
+    let lost = aborted.checkpoint().await.unwrap().expect("checkpoint");
+    aborted.abort().await;
+    assert!(
+        store.resume_import(other, &lost).await.unwrap().is_none(),
+        "an aborted import resumed"
+    );
+    let forged = cloud_images_domain::ports::SinkCheckpoint {
+        written: 1,
+        token: "not this store's".into(),
+    };
+    assert!(
+        store.resume_import(other, &forged).await.unwrap().is_none(),
+        "a checkpoint the store never wrote resumed"
+    );
+    store.delete(id).await.unwrap();
 }
 
 /// Everything an [`ImageStore`] promises. `large` should span several multipart parts

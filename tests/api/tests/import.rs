@@ -673,3 +673,107 @@ async fn deleting_from_the_only_store_is_refused_and_only_admins_may_try() {
         &[3; 1024][..]
     );
 }
+
+/// The task's progress as it runs: (bytes done, bytes safe at the last checkpoint).
+async fn task_progress(
+    server: &cloud_images_api_tests::Server,
+    token: &str,
+    id: &str,
+) -> (u64, u64) {
+    let tasks = json_body(server.image_tasks(token, id).await).await;
+    let progress = &tasks["tasks"][0]["progress"];
+    (
+        progress["done"].as_u64().unwrap_or(0),
+        progress["checkpoint"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Starts a web-download of `data` that stalls at 80 MiB, waits for the task to report its
+/// 64 MiB checkpoint, kills the server and starts it again on the same data: the import
+/// finishes. Returns the finished image, the checkpoint the task reported and the server.
+async fn import_cut_off_after_a_checkpoint(data: &[u8], changed: bool) -> (Value, u64, WebServer) {
+    let served = Served::StallsOnce {
+        data: data.to_vec(),
+        stall_at: 80 << 20,
+        changed,
+    };
+    let web = WebServer::start(vec![("/big.raw", served)]).await;
+    let port = web.port.to_string();
+    let env = [
+        ("CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL", "true"),
+        ("CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS", port.as_str()),
+        ("CLOUD_IMAGES_TASK_LEASE", "2s"),
+        // The restarted server's sweep must take the import's multipart upload for live.
+        ("CLOUD_IMAGES_AWS_STALE_UPLOAD_AFTER", "1h"),
+    ];
+    let w = World::with_env(&env).await;
+    let id = id_of(&w.server.new_image(&w.alice, raw_image()).await);
+    let accepted = w
+        .server
+        .import_image(&w.alice, &id, web_download(&web.url("/big.raw")))
+        .await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let mut reported = (0, 0);
+    for _ in 0..600 {
+        reported = task_progress(&w.server, &w.alice, &id).await;
+        if reported.1 > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (done, checkpoint) = reported;
+    assert!(
+        (64 << 20..=80 << 20).contains(&checkpoint) && done >= checkpoint,
+        "the task never said how far it safely got: {reported:?}; log:\n{}",
+        w.server.log()
+    );
+    let World { server, alice, .. } = w;
+    let data_dir = server.stop().await;
+    let server = cloud_images_api_tests::Server::start_in(data_dir, &env).await;
+    let image = server.imported(&alice, &id).await;
+    assert_eq!(image["status"], "active", "{image}\n{}", server.log());
+    let download = server
+        .request(Method::GET, &format!("/v2/images/{id}/file"), Some(&alice))
+        .checked()
+        .await;
+    assert!(download.bytes() == data, "the image's data differs");
+    (image, checkpoint, web)
+}
+
+#[tokio::test]
+async fn an_import_cut_off_mid_download_resumes_from_its_last_checkpoint() {
+    let data = sample_bytes(96 << 20, 31);
+    let (image, checkpoint, web) = import_cut_off_after_a_checkpoint(&data, false).await;
+    assert_eq!(image["checksum"], tool_digest("md5sum", &data).as_str());
+    assert_eq!(
+        image["os_hash_value"],
+        tool_digest("sha512sum", &data).as_str()
+    );
+    assert_eq!(image["size"], data.len() as u64);
+    // The restarted worker asked only for what the checkpoint had not saved.
+    let ranges = web.ranges("/big.raw");
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], None);
+    let from: u64 = ranges[1]
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the second request was not ranged: {ranges:?}"));
+    assert!(
+        (checkpoint..=80 << 20).contains(&from),
+        "resumed from {from}, the task reported {checkpoint}"
+    );
+}
+
+#[tokio::test]
+async fn an_import_whose_source_changed_since_its_checkpoint_starts_over() {
+    let data = sample_bytes(96 << 20, 32);
+    let (image, _, web) = import_cut_off_after_a_checkpoint(&data, true).await;
+    // The server answered the ranged request with the whole (new) data, so the import
+    // fetched it again from byte 0.
+    assert_eq!(image["checksum"], tool_digest("md5sum", &data).as_str());
+    let ranges = web.ranges("/big.raw");
+    assert_eq!(ranges.len(), 3, "{ranges:?}");
+    assert!(ranges[1].is_some() && ranges[2].is_none(), "{ranges:?}");
+}

@@ -244,7 +244,7 @@ fn verdict(declared: DiskFormat, s: &Sample) -> Result<Option<u64>, Refusal> {
 struct Capture {
     offset: u64,
     wanted: usize,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "crate::base64_bytes")]
     data: Vec<u8>,
 }
 
@@ -272,35 +272,12 @@ impl Capture {
 pub struct Inspector {
     declared: DiskFormat,
     seen: u64,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "crate::base64_bytes")]
     head: Vec<u8>,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "crate::base64_bytes")]
     tail: Vec<u8>,
     region: Option<Capture>,
     head_judged: bool,
-}
-
-/// Bytes as one base64 string: a third larger, where a JSON array of numbers is four times.
-mod base64_bytes {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        let mut bytes = STANDARD
-            .decode(text.as_bytes())
-            .map_err(serde::de::Error::custom)?;
-        // The decoder over-allocates a little; the inspector's memory bound counts capacity.
-        bytes.shrink_to_fit();
-        Ok(bytes)
-    }
 }
 
 impl Inspector {

@@ -230,7 +230,14 @@ fn every_task_transition_is_allowed_exactly_where_the_table_says() {
             (
                 TaskTransition::Progress,
                 TaskStatus::Processing,
-                task.progressed(5, Some(10), t(10)),
+                task.progressed(
+                    crate::task::TaskProgress {
+                        done: 5,
+                        total: Some(10),
+                        checkpoint: Some(4),
+                    },
+                    t(10),
+                ),
             ),
             (
                 TaskTransition::Finish,
@@ -276,6 +283,33 @@ fn a_claim_counts_the_attempt_and_holds_a_lease_another_worker_must_wait_for() {
     );
     assert_eq!(held.renew(lease, t(40)).unwrap().lease_until, Some(t(100)));
     assert_eq!(held.release(t(45)).unwrap().lease_until, Some(t(45)));
+}
+
+#[test]
+fn only_a_checkpoint_further_than_any_before_forgives_earlier_interruptions() {
+    let lease = Duration::seconds(60);
+    let third = task_in(TaskStatus::Pending, None)
+        .claim(lease, t(0))
+        .and_then(|t1| t1.claim(lease, t(61)))
+        .and_then(|t2| t2.claim(lease, t(122)))
+        .unwrap();
+    assert_eq!(third.attempts, 3);
+    let at = |done, checkpoint| crate::task::TaskProgress {
+        done,
+        total: Some(100),
+        checkpoint,
+    };
+    let moved = third.progressed(at(50, Some(40)), t(130)).unwrap();
+    assert_eq!(moved.attempts, 1, "a first checkpoint");
+    let again = moved
+        .claim(lease, t(200))
+        .and_then(|t4| t4.progressed(at(45, Some(40)), t(210)))
+        .unwrap();
+    assert_eq!(again.attempts, 2, "the same checkpoint proves nothing new");
+    let no_checkpoint = again.progressed(at(60, None), t(220)).unwrap();
+    assert_eq!(no_checkpoint.attempts, 2);
+    let further = again.progressed(at(70, Some(64)), t(230)).unwrap();
+    assert_eq!(further.attempts, 1);
 }
 
 #[test]

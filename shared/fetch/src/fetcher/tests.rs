@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::*;
-use server::{Reply, Server, chunked, ok, redirect, stall_after, status, trickle, until_close};
+use server::{
+    Reply, Server, chunked, ok, redirect, stall_after, status, trickle, until_close, with_headers,
+};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// A public address: listed beside loopback, it must not make the name acceptable.
@@ -470,4 +472,106 @@ async fn fetch_in_a_proxied_process() {
     let (bytes, _) = within(drain(fetched.body)).await;
 
     assert_eq!(bytes, b"from the target");
+}
+
+#[tokio::test]
+async fn a_fetch_names_the_version_a_later_range_may_ask_for() {
+    let body = pattern(1000);
+    let served = body.clone();
+    let server = Server::start(move |path| match path {
+        "/tagged" => with_headers(
+            "200 OK",
+            &[
+                "ETag: \"v7\"",
+                "Last-Modified: Sat, 05 Dec 2026 10:00:00 GMT",
+            ],
+            &served,
+        ),
+        "/weak" => with_headers(
+            "200 OK",
+            &[
+                "ETag: W/\"v7\"",
+                "Last-Modified: Sat, 05 Dec 2026 10:00:00 GMT",
+            ],
+            &served,
+        ),
+        _ => ok(&served),
+    })
+    .await;
+    let fetcher = Fetcher::new(loopback_policy(&[server.port()]), quick_limits());
+    let validator = |path: &'static str| {
+        let fetcher = fetcher.clone();
+        let url = server.url(path);
+        async move { within(fetcher.open(&url)).await.expect("fetched").validator }
+    };
+    assert_eq!(validator("/tagged").await.as_deref(), Some("\"v7\""));
+    // A weak tag may not name a range's version; the date may.
+    assert_eq!(
+        validator("/weak").await.as_deref(),
+        Some("Sat, 05 Dec 2026 10:00:00 GMT")
+    );
+    assert_eq!(validator("/plain").await, None);
+}
+
+#[tokio::test]
+async fn a_resumed_fetch_takes_only_the_range_it_asked_for() {
+    let body = pattern(1000);
+    let rest = body[600..].to_vec();
+    let server = Server::start(move |path| match path {
+        "/range" => with_headers(
+            "206 Partial Content",
+            &["Content-Range: bytes 600-999/1000"],
+            &rest,
+        ),
+        "/unknown-total" => with_headers(
+            "206 Partial Content",
+            &["Content-Range: bytes 600-999/*"],
+            &rest,
+        ),
+        "/elsewhere" => with_headers(
+            "206 Partial Content",
+            &["Content-Range: bytes 0-399/1000"],
+            &rest,
+        ),
+        "/no-range" => with_headers("206 Partial Content", &[], &rest),
+        "/changed" => ok(&pattern(1000)),
+        "/past-the-end" => with_headers(
+            "416 Range Not Satisfiable",
+            &["Content-Range: bytes */1000"],
+            b"",
+        ),
+        _ => status("404 Not Found"),
+    })
+    .await;
+    let fetcher = Fetcher::new(loopback_policy(&[server.port()]), quick_limits());
+    let resumed = |path: &'static str| {
+        let fetcher = fetcher.clone();
+        let url = server.url(path);
+        async move { within(fetcher.open_from(&url, 600, "\"v7\"")).await }
+    };
+    let fetched = resumed("/range")
+        .await
+        .expect("fetched")
+        .expect("the range");
+    assert_eq!(
+        fetched.size,
+        Some(1000),
+        "the whole size, from Content-Range"
+    );
+    let (bytes, errors) = drain(fetched.body).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(bytes, body[600..]);
+    let fetched = resumed("/unknown-total")
+        .await
+        .expect("fetched")
+        .expect("the range");
+    assert_eq!(fetched.size, Some(1000), "offset plus what remains");
+    // Anything but exactly the range asked for means: fetch it all again.
+    for path in ["/elsewhere", "/no-range", "/changed", "/past-the-end"] {
+        assert!(resumed(path).await.expect("fetched").is_none(), "{path}");
+    }
+    assert!(matches!(
+        resumed("/gone").await,
+        Err(DomainError::NotFound(_))
+    ));
 }

@@ -6,7 +6,8 @@
 //! failure undoes the others.
 //!
 //! A retry of the task (its worker died or timed out) goes on from the stores the image
-//! already records.
+//! already records, and the bytes entering the first store go on from their last
+//! checkpoint (see `image_data::resume`); the task's progress names that checkpoint.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,13 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::import::ImportMethod;
 use cloud_images_domain::lifecycle::StoredData;
-use cloud_images_domain::task::Task;
+use cloud_images_domain::task::{Task, TaskProgress};
 use cloud_images_domain::{DomainError, DomainResult};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{PROGRESS_EVERY, TaskRunner, counted};
+use super::{PROGRESS_EVERY, TaskRunner};
 use crate::access::now;
+use crate::image_data::{ImportSource, ImportWatch};
 
 /// One run of an import, as its steps need it.
 pub(super) struct ImportRun<'a> {
@@ -38,6 +40,43 @@ pub(super) struct ImportRun<'a> {
 struct CopyProgress {
     done: AtomicU64,
     total: u64,
+}
+
+/// What a running import reports on its task and image.
+#[derive(Clone, Copy)]
+enum Reading<'a> {
+    /// The bytes entering the first store.
+    Entry(&'a ImportWatch),
+    /// The copies to further stores.
+    Copies(&'a CopyProgress),
+}
+
+impl Reading<'_> {
+    fn now(self) -> TaskProgress {
+        match self {
+            Self::Entry(watch) => {
+                let checkpoint = watch.checkpoint.load(Ordering::Relaxed);
+                TaskProgress {
+                    done: watch.arrived.load(Ordering::Relaxed),
+                    total: watch.total.get().copied().flatten(),
+                    checkpoint: (checkpoint > 0).then_some(checkpoint),
+                }
+            }
+            Self::Copies(copies) => TaskProgress {
+                done: copies.done.load(Ordering::Relaxed),
+                total: Some(copies.total),
+                checkpoint: None,
+            },
+        }
+    }
+
+    /// Returns at the next checkpoint (never, for copies).
+    async fn checkpointed(self) {
+        match self {
+            Self::Entry(watch) => watch.saved.notified().await,
+            Self::Copies(_) => std::future::pending().await,
+        }
+    }
 }
 
 impl CopyProgress {
@@ -160,23 +199,22 @@ impl TaskRunner {
         method: &ImportMethod,
         store: &str,
     ) -> DomainResult<StoredData> {
-        let (size, body) = match method {
-            ImportMethod::GlanceDirect => {
-                let (size, body) = self.data.open_staged(image.id).await?;
-                (Some(size), body)
-            }
-            ImportMethod::WebDownload { uri } => self.web.open(uri).await?,
+        let source = match method {
+            ImportMethod::GlanceDirect => ImportSource::Staged,
+            ImportMethod::WebDownload { uri } => ImportSource::Web {
+                uri,
+                web: self.web.as_ref(),
+            },
             ImportMethod::CopyImage => {
                 return Err(DomainError::Conflict(
                     "copy-image needs an active image to copy".into(),
                 ));
             }
         };
-        let arrived = Arc::new(AtomicU64::new(0));
-        let body = counted(body, arrived.clone());
+        let watch = Arc::new(ImportWatch::default());
         tokio::select! {
-            stored = self.data.import_data(image, body, size, store) => stored,
-            () = self.report_progress(run, &arrived, size) => unreachable!("reports until cancelled"),
+            stored = self.data.import_data(image, source, store, watch.clone()) => stored,
+            () = self.report_progress(run, Reading::Entry(&watch)) => unreachable!("reports until cancelled"),
         }
     }
 
@@ -298,7 +336,7 @@ impl TaskRunner {
         let stores = self.data.stores();
         let copied = tokio::select! {
             copied = stores.copy(run.image_id, source, target, &progress.done) => copied?,
-            () = self.report_progress(run, &progress.done, Some(progress.total)) => unreachable!("reports until cancelled"),
+            () = self.report_progress(run, Reading::Copies(progress)) => unreachable!("reports until cancelled"),
         };
         if copied != size {
             self.delete_copies(run.image_id, &[target.to_owned()]).await;
@@ -389,19 +427,23 @@ impl TaskRunner {
     }
 
     /// Writes the bytes imported so far on the task and in the image's progress property
-    /// every [`PROGRESS_EVERY`]; never returns.
-    async fn report_progress(&self, run: &ImportRun<'_>, arrived: &AtomicU64, total: Option<u64>) {
+    /// every [`PROGRESS_EVERY`] and at each checkpoint; never returns.
+    async fn report_progress(&self, run: &ImportRun<'_>, reading: Reading<'_>) {
         loop {
-            tokio::time::sleep(PROGRESS_EVERY).await;
-            let done = arrived.load(Ordering::Relaxed);
-            self.record_task_progress(run.held, done, total).await;
-            let reported = self
-                .access
-                .update_found(run.image_id, |current| {
-                    let holds = current.is_held_by(&run.task);
-                    Ok(holds.then(|| current.import_progress(done, total, now())))
-                })
-                .await;
+            tokio::select! {
+                () = tokio::time::sleep(PROGRESS_EVERY) => {}
+                () = reading.checkpointed() => {}
+            }
+            let progress = reading.now();
+            self.record_task_progress(run.held, progress).await;
+            let reported =
+                self.access
+                    .update_found(run.image_id, |current| {
+                        let holds = current.is_held_by(&run.task);
+                        Ok(holds
+                            .then(|| current.import_progress(progress.done, progress.total, now())))
+                    })
+                    .await;
             if let Err(e) = reported {
                 tracing::warn!(image = %run.image_id, error = %e, "could not record import progress");
             }
@@ -410,9 +452,9 @@ impl TaskRunner {
 
     /// Stores the progress on the task this worker holds (as the lease heartbeat stores the
     /// lease: over the version it holds).
-    async fn record_task_progress(&self, held: &Mutex<Task>, done: u64, total: Option<u64>) {
+    async fn record_task_progress(&self, held: &Mutex<Task>, progress: TaskProgress) {
         let mut task = held.lock().await;
-        let Ok(next) = task.progressed(done, total, now()) else {
+        let Ok(next) = task.progressed(progress, now()) else {
             return;
         };
         match self.tasks.update(&next, task.version).await {

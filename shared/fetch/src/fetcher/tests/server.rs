@@ -111,6 +111,15 @@ pub(super) fn ok(body: &[u8]) -> Reply {
     Reply::Raw(out)
 }
 
+/// `status` with these extra headers, a `Content-Length` and the body.
+pub(super) fn with_headers(status: &str, headers: &[&str], body: &[u8]) -> Reply {
+    let mut all: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    all.push(format!("Content-Length: {}", body.len()));
+    let mut out = head(status, &all);
+    out.extend_from_slice(body);
+    Reply::Raw(out)
+}
+
 /// 200 with a chunked body, in chunks of `chunk` bytes.
 pub(super) fn chunked(body: &[u8], chunk: usize) -> Reply {
     let mut out = head("200 OK", &["Transfer-Encoding: chunked".into()]);
