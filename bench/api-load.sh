@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark of the images API on the embedded default (release build, loopback):
 # 10,000 images across 100 tenants, then show / list (limit 25, one filter, a sort) /
-# create / patch at 64 connections with wrk, printing req/s and p50/p99 latency and the
-# server's resident memory before and after. Usage: bench/api-load.sh [seconds-per-kind]
+# create / patch at 64 connections with wrk, then patch-one (every connection PATCHing one
+# image, racing each other's compare-and-set: errors must stay 0), printing req/s, p50/p99
+# latency, errors and the server's resident memory before and after.
+# Usage: bench/api-load.sh [seconds-per-kind]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -19,7 +21,7 @@ root=$(sed -n 's/^Cloud Images listening on //p' "$work/out")
 python3 bench/seed.py "$root" "$bin" "$work/data" 100 10000 "$work"
 rss() { awk '/VmRSS/ {print $2 " kB"}' /proc/$server/status; }
 echo "server RSS after seeding: $(rss)"
-for kind in show list create patch; do
+for kind in show list create patch patch-one; do
   BENCH_KIND=$kind BENCH_DIR=$work wrk -t2 -c64 -d"${seconds}s" -s bench/requests.lua "$root" | tail -1
 done
 echo "server RSS after the run: $(rss)"

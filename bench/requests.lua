@@ -1,6 +1,7 @@
 -- wrk request generator for bench/api-load.sh. BENCH_KIND picks the request:
--- show, list, create or patch. Each request uses a random tenant's token (and one of its
--- images for show/patch), read from files seed.py wrote into BENCH_DIR.
+-- show, list, create, patch or patch-one. Each request uses a random tenant's token (and one
+-- of its images for show/patch), read from files seed.py wrote into BENCH_DIR; patch-one
+-- sends every PATCH to one image, so the connections race each other's compare-and-set.
 local kind = os.getenv("BENCH_KIND")
 local dir = os.getenv("BENCH_DIR")
 local pairs_ = {}
@@ -35,7 +36,7 @@ function request()
     return wrk.format("POST", "/v2/images", { ["X-Auth-Token"] = token, ["Content-Type"] = "application/json" },
       '{"name": "load-' .. n .. '", "disk_format": "raw", "container_format": "bare"}')
   else
-    local p = pairs_[math.random(#pairs_)]
+    local p = kind == "patch-one" and pairs_[1] or pairs_[math.random(#pairs_)]
     return wrk.format("PATCH", "/v2/images/" .. p.id,
       { ["X-Auth-Token"] = p.token, ["Content-Type"] = "application/openstack-images-v2.1-json-patch" },
       '[{"op": "add", "path": "/bench", "value": "' .. n .. '"}]')
@@ -48,7 +49,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("%-7s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", kind,
+  io.write(string.format("%-9s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", kind,
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end

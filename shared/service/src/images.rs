@@ -11,7 +11,7 @@ use cloud_images_domain::listing::{ListQuery, PageLimits};
 
 use cloud_images_domain::{DomainError, DomainResult};
 
-use crate::access::{CAS_ATTEMPTS, ImageAccess, back_off, now};
+use crate::access::{Contention, ImageAccess, now};
 use crate::stores::ImageStores;
 
 /// One page of a list.
@@ -158,7 +158,8 @@ impl ImageService {
 
     /// Deletes an image the caller owns (or any, for an admin) unless it is protected.
     pub async fn delete(&self, caller: &Caller, id: &str) -> DomainResult<()> {
-        for attempt in 0..CAS_ATTEMPTS {
+        let mut contention = Contention::begin();
+        loop {
             let image = self.access.writable(caller, id).await?;
             if image.protected {
                 return Err(DomainError::Forbidden(format!(
@@ -170,7 +171,8 @@ impl ImageService {
                 // compare-and-set and removes what it wrote, so nothing is orphaned. Staged
                 // data (`PUT .../stage`) goes with the image.
                 Ok(()) => return self.stores.delete_everywhere(&image).await,
-                Err(DomainError::Conflict(_)) => back_off(attempt).await,
+                Err(DomainError::Conflict(_)) if contention.pause().await => {}
+                Err(DomainError::Conflict(_)) => break,
                 Err(e) => return Err(e),
             }
         }

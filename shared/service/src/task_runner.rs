@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::access::{CAS_ATTEMPTS, ImageAccess, now};
+use crate::access::{Contention, ImageAccess, now};
 use crate::image_data::ImageDataService;
 use crate::stores::stream_into;
 use crate::tasks::{TaskMessage, TaskSettings, chrono_span};
@@ -134,7 +134,8 @@ impl TaskRunner {
 
     /// Takes the task for this worker, or says why not.
     async fn claim(&self, id: TaskId) -> DomainResult<Claim> {
-        for _ in 0..CAS_ATTEMPTS {
+        let mut contention = Contention::begin();
+        loop {
             let Some(task) = self.tasks.get(id).await? else {
                 return Ok(Claim::Gone);
             };
@@ -160,11 +161,11 @@ impl TaskRunner {
             match self.tasks.update(&next, task.version).await {
                 Ok(()) if next.status.is_final() => return Ok(Claim::Gone),
                 Ok(()) => return Ok(Claim::Won(Box::new(next))),
-                Err(DomainError::Conflict(_)) => continue,
+                Err(DomainError::Conflict(_)) if contention.pause().await => {}
+                Err(DomainError::Conflict(_)) => return Ok(Claim::Busy),
                 Err(e) => return Err(e),
             }
         }
-        Ok(Claim::Busy)
     }
 
     /// Renews the lease every third of its length; returns only when it was lost.

@@ -283,3 +283,41 @@ async fn concurrent_tag_additions_all_land() {
     let image = json_body(w.server.show_image(&w.alice, &id).await).await;
     assert_eq!(image["tags"].as_array().unwrap().len(), 12);
 }
+
+#[tokio::test]
+async fn thirty_two_writers_hammering_one_image_never_get_a_conflict_or_lose_a_change() {
+    let w = World::new().await;
+    let id = image_with_property(&w).await;
+    // Each writer rewrites its own property 15 times, one PATCH after another, while 31
+    // others do the same: every compare-and-set race is lost by someone, again and again.
+    let writers = (0..32).map(|writer| {
+        let (w, id) = (&w, &id);
+        async move {
+            let mut failures = Vec::new();
+            for round in 0..15 {
+                let ops = json!([
+                    { "op": "add", "path": format!("/w{writer}"), "value": format!("{round}") }
+                ]);
+                let response = w.server.patch_image(&w.alice, id, ops).await;
+                if response.status() != StatusCode::OK {
+                    failures.push(format!("{}: {}", response.status(), response.text()));
+                }
+            }
+            failures
+        }
+    });
+    let failures: Vec<String> = join_all(writers).await.into_iter().flatten().collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 480 PATCHes failed: {failures:?}",
+        failures.len()
+    );
+    let image = json_body(w.server.show_image(&w.alice, &id).await).await;
+    for writer in 0..32 {
+        assert_eq!(
+            image[format!("w{writer}")],
+            "14",
+            "writer {writer}'s last change"
+        );
+    }
+}
