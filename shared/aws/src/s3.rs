@@ -600,6 +600,40 @@ impl S3Upload {
             abort(&self.client, &self.bucket, &self.key, &upload_id).await;
         }
     }
+
+    /// Sends the buffer as a part (when S3 takes it as one) and waits for every part in
+    /// flight; the note of the upload then, or `None` when the buffer is too short to be a
+    /// part or nothing was sent yet.
+    async fn settle(&mut self) -> DomainResult<Option<UploadNote>> {
+        if !self.buffer.is_empty() {
+            if self.buffer.len() < MIN_PART {
+                return Ok(None);
+            }
+            let part = std::mem::replace(&mut self.buffer, BytesMut::new()).freeze();
+            self.send_part(part).await?;
+        }
+        let Some(upload_id) = self.upload_id.clone() else {
+            return Ok(None);
+        };
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        let parts = self
+            .done
+            .iter()
+            .map(|p| {
+                (
+                    p.part_number().unwrap_or(0),
+                    p.e_tag().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        Ok(Some(UploadNote {
+            upload_id,
+            next_part: self.next_part,
+            parts,
+        }))
+    }
 }
 
 /// The request that joins `parts` (in any order) into the object `key`.
@@ -633,42 +667,6 @@ async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
         .await
     {
         tracing::warn!(key, error = %e, "could not abort a multipart upload; the bucket lifecycle rule will");
-    }
-}
-
-impl S3Upload {
-    /// Sends the buffer as a part (when S3 takes it as one) and waits for every part in
-    /// flight; the note of the upload then, or `None` when the buffer is too short to be a
-    /// part or nothing was sent yet.
-    async fn settle(&mut self) -> DomainResult<Option<UploadNote>> {
-        if !self.buffer.is_empty() {
-            if self.buffer.len() < MIN_PART {
-                return Ok(None);
-            }
-            let part = std::mem::replace(&mut self.buffer, BytesMut::new()).freeze();
-            self.send_part(part).await?;
-        }
-        let Some(upload_id) = self.upload_id.clone() else {
-            return Ok(None);
-        };
-        while !self.in_flight.is_empty() {
-            self.collect_one().await?;
-        }
-        let parts = self
-            .done
-            .iter()
-            .map(|p| {
-                (
-                    p.part_number().unwrap_or(0),
-                    p.e_tag().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        Ok(Some(UploadNote {
-            upload_id,
-            next_part: self.next_part,
-            parts,
-        }))
     }
 }
 

@@ -64,6 +64,14 @@ struct SourceNote {
     size: Option<u64>,
 }
 
+impl SourceNote {
+    /// Whether an import from this source can be taken up mid-way: staged data can, and a
+    /// URL whose version a range request can name.
+    fn resumable(&self) -> bool {
+        self.uri.is_none() || self.validator.is_some()
+    }
+}
+
 /// An interrupted import's state, as saved at its last checkpoint.
 #[derive(Debug, Serialize, Deserialize)]
 struct ResumePoint {
@@ -215,7 +223,6 @@ impl ImageDataService {
         let opened = match self.resumed(importing, &source, store).await? {
             Some(resumed) => resumed,
             None => {
-                self.forget_resume_point(importing.id).await;
                 let (note, body) = source.open(importing.id, &self.stores).await?;
                 let sink = self.stores.get(store)?.begin_import(importing.id).await?;
                 Opened {
@@ -240,13 +247,15 @@ impl ImageDataService {
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
         }));
+        let checkpointing = opened.source.resumable();
         let intake = Intake {
             declared: Some(declared),
             allowance,
             size_hint,
             hash_algo: self.access.settings().hash_algo,
             start: opened.start,
-            checkpoints: Some(Checkpoints {
+            // A URL without a validator can't be taken up mid-way: no point in saving one.
+            checkpoints: checkpointing.then(|| Checkpoints {
                 stores: self.stores.clone(),
                 image: importing.id,
                 store: store.to_owned(),
@@ -257,7 +266,9 @@ impl ImageDataService {
         };
         let received = receive(opened.sink, body, intake).await;
         // Committed or aborted, the upload the point describes is gone.
-        self.forget_resume_point(importing.id).await;
+        if checkpointing {
+            self.forget_resume_point(importing.id).await;
+        }
         Ok(self.stored_data(received?, store))
     }
 
@@ -285,10 +296,12 @@ impl ImageDataService {
                 .as_ref()
                 .is_some_and(|inspector| Some(inspector.declared()) == image.disk_format);
         if !fits {
+            self.forget_resume_point(image.id).await;
             return Ok(None);
         }
         let target = self.stores.get(store)?;
         let Some(sink) = target.resume_import(image.id, &point.sink).await? else {
+            self.forget_resume_point(image.id).await;
             return Ok(None);
         };
         let from = point.sink.written;
@@ -307,6 +320,7 @@ impl ImageDataService {
             }
             Ok(None) => {
                 sink.abort().await;
+                self.forget_resume_point(image.id).await;
                 Ok(None)
             }
             // The source failed for now: the sink stays for the next attempt.
