@@ -1,5 +1,6 @@
 -- wrk request generator for bench/api-load.sh. BENCH_KIND picks the request:
--- show, list, create, patch or patch-one. Each request uses a random tenant's token (and one
+-- show, list, create, patch or patch-one; a list asks for BENCH_QUERY (default: a page of
+-- 25 raw images by name). Each request uses a random tenant's token (and one
 -- of its images for show/patch), read from files seed.py wrote into BENCH_DIR; patch-one
 -- sends every PATCH to one image, so the connections race each other's compare-and-set.
 local kind = os.getenv("BENCH_KIND")
@@ -30,7 +31,8 @@ function request()
     return wrk.format("GET", "/v2/images/" .. p.id, { ["X-Auth-Token"] = p.token })
   elseif kind == "list" then
     local token = tokens[math.random(#tokens)]
-    return wrk.format("GET", "/v2/images?limit=25&disk_format=raw&sort_key=name&sort_dir=asc", { ["X-Auth-Token"] = token })
+    local query = os.getenv("BENCH_QUERY") or "limit=25&disk_format=raw&sort_key=name&sort_dir=asc"
+    return wrk.format("GET", "/v2/images?" .. query, { ["X-Auth-Token"] = token })
   elseif kind == "create" then
     local token = tokens[math.random(#tokens)]
     return wrk.format("POST", "/v2/images", { ["X-Auth-Token"] = token, ["Content-Type"] = "application/json" },
@@ -49,7 +51,8 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("%-9s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", kind,
+  local label = os.getenv("BENCH_LABEL") or kind
+  io.write(string.format("%-24s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", label,
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end

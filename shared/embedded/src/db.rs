@@ -101,6 +101,23 @@ ALTER TABLE tasks ADD COLUMN image_id TEXT NULL;
 UPDATE tasks SET image_id = json_extract(body, '$.image_id');
 CREATE INDEX tasks_by_image ON tasks (image_id) WHERE image_id IS NOT NULL;
 "#,
+    r#"
+-- A list page reads each source of images in the order of an index matching its sort.
+CREATE INDEX images_by_owner_name ON images (owner, COALESCE(name, ''), id);
+CREATE INDEX images_by_owner_status ON images (owner, status, id);
+CREATE INDEX images_by_owner_container_format ON images (owner, COALESCE(container_format, ''), id);
+CREATE INDEX images_by_owner_disk_format ON images (owner, COALESCE(disk_format, ''), id);
+CREATE INDEX images_by_owner_size ON images (owner, COALESCE(size, -1), id);
+CREATE INDEX images_by_owner_id ON images (owner, id);
+CREATE INDEX images_by_owner_updated_at ON images (owner, updated_at, id);
+CREATE INDEX images_by_visibility_name ON images (visibility, COALESCE(name, ''), id);
+CREATE INDEX images_by_visibility_status ON images (visibility, status, id);
+CREATE INDEX images_by_visibility_container_format ON images (visibility, COALESCE(container_format, ''), id);
+CREATE INDEX images_by_visibility_disk_format ON images (visibility, COALESCE(disk_format, ''), id);
+CREATE INDEX images_by_visibility_size ON images (visibility, COALESCE(size, -1), id);
+CREATE INDEX images_by_visibility_id ON images (visibility, id);
+CREATE INDEX images_by_visibility_updated_at ON images (visibility, updated_at, id);
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.
@@ -123,7 +140,7 @@ fn configure(conn: &Connection) -> Result<(), EmbeddedError> {
     Ok(())
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), EmbeddedError> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), EmbeddedError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let done: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
