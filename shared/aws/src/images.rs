@@ -9,13 +9,14 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::listing::{
     self, ListQuery, MemberStatusFilter, SortDir, SortKey, VisibilityFilter, page_in_memory,
 };
 use cloud_images_domain::ports::{ImageRepository, Viewer};
+use cloud_images_domain::quota::{TenantQuota, TenantUsage, UsageChange};
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::future::try_join_all;
 
@@ -24,6 +25,10 @@ use crate::dynamo::{
     condition_failed, failed, get_item, get_n, get_opt_s, get_s, get_time, n, n_u64,
     query_partition, s,
 };
+
+mod usage;
+
+use usage::CountedWrite;
 
 /// [`ImageRepository`] over the single table.
 pub struct DynamoImageRepository {
@@ -177,6 +182,10 @@ fn image_from(item: &Item) -> DomainResult<Image> {
     })
 }
 
+fn building(e: impl std::error::Error + Send + Sync + 'static) -> DomainError {
+    DomainError::unavailable("building a DynamoDB request", e)
+}
+
 fn stale(id: ImageId) -> DomainError {
     DomainError::Conflict(format!("Image {id} was changed concurrently"))
 }
@@ -188,10 +197,6 @@ impl DynamoImageRepository {
             .iter()
             .map(image_from)
             .collect()
-    }
-
-    async fn owned(&self, owner: &str) -> DomainResult<Vec<Image>> {
-        self.partition(GSI1, GSI1PK, format!("OWNER#{owner}")).await
     }
 
     /// Shared images `tenant` is a member of with one of `statuses`: a Query on the member
@@ -525,7 +530,25 @@ impl Cursor {
 
 #[async_trait]
 impl ImageRepository for DynamoImageRepository {
-    async fn insert(&self, image: &Image) -> DomainResult<()> {
+    async fn insert(&self, image: &Image, quota: &TenantQuota) -> DomainResult<()> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(image_item(image)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(building)?;
+        if let Some(owner) = image.owner.as_deref() {
+            return self
+                .write_counted(CountedWrite {
+                    write: TransactWriteItem::builder().put(put).build(),
+                    id: image.id,
+                    owner,
+                    current: None,
+                    change: UsageChange::between(None, Some(image)),
+                    quota,
+                })
+                .await;
+        }
         let put = self
             .client
             .put_item()
@@ -552,26 +575,69 @@ impl ImageRepository for DynamoImageRepository {
             .transpose()
     }
 
-    async fn update(&self, image: &Image, expected_version: u64) -> DomainResult<()> {
+    async fn update(&self, next: &Image, current: &Image, quota: &TenantQuota) -> DomainResult<()> {
+        let change = UsageChange::between(Some(current), Some(next));
+        if let Some(owner) = next.owner.as_deref().filter(|_| !change.is_none()) {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(image_item(next)))
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n_u64(current.version))
+                .build()
+                .map_err(building)?;
+            return self
+                .write_counted(CountedWrite {
+                    write: TransactWriteItem::builder().put(put).build(),
+                    id: next.id,
+                    owner,
+                    current: Some(current),
+                    change,
+                    quota,
+                })
+                .await;
+        }
+        // Most changes move no counter: one conditional put.
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(image_item(image)))
+            .set_item(Some(image_item(next)))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", n_u64(expected_version))
+            .expression_attribute_values(":expected", n_u64(current.version))
             .send()
             .await;
         match put {
             Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(stale(image.id)),
+            Err(e) if condition_failed(&e) => Err(stale(next.id)),
             Err(e) => Err(failed("updating an image", e)),
         }
     }
 
-    async fn delete(&self, id: ImageId, expected_version: u64) -> DomainResult<()> {
-        let (pk, sk) = key_of(id);
+    async fn delete(&self, current: &Image) -> DomainResult<()> {
+        let (pk, sk) = key_of(current.id);
+        if let Some(owner) = current.owner.as_deref() {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key(PK, s(pk))
+                .key(SK, s(sk))
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n_u64(current.version))
+                .build()
+                .map_err(building)?;
+            return self
+                .write_counted(CountedWrite {
+                    write: TransactWriteItem::builder().delete(delete).build(),
+                    id: current.id,
+                    owner,
+                    current: Some(current),
+                    change: UsageChange::between(Some(current), None),
+                    quota: &TenantQuota::default(),
+                })
+                .await;
+        }
         let deleted = self
             .client
             .delete_item()
@@ -580,12 +646,12 @@ impl ImageRepository for DynamoImageRepository {
             .key(SK, s(sk))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", n_u64(expected_version))
+            .expression_attribute_values(":expected", n_u64(current.version))
             .send()
             .await;
         match deleted {
             Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(stale(id)),
+            Err(e) if condition_failed(&e) => Err(stale(current.id)),
             Err(e) => Err(failed("deleting an image", e)),
         }
     }
@@ -611,12 +677,8 @@ impl ImageRepository for DynamoImageRepository {
         }
     }
 
-    async fn count_owned(&self, owner: &str) -> DomainResult<u64> {
-        Ok(self.owned(owner).await?.len() as u64)
-    }
-
-    async fn stored_bytes(&self, owner: &str) -> DomainResult<u64> {
-        Ok(self.owned(owner).await?.iter().filter_map(|i| i.size).sum())
+    async fn usage(&self, owner: &str) -> DomainResult<TenantUsage> {
+        self.tenant_usage(owner).await
     }
 
     async fn receiving(&self) -> DomainResult<Vec<Image>> {

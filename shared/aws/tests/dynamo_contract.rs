@@ -1,6 +1,7 @@
 //! The DynamoDB adapters keep the same contracts as the SQLite ones, against the endpoint
 //! `AWS_ENDPOINT_URL` names (the test command starts a local emulator and sets it).
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use cloud_images_aws::{
     DynamoIdentityStore, DynamoMemberRepository, dynamo, dynamodb_client, load_config,
 };
@@ -62,6 +63,58 @@ async fn dynamodb_keeps_the_image_repository_contract() {
         client, table,
     ))
     .await;
+}
+
+#[tokio::test]
+async fn dynamodb_holds_quotas_exactly() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::image_quota_contract(&cloud_images_aws::DynamoImageRepository::new(
+        client, table,
+    ))
+    .await;
+}
+
+/// Tables from before the counters: a tenant's first counted write counts its images.
+#[tokio::test]
+async fn dynamodb_counts_a_tenant_without_counters_from_its_images() {
+    use cloud_images_domain::identity::TenantId;
+    use cloud_images_domain::image::{Image, ImageId};
+    use cloud_images_domain::ports::ImageRepository;
+    use cloud_images_domain::quota::{TenantQuota, TenantUsage};
+    let (client, table) = fresh_table().await;
+    let repo = cloud_images_aws::DynamoImageRepository::new(client.clone(), table.clone());
+    let owner = TenantId::from_trusted("before-counters");
+    let none = TenantQuota::default();
+    for _ in 0..3 {
+        let mut image =
+            Image::new_queued(ImageId::random(), Some(owner.clone()), chrono::Utc::now());
+        image.size = Some(7);
+        repo.insert(&image, &none).await.expect("insert");
+    }
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("USAGE#before-counters".into()))
+        .key("sk", AttributeValue::S("USAGE".into()))
+        .send()
+        .await
+        .expect("forget the counters");
+    let three = TenantQuota {
+        max_images: Some(3),
+        max_bytes: None,
+    };
+    let fourth = Image::new_queued(ImageId::random(), Some(owner), chrono::Utc::now());
+    assert!(matches!(
+        repo.insert(&fourth, &three).await,
+        Err(cloud_images_domain::DomainError::QuotaExceeded(_))
+    ));
+    assert_eq!(
+        repo.usage("before-counters").await.expect("usage"),
+        TenantUsage {
+            images: 3,
+            bytes: 21
+        }
+    );
 }
 
 #[tokio::test]

@@ -148,7 +148,9 @@ async fn stored() -> (DynamoImageRepository, Vec<Image>, Vec<Member>) {
     let member_repo = DynamoMemberRepository::new(client, table);
     let (images, members) = catalogue();
     for image in &images {
-        repo.insert(image).await.expect("insert an image");
+        repo.insert(image, &Default::default())
+            .await
+            .expect("insert an image");
     }
     for member in &members {
         member_repo.insert(member, 10).await.expect("add a member");

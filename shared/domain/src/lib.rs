@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod listing;
 pub mod member;
 pub mod ports;
+pub mod quota;
 pub mod staging;
 pub mod task;
 pub mod vhd;

@@ -7,6 +7,7 @@ use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
 use crate::image::{Image, ImageId};
 use crate::listing::ListQuery;
 use crate::member::Member;
+use crate::quota::{TenantQuota, TenantUsage};
 use crate::staging::PartPlan;
 use crate::task::{ObjectPath, Task, TaskId};
 
@@ -43,15 +44,17 @@ pub struct Viewer {
 /// Where image records live. Every change is a compare-and-set on `version`.
 #[async_trait]
 pub trait ImageRepository: Send + Sync {
-    /// Stores a new image; `Conflict` if the id is taken.
-    async fn insert(&self, image: &Image) -> DomainResult<()>;
+    /// Stores a new image; `Conflict` if the id is taken, `QuotaExceeded` if its owner
+    /// would pass `quota` (checked against the owner's counters in the same atomic write).
+    async fn insert(&self, image: &Image, quota: &TenantQuota) -> DomainResult<()>;
     /// Reads an image by id.
     async fn get(&self, id: ImageId) -> DomainResult<Option<Image>>;
-    /// Replaces the stored image if its version is still `expected_version`; otherwise
-    /// `Conflict` (someone else changed it first).
-    async fn update(&self, image: &Image, expected_version: u64) -> DomainResult<()>;
-    /// Deletes the image if its version is still `expected_version`; otherwise `Conflict`.
-    async fn delete(&self, id: ImageId, expected_version: u64) -> DomainResult<()>;
+    /// Replaces `current` with `next` if `current` is still the stored version; otherwise
+    /// `Conflict` (someone else changed it first). `QuotaExceeded` if the change would take
+    /// the owner past `quota`, checked in the same atomic write.
+    async fn update(&self, next: &Image, current: &Image, quota: &TenantQuota) -> DomainResult<()>;
+    /// Deletes `current` if it is still the stored version; otherwise `Conflict`.
+    async fn delete(&self, current: &Image) -> DomainResult<()>;
     /// One page of the images `viewer` may see that match `query`, in the query's order,
     /// starting after `after` (the marker image) and holding at most `query.limit + 1`
     /// images so the caller can tell whether another page exists.
@@ -61,10 +64,8 @@ pub trait ImageRepository: Send + Sync {
         query: &ListQuery,
         after: Option<&Image>,
     ) -> DomainResult<Vec<Image>>;
-    /// How many images `owner` has.
-    async fn count_owned(&self, owner: &str) -> DomainResult<u64>;
-    /// Total `size` of the images `owner` has, for the storage quota.
-    async fn stored_bytes(&self, owner: &str) -> DomainResult<u64>;
+    /// What `owner` keeps, from its counters (O(1)).
+    async fn usage(&self, owner: &str) -> DomainResult<TenantUsage>;
     /// Every image in `saving` or `uploading` (data arriving, or staged): at start-up,
     /// before serving, those a killed process left mid-upload or mid-stage are among them.
     async fn receiving(&self) -> DomainResult<Vec<Image>>;

@@ -103,20 +103,58 @@ CREATE INDEX tasks_by_image ON tasks (image_id) WHERE image_id IS NOT NULL;
 "#,
     r#"
 -- A list page reads each source of images in the order of an index matching its sort.
-CREATE INDEX images_by_owner_name ON images (owner, COALESCE(name, ''), id);
-CREATE INDEX images_by_owner_status ON images (owner, status, id);
-CREATE INDEX images_by_owner_container_format ON images (owner, COALESCE(container_format, ''), id);
-CREATE INDEX images_by_owner_disk_format ON images (owner, COALESCE(disk_format, ''), id);
-CREATE INDEX images_by_owner_size ON images (owner, COALESCE(size, -1), id);
-CREATE INDEX images_by_owner_id ON images (owner, id);
-CREATE INDEX images_by_owner_updated_at ON images (owner, updated_at, id);
-CREATE INDEX images_by_visibility_name ON images (visibility, COALESCE(name, ''), id);
-CREATE INDEX images_by_visibility_status ON images (visibility, status, id);
-CREATE INDEX images_by_visibility_container_format ON images (visibility, COALESCE(container_format, ''), id);
-CREATE INDEX images_by_visibility_disk_format ON images (visibility, COALESCE(disk_format, ''), id);
-CREATE INDEX images_by_visibility_size ON images (visibility, COALESCE(size, -1), id);
-CREATE INDEX images_by_visibility_id ON images (visibility, id);
-CREATE INDEX images_by_visibility_updated_at ON images (visibility, updated_at, id);
+-- Those of the owner partition are per visibility: a scope of one reads just those.
+DROP INDEX images_by_owner;
+CREATE INDEX images_by_owner_created_at ON images (owner, visibility, created_at, id);
+CREATE INDEX images_by_owner_name ON images (owner, visibility, COALESCE(name, ''), id);
+CREATE INDEX images_by_owner_status ON images (owner, visibility, status, id);
+CREATE INDEX images_by_owner_container_format ON images (owner, visibility, COALESCE(container_format, ''), id);
+CREATE INDEX images_by_owner_disk_format ON images (owner, visibility, COALESCE(disk_format, ''), id);
+CREATE INDEX images_by_owner_size ON images (owner, visibility, COALESCE(size, -1), id);
+CREATE INDEX images_by_owner_id ON images (owner, visibility, id);
+CREATE INDEX images_by_owner_updated_at ON images (owner, visibility, updated_at, id);
+-- Those of the visibility partitions hold only the public and community images every
+-- tenant may list (most images are neither: their writes skip these).
+CREATE INDEX images_by_visibility_name ON images (visibility, COALESCE(name, ''), id)
+    WHERE visibility = 'public' OR visibility = 'community';
+CREATE INDEX images_by_visibility_status ON images (visibility, status, id)
+    WHERE visibility = 'public' OR visibility = 'community';
+CREATE INDEX images_by_visibility_container_format ON images (visibility, COALESCE(container_format, ''), id)
+    WHERE visibility = 'public' OR visibility = 'community';
+CREATE INDEX images_by_visibility_disk_format ON images (visibility, COALESCE(disk_format, ''), id)
+    WHERE visibility = 'public' OR visibility = 'community';
+CREATE INDEX images_by_visibility_size ON images (visibility, COALESCE(size, -1), id)
+    WHERE visibility = 'public' OR visibility = 'community';
+CREATE INDEX images_by_visibility_id ON images (visibility, id)
+    WHERE visibility = 'public' OR visibility = 'community';
+CREATE INDEX images_by_visibility_updated_at ON images (visibility, updated_at, id)
+    WHERE visibility = 'public' OR visibility = 'community';
+"#,
+    r#"
+-- What each tenant keeps, for its quotas: kept by triggers in the same transaction as the
+-- image write that moves it, so a quota check reads one row.
+CREATE TABLE tenant_usage (
+    tenant TEXT PRIMARY KEY,
+    images INTEGER NOT NULL,
+    bytes  INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO tenant_usage
+    SELECT owner, count(*), COALESCE(SUM(size), 0) FROM images WHERE owner IS NOT NULL GROUP BY owner;
+CREATE TRIGGER images_usage_on_insert AFTER INSERT ON images WHEN NEW.owner IS NOT NULL BEGIN
+    INSERT INTO tenant_usage VALUES (NEW.owner, 1, COALESCE(NEW.size, 0))
+        ON CONFLICT (tenant) DO UPDATE SET images = images + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER images_usage_on_delete AFTER DELETE ON images WHEN OLD.owner IS NOT NULL BEGIN
+    UPDATE tenant_usage SET images = images - 1, bytes = bytes - COALESCE(OLD.size, 0)
+        WHERE tenant = OLD.owner;
+END;
+CREATE TRIGGER images_usage_on_update AFTER UPDATE OF owner, size ON images
+    WHEN OLD.owner IS NOT NEW.owner OR OLD.size IS NOT NEW.size BEGIN
+    UPDATE tenant_usage SET images = images - 1, bytes = bytes - COALESCE(OLD.size, 0)
+        WHERE tenant = OLD.owner;
+    INSERT INTO tenant_usage SELECT NEW.owner, 1, COALESCE(NEW.size, 0) WHERE NEW.owner IS NOT NULL
+        ON CONFLICT (tenant) DO UPDATE SET images = images + 1, bytes = bytes + excluded.bytes;
+END;
 "#,
 ];
 
@@ -133,8 +171,13 @@ pub struct Sqlite {
     write_permit: tokio::sync::Semaphore,
 }
 
+/// Prepared statements each connection keeps: a list page runs one per source of images,
+/// and each scope, sort and filter set is a statement of its own.
+const CACHED_STATEMENTS: usize = 256;
+
 fn configure(conn: &Connection) -> Result<(), EmbeddedError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())

@@ -9,12 +9,13 @@ use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::{Image, ImageId};
 use cloud_images_domain::listing::ListQuery;
 use cloud_images_domain::ports::{ImageRepository, Viewer};
+use cloud_images_domain::quota::{TenantQuota, TenantUsage, UsageChange};
 use cloud_images_domain::{DomainError, DomainResult};
 use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use crate::db::Sqlite;
-use listing::list_sql;
+use listing::read_page;
 
 mod listing;
 #[cfg(test)]
@@ -131,23 +132,43 @@ fn row_values(image: &Image) -> Vec<Sql> {
     ]
 }
 
+/// What `owner` keeps, from the counters the triggers maintain.
+fn usage_in(c: &rusqlite::Connection, owner: &str) -> Result<TenantUsage, EmbeddedError> {
+    let counts = c
+        .prepare_cached("SELECT images, bytes FROM tenant_usage WHERE tenant = ?1")?
+        .query_row([owner], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .optional()?;
+    let (images, bytes) = counts.unwrap_or((0, 0));
+    Ok(TenantUsage {
+        images: u64::try_from(images).unwrap_or(0),
+        bytes: u64::try_from(bytes).unwrap_or(0),
+    })
+}
+
 fn stale(id: ImageId) -> DomainError {
     DomainError::Conflict(format!("Image {id} was changed concurrently"))
 }
 
 #[async_trait]
 impl ImageRepository for SqliteImageRepository {
-    async fn insert(&self, image: &Image) -> DomainResult<()> {
+    async fn insert(&self, image: &Image, quota: &TenantQuota) -> DomainResult<()> {
         let values = row_values(image);
-        let id = image.id;
+        let (id, owner, quota) = (image.id, image.owner.clone(), *quota);
+        let change = UsageChange::between(None, Some(image));
         self.db
             .write(move |tx| {
+                // A refusal is the write's value, not a database error: nothing was written.
+                if let Some(owner) = &owner
+                    && let Err(refused) = quota.admit(usage_in(tx, owner)?, change)
+                {
+                    return Ok(Err(refused));
+                }
                 let marks = vec!["?"; values.len()].join(", ");
                 tx.execute(
                     &format!("INSERT INTO images ({COLUMNS}) VALUES ({marks})"),
                     params_from_iter(values),
                 )?;
-                Ok(())
+                Ok(Ok(()))
             })
             .await
             .map_err(|e| {
@@ -156,7 +177,7 @@ impl ImageRepository for SqliteImageRepository {
                 } else {
                     e.into()
                 }
-            })
+            })?
     }
 
     async fn get(&self, id: ImageId) -> DomainResult<Option<Image>> {
@@ -173,37 +194,51 @@ impl ImageRepository for SqliteImageRepository {
         Ok(found)
     }
 
-    async fn update(&self, image: &Image, expected_version: u64) -> DomainResult<()> {
-        let mut values = row_values(image);
-        let id = image.id;
-        values.push(int(Some(expected_version)));
+    async fn update(&self, next: &Image, current: &Image, quota: &TenantQuota) -> DomainResult<()> {
+        let (id, owner, quota) = (next.id, next.owner.clone(), *quota);
+        let change = UsageChange::between(Some(current), Some(next));
+        // Only the columns that change: SQLite rewrites the entries of every index on a
+        // column an UPDATE sets, and a list index exists for each sort key.
+        let (mut columns, mut values): (Vec<&str>, Vec<Sql>) = COLUMNS
+            .split(", ")
+            .zip(row_values(next).into_iter().zip(row_values(current)))
+            .filter(|(_, (new, old))| new != old)
+            .map(|(column, (new, _))| (column, new))
+            .unzip();
+        if columns.is_empty() {
+            // Nothing differs: still a compare-and-set, so a stale writer hears of it.
+            columns.push("version");
+            values.push(int(Some(next.version)));
+        }
+        values.push(Sql::Text(id.to_string()));
+        values.push(int(Some(current.version)));
         let changed = self
             .db
             .write(move |tx| {
-                let assignments: Vec<String> = COLUMNS
-                    .split(", ")
-                    .skip(1)
-                    .enumerate()
-                    .map(|(i, c)| format!("{c} = ?{}", i + 2))
-                    .collect();
+                if let Some(owner) = owner.as_deref().filter(|_| !change.is_none())
+                    && let Err(refused) = quota.admit(usage_in(tx, owner)?, change)
+                {
+                    return Ok(Err(refused));
+                }
+                let assignments: Vec<String> = columns.iter().map(|c| format!("{c} = ?")).collect();
                 let sql = format!(
-                    "UPDATE images SET {} WHERE id = ?1 AND version = ?{}",
-                    assignments.join(", "),
-                    values.len()
+                    "UPDATE images SET {} WHERE id = ? AND version = ?",
+                    assignments.join(", ")
                 );
-                Ok(tx.execute(&sql, params_from_iter(values))?)
+                Ok(Ok(tx.execute(&sql, params_from_iter(values))?))
             })
-            .await?;
+            .await??;
         if changed == 1 { Ok(()) } else { Err(stale(id)) }
     }
 
-    async fn delete(&self, id: ImageId, expected_version: u64) -> DomainResult<()> {
+    async fn delete(&self, current: &Image) -> DomainResult<()> {
+        let (id, version) = (current.id, current.version);
         let changed = self
             .db
             .write(move |tx| {
                 Ok(tx.execute(
                     "DELETE FROM images WHERE id = ?1 AND version = ?2",
-                    params![id.to_string(), int(Some(expected_version))],
+                    params![id.to_string(), int(Some(version))],
                 )?)
             })
             .await?;
@@ -216,31 +251,21 @@ impl ImageRepository for SqliteImageRepository {
         query: &ListQuery,
         after: Option<&Image>,
     ) -> DomainResult<Vec<Image>> {
-        let (sql, params) = list_sql(viewer, query, after);
+        let (viewer, query, after) = (viewer.clone(), query.clone(), after.cloned());
         let images = self
             .db
             .read(move |c| {
-                let mut stmt = c.prepare_cached(&sql)?;
-                let rows = stmt.query_map(params_from_iter(params), |r| Ok(image_from(r)))?;
-                rows.map(|r| r?).collect()
+                let page = read_page(c, &viewer, &query, after.as_ref())?;
+                tracing::trace!(vm_steps = page.vm_steps, "read a list page");
+                Ok(page.images)
             })
             .await?;
         Ok(images)
     }
 
-    async fn stored_bytes(&self, owner: &str) -> DomainResult<u64> {
+    async fn usage(&self, owner: &str) -> DomainResult<TenantUsage> {
         let owner = owner.to_owned();
-        let total = self
-            .db
-            .read(move |c| {
-                Ok(c.query_row(
-                    "SELECT COALESCE(SUM(size), 0) FROM images WHERE owner = ?1",
-                    [owner],
-                    |r| r.get::<_, i64>(0),
-                )?)
-            })
-            .await?;
-        Ok(u64::try_from(total).unwrap_or(0))
+        Ok(self.db.read(move |c| usage_in(c, &owner)).await?)
     }
 
     async fn receiving(&self) -> DomainResult<Vec<Image>> {
@@ -255,20 +280,5 @@ impl ImageRepository for SqliteImageRepository {
             })
             .await?;
         Ok(images)
-    }
-
-    async fn count_owned(&self, owner: &str) -> DomainResult<u64> {
-        let owner = owner.to_owned();
-        let count = self
-            .db
-            .read(move |c| {
-                Ok(c.query_row(
-                    "SELECT count(*) FROM images WHERE owner = ?1",
-                    [owner],
-                    |r| r.get::<_, i64>(0),
-                )?)
-            })
-            .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
     }
 }

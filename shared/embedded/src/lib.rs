@@ -92,6 +92,12 @@ mod contracts {
     }
 
     #[tokio::test]
+    async fn sqlite_holds_quotas_exactly() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::image_quota_contract(backend.images.as_ref()).await;
+    }
+
+    #[tokio::test]
     async fn sqlite_keeps_the_member_repository_contract() {
         let (_dir, backend) = backend();
         cloud_images_testkit::member_repository_contract(backend.members.as_ref()).await;

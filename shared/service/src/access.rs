@@ -14,6 +14,7 @@ use cloud_images_domain::import::ImportOffer;
 use cloud_images_domain::listing::{ListQuery, PageLimits};
 use cloud_images_domain::member::MemberStatus;
 use cloud_images_domain::ports::{ImageRepository, MemberRepository, Viewer};
+use cloud_images_domain::quota::TenantQuota;
 use cloud_images_domain::visibility;
 use cloud_images_domain::{DomainError, DomainResult};
 
@@ -203,47 +204,43 @@ impl ImageAccess {
         self.images.get(id).await
     }
 
-    /// Records a new image, within its owner's image quota.
+    /// The quotas every tenant's writes are held to.
+    fn quota(&self) -> TenantQuota {
+        TenantQuota {
+            max_images: self.settings.max_images_per_tenant,
+            max_bytes: self.settings.storage_quota_bytes,
+        }
+    }
+
+    /// Records a new image, within its owner's image quota (exact under concurrency: the
+    /// repository checks it in the same atomic write).
     pub(crate) async fn insert(&self, image: &Image) -> DomainResult<()> {
-        if let Some(owner) = image.owner.as_deref() {
-            self.check_image_quota(owner).await?;
-        }
-        self.images.insert(image).await
+        self.images.insert(image, &self.quota()).await
     }
 
-    async fn check_image_quota(&self, owner: &str) -> DomainResult<()> {
-        let Some(max) = self.settings.max_images_per_tenant else {
-            return Ok(());
-        };
-        if self.images.count_owned(owner).await? >= max {
-            return Err(DomainError::QuotaExceeded(format!(
-                "the tenant already has its quota of {max} images"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Bytes the image's owner may still store; `None` when there is no storage quota.
+    /// Bytes the image's owner may still store; `None` when there is no storage quota. An
+    /// early answer for streaming: the write that records the size checks it exactly.
     pub(crate) async fn storage_allowance(&self, image: &Image) -> DomainResult<Option<u64>> {
         let (Some(quota), Some(owner)) =
             (self.settings.storage_quota_bytes, image.owner.as_deref())
         else {
             return Ok(None);
         };
-        let used = self.images.stored_bytes(owner).await?;
+        let used = self.images.usage(owner).await?.bytes;
         Ok(Some(quota.saturating_sub(used)))
     }
 
     /// Stores the next version of an image (made by the domain's lifecycle) if `current`
-    /// is still the stored one; `Conflict` otherwise.
+    /// is still the stored one; `Conflict` otherwise, `QuotaExceeded` if it stores more
+    /// than the owner's storage quota leaves.
     pub(crate) async fn replace(&self, next: &Image, current: &Image) -> DomainResult<()> {
-        self.images.update(next, current.version).await
+        self.images.update(next, current, &self.quota()).await
     }
 
     /// Removes an image record if `current` is still the stored version, and its
     /// memberships with it.
     pub(crate) async fn remove(&self, current: &Image) -> DomainResult<()> {
-        self.images.delete(current.id, current.version).await?;
+        self.images.delete(current).await?;
         self.members.delete_all(current.id).await
     }
 

@@ -234,8 +234,12 @@ impl ImageDataService {
         match active {
             Ok(image) => Ok(image),
             Err(e) => {
-                // Deleted or changed while uploading: remove the bytes we committed.
+                // Deleted or changed while uploading, or another upload of the owner's took
+                // the quota first: remove the bytes we committed.
                 store.delete(image.id).await?;
+                if matches!(e, DomainError::QuotaExceeded(_)) {
+                    requeue(&self.access, &saving).await?;
+                }
                 Err(e)
             }
         }
@@ -469,8 +473,4 @@ fn too_large_for_direct_upload(id: ImageId, limit: u64) -> DomainError {
     })
 }
 
-pub(crate) fn quota_exceeded(allowance: u64) -> DomainError {
-    DomainError::QuotaExceeded(format!(
-        "The upload exceeds the tenant's storage quota; {allowance} bytes remain"
-    ))
-}
+pub(crate) use cloud_images_domain::quota::storage_full as quota_exceeded;

@@ -18,6 +18,7 @@ use cloud_images_domain::ports::{
     ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
     StoredObject, TaskRepository, Viewer,
 };
+use cloud_images_domain::quota::{TenantQuota, TenantUsage};
 use cloud_images_domain::task::{
     NewTask, ObjectPath, Task, TaskId, TaskInput, TaskStatus, TaskType,
 };
@@ -504,13 +505,109 @@ fn image_owned_by(owner: &str) -> Image {
     image
 }
 
+const NO_QUOTA: TenantQuota = TenantQuota {
+    max_images: None,
+    max_bytes: None,
+};
+
+fn usage(images: u64, bytes: u64) -> TenantUsage {
+    TenantUsage { images, bytes }
+}
+
+/// Quotas hold exactly under concurrency: the counters move in the same atomic write as the
+/// image, so of 40 concurrent creates at a quota of 10 exactly 10 land, and of 10 concurrent
+/// uploads of 30 bytes at 100 exactly 3; deletes give the room back; a tenant over a lowered
+/// quota can still change what grows nothing.
+pub async fn image_quota_contract(repo: &dyn ImageRepository) {
+    let owner = format!("quota-{}", ImageId::random());
+    let ten = TenantQuota {
+        max_images: Some(10),
+        max_bytes: Some(100),
+    };
+    let images: Vec<Image> = (0..40).map(|_| image_owned_by(&owner)).collect();
+    let created = futures_util::future::join_all(images.iter().map(|i| repo.insert(i, &ten))).await;
+    let landed: Vec<Image> = images
+        .iter()
+        .zip(&created)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i.clone())
+        .collect();
+    assert_eq!(landed.len(), 10, "{created:?}");
+    assert!(
+        created
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(DomainError::QuotaExceeded(_)))),
+        "{created:?}"
+    );
+    assert_eq!(repo.usage(&owner).await.unwrap(), usage(10, 0));
+
+    let uploads: Vec<Image> = landed
+        .iter()
+        .map(|i| {
+            let mut active = i.clone();
+            active.status = ImageStatus::Active;
+            active.size = Some(30);
+            active.version += 1;
+            active
+        })
+        .collect();
+    let stored = futures_util::future::join_all(
+        uploads
+            .iter()
+            .zip(&landed)
+            .map(|(next, current)| repo.update(next, current, &ten)),
+    )
+    .await;
+    let kept = stored.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(kept, 3, "{stored:?}");
+    assert!(
+        stored
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(DomainError::QuotaExceeded(_)))),
+        "{stored:?}"
+    );
+    assert_eq!(repo.usage(&owner).await.unwrap(), usage(10, 90));
+
+    let (active, queued): (Vec<_>, Vec<_>) = uploads
+        .iter()
+        .zip(&landed)
+        .zip(&stored)
+        .partition(|(_, r)| r.is_ok());
+    let ((first_active, _), _) = active[0];
+    repo.delete(first_active).await.unwrap();
+    assert_eq!(repo.usage(&owner).await.unwrap(), usage(9, 60));
+    let ((_, still_queued), _) = queued[0];
+    let mut retried = uploads[0].clone();
+    retried.id = still_queued.id;
+    retried.version = still_queued.version + 1;
+    repo.update(&retried, still_queued, &ten).await.unwrap();
+    assert_eq!(repo.usage(&owner).await.unwrap(), usage(9, 90));
+
+    let lowered = TenantQuota {
+        max_images: Some(1),
+        max_bytes: Some(10),
+    };
+    let mut renamed = retried.clone();
+    renamed.name = Some("renamed over a lowered quota".into());
+    renamed.version += 1;
+    repo.update(&renamed, &retried, &lowered).await.unwrap();
+    assert!(matches!(
+        repo.insert(&image_owned_by(&owner), &lowered).await,
+        Err(DomainError::QuotaExceeded(_))
+    ));
+    assert_eq!(repo.usage(&owner).await.unwrap(), usage(9, 90));
+}
+
 /// The record operations every [`ImageRepository`] promises: unique ids, whole-record round
 /// trips, and compare-and-set on `version` for every change.
 pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     let image = image_owned_by("tenant-a");
-    repo.insert(&image).await.unwrap();
+    repo.insert(&image, &NO_QUOTA).await.unwrap();
     assert!(
-        matches!(repo.insert(&image).await, Err(DomainError::Conflict(_))),
+        matches!(
+            repo.insert(&image, &NO_QUOTA).await,
+            Err(DomainError::Conflict(_))
+        ),
         "duplicate id accepted"
     );
     assert_eq!(
@@ -525,31 +622,30 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     active.size = Some(10);
     active.checksum = Some("0".repeat(32));
     active.version = image.version + 1;
-    repo.update(&active, image.version).await.unwrap();
+    repo.update(&active, &image, &NO_QUOTA).await.unwrap();
     assert_eq!(repo.get(image.id).await.unwrap(), Some(active.clone()));
     let mut stale = image.clone();
     stale.name = Some("lost update".into());
     stale.version = image.version + 1;
     assert!(
         matches!(
-            repo.update(&stale, image.version).await,
+            repo.update(&stale, &image, &NO_QUOTA).await,
             Err(DomainError::Conflict(_))
         ),
         "a stale write won"
     );
     assert_eq!(repo.get(image.id).await.unwrap(), Some(active.clone()));
 
-    assert_eq!(repo.count_owned("tenant-a").await.unwrap(), 1);
-    assert_eq!(repo.stored_bytes("tenant-a").await.unwrap(), 10);
-    assert_eq!(repo.count_owned("tenant-b").await.unwrap(), 0);
+    assert_eq!(repo.usage("tenant-a").await.unwrap(), usage(1, 10));
+    assert_eq!(repo.usage("tenant-b").await.unwrap(), usage(0, 0));
 
     let mut saving = image_owned_by("tenant-a");
     saving.status = ImageStatus::Saving;
     saving.size = Some(99);
-    repo.insert(&saving).await.unwrap();
+    repo.insert(&saving, &NO_QUOTA).await.unwrap();
     let mut staging = image_owned_by("tenant-a");
     staging.status = ImageStatus::Uploading;
-    repo.insert(&staging).await.unwrap();
+    repo.insert(&staging, &NO_QUOTA).await.unwrap();
     let mut interrupted = repo.receiving().await.unwrap();
     interrupted.sort_by_key(|i| i.status != ImageStatus::Saving);
     assert_eq!(
@@ -558,10 +654,12 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
         "only the images in saving and uploading"
     );
     let queued_again = staging.requeue(staging.updated_at).unwrap();
-    repo.update(&queued_again, staging.version).await.unwrap();
+    repo.update(&queued_again, &staging, &NO_QUOTA)
+        .await
+        .unwrap();
     assert_eq!(repo.receiving().await.unwrap(), vec![saving.clone()]);
     let queued = saving.requeue(saving.updated_at).unwrap();
-    repo.update(&queued, saving.version).await.unwrap();
+    repo.update(&queued, &saving, &NO_QUOTA).await.unwrap();
     let requeued = repo.get(saving.id).await.unwrap().unwrap();
     assert_eq!(
         (requeued.status, requeued.size),
@@ -569,13 +667,10 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     );
 
     assert!(
-        matches!(
-            repo.delete(image.id, image.version).await,
-            Err(DomainError::Conflict(_))
-        ),
+        matches!(repo.delete(&image).await, Err(DomainError::Conflict(_))),
         "a stale delete won"
     );
-    repo.delete(image.id, active.version).await.unwrap();
+    repo.delete(&active).await.unwrap();
     assert_eq!(repo.get(image.id).await.unwrap(), None);
 }
 
@@ -1034,7 +1129,7 @@ pub async fn list_visibility_contract(
         image.name = (next(5) > 0).then(|| format!("image-{:02}", next(10)));
         image.os_hidden = next(8) == 0;
         image.visibility = Visibility::Shared;
-        images.insert(&image).await.unwrap();
+        images.insert(&image, &NO_QUOTA).await.unwrap();
         for tenant in tenants.iter().filter(|t| **t != owner) {
             if next(2) == 0 {
                 let status = statuses[next(3) as usize];
@@ -1054,7 +1149,7 @@ pub async fn list_visibility_contract(
         if visibility != Visibility::Shared {
             let mut changed = image.revise(image.clone(), image.updated_at);
             changed.visibility = visibility;
-            images.update(&changed, image.version).await.unwrap();
+            images.update(&changed, &image, &NO_QUOTA).await.unwrap();
             image = changed;
         }
         all.push(image);

@@ -275,6 +275,45 @@ async fn formats_cannot_change_once_data_exists() {
     );
 }
 
+/// Ten uploads of 300 KiB racing a 1 MiB storage quota: each passes the early check (nothing
+/// is stored yet), but only three can be recorded; the others answer 413, keep no bytes and
+/// go back to queued.
+#[tokio::test]
+async fn concurrent_uploads_never_store_more_than_the_storage_quota() {
+    let w = World::with_env(&[("CLOUD_IMAGES_STORAGE_QUOTA", "1M")]).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(raw_image(&w, &w.alice).await);
+    }
+    let replies = futures::future::join_all(
+        ids.iter()
+            .map(|id| w.server.upload(&w.alice, id, vec![3u8; 300 * 1024])),
+    )
+    .await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status()).collect();
+    let stored = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::NO_CONTENT)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PAYLOAD_TOO_LARGE)
+        .count();
+    assert_eq!((stored, refused), (3, 7), "{statuses:?}");
+    for (id, status) in ids.iter().zip(&statuses) {
+        let image = json_body(w.server.show_image(&w.alice, id).await).await;
+        if *status == StatusCode::NO_CONTENT {
+            assert_eq!(
+                (image["status"].as_str(), image["size"].as_u64()),
+                (Some("active"), Some(300 * 1024))
+            );
+        } else {
+            let image = eventually(&w.server, &w.alice, id, |i| i["status"] == "queued").await;
+            assert_eq!(image["size"], Value::Null, "{image}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_storage_quota_cuts_an_upload_off_as_soon_as_it_is_passed() {
     let w = World::with_env(&[("CLOUD_IMAGES_STORAGE_QUOTA", "1M")]).await;

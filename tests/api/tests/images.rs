@@ -529,6 +529,48 @@ async fn the_image_count_quota_is_413_on_create() {
     );
 }
 
+/// The count moves in the same atomic write as the image: racing creates can't all pass
+/// a check made before any of them is stored.
+#[tokio::test]
+async fn two_hundred_concurrent_creates_at_a_quota_of_a_hundred_leave_exactly_a_hundred() {
+    let w = World::with_env(&[("CLOUD_IMAGES_MAX_IMAGES_PER_TENANT", "100")]).await;
+    let replies = futures::future::join_all((0..200).map(|i| {
+        w.server
+            .create_image(&w.alice, json!({ "name": format!("race-{i}") }))
+    }))
+    .await;
+    let count = |status| replies.iter().filter(|r| r.status() == status).count();
+    assert_eq!(
+        (
+            count(StatusCode::CREATED),
+            count(StatusCode::PAYLOAD_TOO_LARGE)
+        ),
+        (100, 100),
+        "{:?}",
+        replies.iter().map(|r| r.status()).collect::<Vec<_>>()
+    );
+    let listed = w.server.list_all(&w.alice, "/v2/images?limit=1000").await;
+    assert_eq!(listed.len(), 100, "the tenant keeps exactly its quota");
+    let deleted = id_of(
+        &json_body(
+            replies
+                .into_iter()
+                .find(|r| r.status() == StatusCode::CREATED)
+                .unwrap(),
+        )
+        .await,
+    );
+    assert_eq!(
+        w.server.delete_image(&w.alice, &deleted).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        w.server.create_image(&w.alice, json!({})).await.status(),
+        StatusCode::CREATED,
+        "a delete gives its room back"
+    );
+}
+
 #[tokio::test]
 async fn only_admins_deactivate_by_default_and_only_active_images() {
     let w = World::new().await;
