@@ -19,6 +19,8 @@
 #              strongly consistent read; "token" is the only path that reads identity
 #              records (tokens are verified by signature, without DynamoDB)
 #
+# Lists are read in each indexed order (default, name, updated_at, id) and one without an
+# index (size): run at IMAGES=1000 and IMAGES=10000 to see which stay flat.
 # Usage: bench/dynamo-capacity.sh        (env: IMAGES=30 REPEAT=3 PAGE=25 KEEP=1 keeps the log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +100,10 @@ for r in $(seq "$repeat"); do
   req "show (GET /v2/images/{id})" GET "/v2/images/${ids[$r]}" >/dev/null
   next=$(req "list page 1 (GET /v2/images?limit=$page)" GET "/v2/images?limit=$page" | jq -r '.next // empty')
   [ -n "$next" ] && req "list page 2 (marker)" GET "$next" >/dev/null
+  for sort in name updated_at id size; do
+    next=$(req "list by $sort page 1" GET "/v2/images?limit=$page&sort_key=$sort&sort_dir=asc" | jq -r '.next // empty')
+    [ -n "$next" ] && req "list by $sort page 2 (marker)" GET "$next" >/dev/null
+  done
   req "members (GET /v2/images/{id}/members)" GET "/v2/images/$shared/members" >/dev/null
   req "tasks (GET /v2/tasks)" GET /v2/tasks >/dev/null
 done

@@ -1,8 +1,9 @@
 //! Image records in DynamoDB: every change is a conditional write on `version`; lists come
-//! from Queries on the owner, visibility and membership partitions (never a Scan). In the
-//! default order (created_at, id) the partitions' index order is the list order, so a page
-//! reads each partition from the marker on and merges them; other orders read every
-//! visible image and filter, sort and page with the domain's in-memory rules.
+//! from Queries on the owner, visibility and membership partitions (never a Scan). Sorted by
+//! created_at, name, updated_at or id (then id), an index over the partitions holds the list
+//! order, so a page reads each partition from the marker on and merges them; other orders
+//! (status, formats, size, or several keys) read every visible image and filter, sort and
+//! page with the domain's in-memory rules.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -21,9 +22,10 @@ use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::future::try_join_all;
 
 use crate::dynamo::{
-    self, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK,
-    condition_failed, failed, get_item, get_n, get_opt_s, get_s, get_time, n, n_u64,
-    query_partition, s,
+    self, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, ID_KEY, Item, NAME_KEY,
+    OWNER_BY_ID, OWNER_BY_NAME, OWNER_BY_UPDATE, PK, SK, UPDATE_KEY, VISIBILITY_BY_ID,
+    VISIBILITY_BY_NAME, VISIBILITY_BY_UPDATE, condition_failed, failed, get_item, get_n, get_opt_s,
+    get_s, get_time, n, n_u64, query_partition, s,
 };
 
 mod usage;
@@ -97,6 +99,9 @@ fn image_item(image: &Image) -> Item {
             s(format!("VISIBILITY#{}", image.visibility)),
         ),
         (GSI2SK.to_owned(), s(by_creation(image))),
+        (NAME_KEY.to_owned(), s(IndexOrder::Name.key_of(image))),
+        (UPDATE_KEY.to_owned(), s(IndexOrder::Update.key_of(image))),
+        (ID_KEY.to_owned(), s(IndexOrder::Id.key_of(image))),
     ]);
     if let Some(owner) = &image.owner {
         item.insert(GSI1PK.to_owned(), s(format!("OWNER#{owner}")));
@@ -373,7 +378,7 @@ impl DynamoImageRepository {
             Some(after) => {
                 request = request
                     .expression_attribute_names("#sk", partition.sort_key)
-                    .expression_attribute_values(":after", s(by_creation(after)));
+                    .expression_attribute_values(":after", s(partition.order.key_of(after)));
                 match walk.dir {
                     SortDir::Asc => "#pk = :pk AND #sk > :after",
                     SortDir::Desc => "#pk = :pk AND #sk < :after",
@@ -389,30 +394,79 @@ impl DynamoImageRepository {
 /// Largest Query page a list cursor asks for (DynamoDB also stops a page at 1 MB).
 const MAX_PAGE: i32 = 1024;
 
-/// A partition of an index whose sort key is [`by_creation`].
+/// An order the index sort keys of an image hold, and how an image's key reads in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexOrder {
+    /// created_at, then id: `gsi1`/`gsi2`.
+    Creation,
+    /// name, then id.
+    Name,
+    /// updated_at, then id.
+    Update,
+    /// id.
+    Id,
+}
+
+impl IndexOrder {
+    fn key_of(self, image: &Image) -> String {
+        match self {
+            IndexOrder::Creation => by_creation(image),
+            IndexOrder::Name => dynamo::by_name(image.name.as_deref(), image.id),
+            IndexOrder::Update => dynamo::by_creation(image.updated_at, image.id),
+            IndexOrder::Id => image.id.to_string(),
+        }
+    }
+
+    /// The (index, sort attribute) over the owner partitions in this order.
+    fn owner_index(self) -> (&'static str, &'static str) {
+        match self {
+            IndexOrder::Creation => (GSI1, GSI1SK),
+            IndexOrder::Name => (OWNER_BY_NAME, NAME_KEY),
+            IndexOrder::Update => (OWNER_BY_UPDATE, UPDATE_KEY),
+            IndexOrder::Id => (OWNER_BY_ID, ID_KEY),
+        }
+    }
+
+    /// The (index, sort attribute) over the visibility partitions in this order.
+    fn visibility_index(self) -> (&'static str, &'static str) {
+        match self {
+            IndexOrder::Creation => (GSI2, GSI2SK),
+            IndexOrder::Name => (VISIBILITY_BY_NAME, NAME_KEY),
+            IndexOrder::Update => (VISIBILITY_BY_UPDATE, UPDATE_KEY),
+            IndexOrder::Id => (VISIBILITY_BY_ID, ID_KEY),
+        }
+    }
+}
+
+/// A partition of the owner or visibility indexes, read in one [`IndexOrder`].
 struct Partition {
     index: &'static str,
     key: &'static str,
     sort_key: &'static str,
     value: String,
+    order: IndexOrder,
 }
 
 impl Partition {
-    fn owner(tenant: &str) -> Self {
+    fn owner(tenant: &str, order: IndexOrder) -> Self {
+        let (index, sort_key) = order.owner_index();
         Self {
-            index: GSI1,
+            index,
             key: GSI1PK,
-            sort_key: GSI1SK,
+            sort_key,
             value: format!("OWNER#{tenant}"),
+            order,
         }
     }
 
-    fn visibility(visibility: Visibility) -> Self {
+    fn visibility(visibility: Visibility, order: IndexOrder) -> Self {
+        let (index, sort_key) = order.visibility_index();
         Self {
-            index: GSI2,
+            index,
             key: GSI2PK,
-            sort_key: GSI2SK,
+            sort_key,
             value: format!("VISIBILITY#{visibility}"),
+            order,
         }
     }
 }
@@ -432,9 +486,9 @@ enum Source<'a> {
 }
 
 /// The sources of the images `viewer` may list under `query`'s visibility scope.
-fn sources<'a>(viewer: &'a Viewer, query: &ListQuery) -> Vec<Source<'a>> {
+fn sources<'a>(viewer: &'a Viewer, query: &ListQuery, order: IndexOrder) -> Vec<Source<'a>> {
     use Visibility::{Community, Private, Public, Shared};
-    let visibility = |v| Source::Partition(Partition::visibility(v), None);
+    let visibility = |v| Source::Partition(Partition::visibility(v, order), None);
     if viewer.is_admin {
         return match query.visibility {
             VisibilityFilter::Only(v) => vec![visibility(v)],
@@ -442,7 +496,7 @@ fn sources<'a>(viewer: &'a Viewer, query: &ListQuery) -> Vec<Source<'a>> {
         };
     }
     let tenant = viewer.tenant.as_str();
-    let owned = |only| Source::Partition(Partition::owner(tenant), only);
+    let owned = |only| Source::Partition(Partition::owner(tenant, order), only);
     let shared = |statuses| Source::SharedWith(Memberships { tenant, statuses });
     match query.visibility {
         VisibilityFilter::Default => vec![owned(None), visibility(Public), shared(&["accepted"])],
@@ -466,13 +520,23 @@ fn sources<'a>(viewer: &'a Viewer, query: &ListQuery) -> Vec<Source<'a>> {
     }
 }
 
-/// The direction of `sort` when it is the order the index sort keys hold: created_at, then
-/// id, one direction (keys after the unique id never decide). [`by_creation`] text sorts so:
-/// times are zero-padded whole seconds, as `compare` counts them (the service stamps them,
-/// so never before 1970), and ids compare as their hyphenated lowercase text in both.
-fn index_order(sort: &[(SortKey, SortDir)]) -> Option<SortDir> {
+/// The index order and direction of `sort` when an index holds it: created_at, name or
+/// updated_at then id, one direction, or id alone (keys after the unique id never decide).
+/// The keys' text sorts so: times are zero-padded whole seconds, as `compare` counts them
+/// (the service stamps them, so never before 1970), names end with a NUL below every
+/// character, and ids compare as their hyphenated lowercase text in both.
+fn index_order(sort: &[(SortKey, SortDir)]) -> Option<(IndexOrder, SortDir)> {
+    let order = |key| match key {
+        SortKey::CreatedAt => Some(IndexOrder::Creation),
+        SortKey::Name => Some(IndexOrder::Name),
+        SortKey::UpdatedAt => Some(IndexOrder::Update),
+        _ => None,
+    };
     match sort {
-        [(SortKey::CreatedAt, first), (SortKey::Id, then), ..] if first == then => Some(*first),
+        [(SortKey::Id, dir), ..] => Some((IndexOrder::Id, *dir)),
+        [(key, first), (SortKey::Id, then), ..] if first == then => {
+            order(*key).map(|order| (order, *first))
+        }
         _ => None,
     }
 }
@@ -662,18 +726,21 @@ impl ImageRepository for DynamoImageRepository {
         query: &ListQuery,
         after: Option<&Image>,
     ) -> DomainResult<Vec<Image>> {
-        let sources = sources(viewer, query);
         match index_order(&query.sort) {
-            Some(dir) => {
+            Some((order, dir)) => {
                 let walk = Walk { query, after, dir };
-                self.page_in_index_order(sources, &walk).await
+                self.page_in_index_order(sources(viewer, query, order), &walk)
+                    .await
             }
             // No index holds other orders: read everything visible, then sort in memory.
-            None => Ok(page_in_memory(
-                query,
-                self.visible_set(&sources).await?,
-                after,
-            )),
+            None => {
+                let sources = sources(viewer, query, IndexOrder::Creation);
+                Ok(page_in_memory(
+                    query,
+                    self.visible_set(&sources).await?,
+                    after,
+                ))
+            }
         }
     }
 

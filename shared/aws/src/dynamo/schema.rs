@@ -32,6 +32,41 @@ pub const GSI3: &str = "gsi3";
 pub const GSI3PK: &str = "gsi3pk";
 /// Its sort key attribute.
 pub const GSI3SK: &str = "gsi3sk";
+/// An image's sort key by name: the name (unset: empty), a NUL, the id. NUL sorts below
+/// every character, so text order is (name, id) order as `listing::compare` has it.
+pub const NAME_KEY: &str = "name_key";
+/// An image's sort key by last update: [`by_creation`]'s form over `updated_at`.
+pub const UPDATE_KEY: &str = "update_key";
+/// An image's sort key by id.
+pub const ID_KEY: &str = "id_key";
+/// Indexes over the owner (`gsi1pk`) and visibility (`gsi2pk`) partitions in the other
+/// orders a list page can be read in: (index name, partition attribute, sort attribute).
+pub const ORDERED_INDEXES: [(&str, &str, &str); 6] = [
+    (OWNER_BY_NAME, GSI1PK, NAME_KEY),
+    (VISIBILITY_BY_NAME, GSI2PK, NAME_KEY),
+    (OWNER_BY_UPDATE, GSI1PK, UPDATE_KEY),
+    (VISIBILITY_BY_UPDATE, GSI2PK, UPDATE_KEY),
+    (OWNER_BY_ID, GSI1PK, ID_KEY),
+    (VISIBILITY_BY_ID, GSI2PK, ID_KEY),
+];
+/// Owner partitions by name.
+pub const OWNER_BY_NAME: &str = "owner-by-name";
+/// Visibility partitions by name.
+pub const VISIBILITY_BY_NAME: &str = "visibility-by-name";
+/// Owner partitions by last update.
+pub const OWNER_BY_UPDATE: &str = "owner-by-update";
+/// Visibility partitions by last update.
+pub const VISIBILITY_BY_UPDATE: &str = "visibility-by-update";
+/// Owner partitions by id.
+pub const OWNER_BY_ID: &str = "owner-by-id";
+/// Visibility partitions by id.
+pub const VISIBILITY_BY_ID: &str = "visibility-by-id";
+
+/// [`NAME_KEY`]'s value.
+pub fn by_name(name: Option<&str>, id: impl std::fmt::Display) -> String {
+    format!("{}\u{0}{id}", name.unwrap_or(""))
+}
+
 /// The table's TTL attribute: epoch seconds after which DynamoDB may delete the item.
 pub const TTL_ATTRIBUTE: &str = "expires";
 

@@ -13,7 +13,8 @@ use cloud_images_domain::{DomainError, DomainResult};
 
 use super::failed;
 use super::schema::{
-    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, PK, SK, TTL_ATTRIBUTE,
+    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, ID_KEY, NAME_KEY,
+    ORDERED_INDEXES, PK, SK, TTL_ATTRIBUTE, UPDATE_KEY,
 };
 
 /// How long `ensure_table` waits for a new table to become usable.
@@ -124,8 +125,14 @@ async fn create_table(client: &Client, table: &str) -> DomainResult<()> {
         .global_secondary_indexes(index(GSI1, GSI1PK, GSI1SK)?)
         .global_secondary_indexes(index(GSI2, GSI2PK, GSI2SK)?)
         .global_secondary_indexes(index(GSI3, GSI3PK, GSI3SK)?)
-        .send()
-        .await;
+        .attribute_definitions(attribute(NAME_KEY)?)
+        .attribute_definitions(attribute(UPDATE_KEY)?)
+        .attribute_definitions(attribute(ID_KEY)?);
+    let mut created = created;
+    for (name, pk, sk) in ORDERED_INDEXES {
+        created = created.global_secondary_indexes(index(name, pk, sk)?);
+    }
+    let created = created.send().await;
     match created {
         Ok(_) => Ok(()),
         Err(e)
