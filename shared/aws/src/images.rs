@@ -25,7 +25,7 @@ use crate::dynamo::{
     self, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, ID_KEY, Item, NAME_KEY,
     OWNER_BY_ID, OWNER_BY_NAME, OWNER_BY_UPDATE, PK, SK, UPDATE_KEY, VISIBILITY_BY_ID,
     VISIBILITY_BY_NAME, VISIBILITY_BY_UPDATE, condition_failed, failed, get_item, get_n, get_opt_s,
-    get_s, get_time, n, n_u64, query_partition, s,
+    get_s, get_time, n, n_u64, query_partition, query_partition_up_to, s,
 };
 
 mod usage;
@@ -36,6 +36,8 @@ use usage::CountedWrite;
 pub struct DynamoImageRepository {
     client: Client,
     table: String,
+    /// The most images a list in an order no index holds may sort.
+    sort_cap: usize,
 }
 
 impl DynamoImageRepository {
@@ -44,6 +46,16 @@ impl DynamoImageRepository {
         Self {
             client,
             table: table.into(),
+            sort_cap: UNINDEXED_SORT_CAP,
+        }
+    }
+
+    /// The same, refusing unindexed sorts past `cap` images instead of
+    /// [`UNINDEXED_SORT_CAP`].
+    pub fn with_sort_cap(self, cap: usize) -> Self {
+        Self {
+            sort_cap: cap,
+            ..self
         }
     }
 }
@@ -196,6 +208,63 @@ fn stale(id: ImageId) -> DomainError {
 }
 
 impl DynamoImageRepository {
+    /// The conditional put of `image`: a new one (`current` none) or the next version of
+    /// `current`.
+    fn image_put(&self, image: &Image, current: Option<&Image>) -> DomainResult<Put> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(image_item(image)));
+        let put = match current {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(current) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n_u64(current.version)),
+        };
+        put.build().map_err(building)
+    }
+
+    /// `put` as a single `PutItem`.
+    async fn put_alone(&self, put: Put, id: ImageId) -> DomainResult<()> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(put.expression_attribute_names().cloned())
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(stale(id)),
+            Err(e) => Err(failed("updating an image", e)),
+        }
+    }
+
+    /// An image write that moves its owner's counters: with them, in one transaction. An
+    /// image without an owner counts against nobody.
+    async fn write_image(
+        &self,
+        write: TransactWriteItem,
+        image: &Image,
+        current: Option<&Image>,
+        change: UsageChange,
+        quota: &TenantQuota,
+    ) -> DomainResult<()> {
+        let owner = image.owner.as_deref().unwrap_or_default();
+        self.write_counted(CountedWrite {
+            write,
+            id: image.id,
+            owner: (!owner.is_empty()).then_some(owner),
+            current,
+            change,
+            quota,
+        })
+        .await
+    }
+
     async fn partition(&self, index: &str, key: &str, value: String) -> DomainResult<Vec<Image>> {
         query_partition(&self.client, &self.table, index, key, &value)
             .await?
@@ -263,20 +332,37 @@ impl DynamoImageRepository {
         Ok(images)
     }
 
-    /// Everything `sources` names, read whole: the path for orders no index holds.
+    /// Everything `sources` names, read whole: the path for orders no index holds, refused
+    /// with 400 once it passes the sort cap instead of reading on.
     async fn visible_set(&self, sources: &[Source<'_>]) -> DomainResult<Vec<Image>> {
         let mut images = Vec::new();
         for source in sources {
+            let room = self.sort_cap.saturating_sub(images.len());
             match source {
-                Source::Partition(partition, only) => images.extend(
-                    self.partition(partition.index, partition.key, partition.value.clone())
-                        .await?
-                        .into_iter()
-                        .filter(|i| only.is_none_or(|v| i.visibility == v)),
-                ),
+                Source::Partition(partition, only) => {
+                    let items = query_partition_up_to(
+                        &self.client,
+                        &self.table,
+                        partition.index,
+                        partition.key,
+                        &partition.value,
+                        room,
+                    )
+                    .await?
+                    .ok_or_else(|| too_many_to_sort(self.sort_cap))?;
+                    for item in &items {
+                        let image = image_from(item)?;
+                        if only.is_none_or(|v| image.visibility == v) {
+                            images.push(image);
+                        }
+                    }
+                }
                 Source::SharedWith(statuses) => {
                     images.extend(self.shared_with(statuses.tenant, statuses.statuses).await?);
                 }
+            }
+            if images.len() > self.sort_cap {
+                return Err(too_many_to_sort(self.sort_cap));
             }
         }
         Ok(images)
@@ -389,6 +475,17 @@ impl DynamoImageRepository {
         let page = request.key_condition_expression(condition).send().await;
         page.map_err(|e| failed("querying an index for a list page", e))
     }
+}
+
+/// The most images a list in an order no index holds may sort (read whole each page).
+pub const UNINDEXED_SORT_CAP: usize = 10_000;
+
+fn too_many_to_sort(cap: usize) -> DomainError {
+    DomainError::Invalid(format!(
+        "this sort order reads every image you can see, and you can see more than \
+         {cap}; sort by created_at, name, updated_at or id (each alone, or \
+         followed by id), or filter by visibility"
+    ))
 }
 
 /// Largest Query page a list cursor asks for (DynamoDB also stops a page at 1 MB).
@@ -595,39 +692,10 @@ impl Cursor {
 #[async_trait]
 impl ImageRepository for DynamoImageRepository {
     async fn insert(&self, image: &Image, quota: &TenantQuota) -> DomainResult<()> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(image_item(image)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(building)?;
-        if let Some(owner) = image.owner.as_deref() {
-            return self
-                .write_counted(CountedWrite {
-                    write: TransactWriteItem::builder().put(put).build(),
-                    id: image.id,
-                    owner,
-                    current: None,
-                    change: UsageChange::between(None, Some(image)),
-                    quota,
-                })
-                .await;
-        }
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(image_item(image)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => {
-                Err(DomainError::Conflict(format!("Image {} exists", image.id)))
-            }
-            Err(e) => Err(failed("storing an image", e)),
-        }
+        let put = self.image_put(image, None)?;
+        let write = TransactWriteItem::builder().put(put).build();
+        let change = UsageChange::between(None, Some(image));
+        self.write_image(write, image, None, change, quota).await
     }
 
     async fn get(&self, id: ImageId) -> DomainResult<Option<Image>> {
@@ -640,84 +708,38 @@ impl ImageRepository for DynamoImageRepository {
     }
 
     async fn update(&self, next: &Image, current: &Image, quota: &TenantQuota) -> DomainResult<()> {
+        let put = self.image_put(next, Some(current))?;
         let change = UsageChange::between(Some(current), Some(next));
-        if let Some(owner) = next.owner.as_deref().filter(|_| !change.is_none()) {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(image_item(next)))
-                .condition_expression("#version = :expected")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":expected", n_u64(current.version))
-                .build()
-                .map_err(building)?;
-            return self
-                .write_counted(CountedWrite {
-                    write: TransactWriteItem::builder().put(put).build(),
-                    id: next.id,
-                    owner,
-                    current: Some(current),
-                    change,
-                    quota,
-                })
-                .await;
+        if change.is_none() {
+            // Most changes move no counter: one conditional put, at half a transaction's cost.
+            return self.put_alone(put, next.id).await;
         }
-        // Most changes move no counter: one conditional put.
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(image_item(next)))
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", n_u64(current.version))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(stale(next.id)),
-            Err(e) => Err(failed("updating an image", e)),
-        }
+        let write = TransactWriteItem::builder().put(put).build();
+        self.write_image(write, next, Some(current), change, quota)
+            .await
     }
 
     async fn delete(&self, current: &Image) -> DomainResult<()> {
         let (pk, sk) = key_of(current.id);
-        if let Some(owner) = current.owner.as_deref() {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .key(PK, s(pk))
-                .key(SK, s(sk))
-                .condition_expression("#version = :expected")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":expected", n_u64(current.version))
-                .build()
-                .map_err(building)?;
-            return self
-                .write_counted(CountedWrite {
-                    write: TransactWriteItem::builder().delete(delete).build(),
-                    id: current.id,
-                    owner,
-                    current: Some(current),
-                    change: UsageChange::between(Some(current), None),
-                    quota: &TenantQuota::default(),
-                })
-                .await;
-        }
-        let deleted = self
-            .client
-            .delete_item()
+        let delete = Delete::builder()
             .table_name(&self.table)
             .key(PK, s(pk))
             .key(SK, s(sk))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n_u64(current.version))
-            .send()
-            .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(stale(current.id)),
-            Err(e) => Err(failed("deleting an image", e)),
-        }
+            .build()
+            .map_err(building)?;
+        let write = TransactWriteItem::builder().delete(delete).build();
+        let change = UsageChange::between(Some(current), None);
+        self.write_image(
+            write,
+            current,
+            Some(current),
+            change,
+            &TenantQuota::default(),
+        )
+        .await
     }
 
     async fn list(

@@ -341,3 +341,43 @@ async fn a_page_reads_about_limit_items_not_every_visible_one() {
         }
     }
 }
+
+/// An order no index holds reads the whole visible set: past the cap it is a 400 saying
+/// what to do instead, not a read of everything.
+#[tokio::test]
+async fn an_unindexed_sort_over_the_cap_is_refused_before_reading_on() {
+    let (repo, images, members) = stored().await;
+    let repo = repo.with_sort_cap(40);
+    let tenant = Viewer {
+        tenant: TenantId::from_trusted("a"),
+        is_admin: false,
+    };
+    ITEMS_READ.with(|read| read.set(0));
+    let refused = repo
+        .list(&tenant, &query("limit=5&sort_key=size"), None)
+        .await;
+    match refused {
+        Err(cloud_images_domain::DomainError::Invalid(message)) => {
+            assert!(message.contains("sort by created_at, name"), "{message}")
+        }
+        other => panic!("a size sort over the cap: {other:?}"),
+    }
+    assert!(
+        ITEMS_READ.with(Cell::get) < 60,
+        "it stopped reading at the cap"
+    );
+    let by_name = query("limit=5&sort_key=name");
+    let want = expected(&by_name, &images, |i| visible_to_a(&by_name, i, &members));
+    assert_eq!(
+        walk(&repo, &tenant, &by_name).await,
+        want,
+        "indexed orders have no cap"
+    );
+    let public = query("limit=5&sort_key=size&visibility=public");
+    let want = expected(&public, &images, |i| visible_to_a(&public, i, &members));
+    assert_eq!(
+        walk(&repo, &tenant, &public).await,
+        want,
+        "a scope under the cap sorts"
+    );
+}

@@ -74,6 +74,20 @@ pub async fn query_partition(
     partition_key: &str,
     partition: &str,
 ) -> DomainResult<Vec<Item>> {
+    let all = query_partition_up_to(client, table, index, partition_key, partition, usize::MAX);
+    Ok(all.await?.unwrap_or_default())
+}
+
+/// Every item of one partition of `index`, following pages, or `None` as soon as it holds
+/// more than `at_most` (the rest is not read).
+pub async fn query_partition_up_to(
+    client: &Client,
+    table: &str,
+    index: &str,
+    partition_key: &str,
+    partition: &str,
+    at_most: usize,
+) -> DomainResult<Option<Vec<Item>>> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
@@ -85,13 +99,18 @@ pub async fn query_partition(
             .expression_attribute_names("#pk", partition_key)
             .expression_attribute_values(":pk", s(partition))
             .set_exclusive_start_key(start)
+            // Never past the first item over the bound.
+            .set_limit(i32::try_from(at_most.saturating_sub(items.len()).saturating_add(1)).ok())
             .send()
             .await;
         let page = page.map_err(|e| failed("querying the index", e))?;
         items.extend(page.items().iter().cloned());
+        if items.len() > at_most {
+            return Ok(None);
+        }
         match page.last_evaluated_key() {
             Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => return Ok(items),
+            _ => return Ok(Some(items)),
         }
     }
 }

@@ -33,7 +33,8 @@ pub(super) struct CountedWrite<'a> {
     /// The image's own put or delete, with its condition.
     pub write: TransactWriteItem,
     pub id: ImageId,
-    pub owner: &'a str,
+    /// Whose counters move; `None` for an image without an owner (the write goes alone).
+    pub owner: Option<&'a str>,
     /// The stored image the write replaces (`None`: a new one).
     pub current: Option<&'a Image>,
     pub change: UsageChange,
@@ -104,11 +105,15 @@ impl DynamoImageRepository {
     }
 
     /// The counter update of a write, conditioned to keep the owner within its quota.
-    fn usage_update(&self, write: &CountedWrite<'_>) -> DomainResult<TransactWriteItem> {
+    fn usage_update(
+        &self,
+        owner: &str,
+        write: &CountedWrite<'_>,
+    ) -> DomainResult<TransactWriteItem> {
         let mut conditions = vec!["attribute_exists(pk)".to_owned()];
         let mut update = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(usage_pk(write.owner)))
+            .key(PK, s(usage_pk(owner)))
             .key(SK, s(USAGE))
             .update_expression("ADD images :images, bytes :bytes")
             .expression_attribute_values(":images", n(write.change.images))
@@ -136,33 +141,40 @@ impl DynamoImageRepository {
     pub(super) async fn write_counted(&self, write: CountedWrite<'_>) -> DomainResult<()> {
         let started = std::time::Instant::now();
         for attempt in 0u32.. {
-            let sent = self
+            let mut transaction = self
                 .client
                 .transact_write_items()
-                .transact_items(write.write.clone())
-                .transact_items(self.usage_update(&write)?)
-                .send()
-                .await;
-            match sent {
+                .transact_items(write.write.clone());
+            if let Some(owner) = write.owner {
+                transaction = transaction.transact_items(self.usage_update(owner, &write)?);
+            }
+            match transaction.send().await {
                 Ok(_) => return Ok(()),
                 Err(e) if is_cancelled(&e) => {}
                 Err(e) => return Err(failed("writing an image and its owner's usage", e)),
             }
-            let Some(usage) = self.stored_usage(write.owner).await? else {
-                self.count_usage(write.owner).await?;
-                continue;
+            let usage = match write.owner {
+                Some(owner) => match self.stored_usage(owner).await? {
+                    Some(usage) => Some(usage),
+                    None => {
+                        self.count_usage(owner).await?;
+                        continue;
+                    }
+                },
+                None => None,
             };
             let stored = self.get(write.id).await?;
             let unchanged = match write.current {
                 None => stored.is_none(),
                 Some(current) => stored.is_some_and(|s| s.version == current.version),
             };
-            if !unchanged {
+            // Without an owner, the image's own condition is the only one there is.
+            let Some(usage) = usage.filter(|_| unchanged) else {
                 return Err(match write.current {
                     None => DomainError::Conflict(format!("Image {} exists", write.id)),
                     Some(_) => stale(write.id),
                 });
-            }
+            };
             write.quota.admit(usage, write.change)?;
             if started.elapsed() > COUNTED_PATIENCE {
                 break;
