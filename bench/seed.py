@@ -34,8 +34,10 @@ with concurrent.futures.ThreadPoolExecutor(8) as pool:
 
 def create(i):
     token = tokens[i % tenants]
-    image = post("/v2/images", {"name": f"image-{i:05d}", "disk_format": "raw" if i % 2 else "qcow2",
-                                "container_format": "bare", "tags": [f"t{i % 10}"], "os_version": str(i % 7)}, token)
+    # n counts the tenant's own images, so each tenant holds every format, tag and version.
+    n = i // tenants
+    image = post("/v2/images", {"name": f"image-{i:05d}", "disk_format": "raw" if n % 2 else "qcow2",
+                                "container_format": "bare", "tags": [f"t{n % 10}"], "os_version": str(n % 7)}, token)
     return token, image["id"]
 
 
