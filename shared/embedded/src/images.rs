@@ -15,12 +15,12 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use crate::db::Sqlite;
+use crate::error::EmbeddedError;
 use listing::read_page;
 
 mod listing;
 #[cfg(test)]
 mod listing_tests;
-use crate::error::EmbeddedError;
 
 /// [`ImageRepository`] over the embedded database.
 pub struct SqliteImageRepository {

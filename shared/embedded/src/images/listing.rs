@@ -1,9 +1,10 @@
-//! The SQL of a list page. Each place a viewer's images come from (its own, each visibility,
-//! its memberships) is read by its own `SELECT` in the order of an index that matches the
-//! sort, stopping at `limit + 1` rows; the few rows of those arms are then merged and cut
-//! to the page. A page so reads O(limit) rows, not the viewer's whole visible set, for one
-//! sort key (and the `id` tie-breaker) in either direction. Only memberships have no index
-//! in sort order: that arm reads the viewer's memberships (few, for a tenant).
+//! A list page. Each place a viewer's images come from (its own per visibility, public,
+//! community, its memberships) that holds anything is read by its own `SELECT` in the order
+//! of an index that matches the sort, stopping at `limit + 1` rows; the rows of those arms
+//! are merged in Rust and cut to the page. A page so reads O(limit) rows, not the viewer's
+//! whole visible set, for one sort key (and the `id` tie-breaker) in either direction. Only
+//! memberships have no index in sort order: that arm reads the viewer's memberships (few,
+//! for a tenant).
 
 use chrono::{DateTime, Utc};
 use cloud_images_domain::image::{Image, Visibility};
