@@ -24,8 +24,8 @@ use futures_util::future::try_join_all;
 use crate::dynamo::{
     self, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, ID_KEY, Item, NAME_KEY,
     OWNER_BY_ID, OWNER_BY_NAME, OWNER_BY_UPDATE, PK, SK, UPDATE_KEY, VISIBILITY_BY_ID,
-    VISIBILITY_BY_NAME, VISIBILITY_BY_UPDATE, condition_failed, failed, get_item, get_n, get_opt_s,
-    get_s, get_time, n, n_u64, query_partition, query_partition_up_to, s,
+    VISIBILITY_BY_NAME, VISIBILITY_BY_UPDATE, building, condition_failed, failed, get_item, get_n,
+    get_opt_s, get_s, get_time, n, n_u64, query_partition, query_partition_up_to, s,
 };
 
 mod usage;
@@ -197,10 +197,6 @@ fn image_from(item: &Item) -> DomainResult<Image> {
         updated_at: get_time(item, "updated_at")?,
         version: get_opt_u64(item, "version").unwrap_or(0),
     })
-}
-
-fn building(e: impl std::error::Error + Send + Sync + 'static) -> DomainError {
-    DomainError::unavailable("building a DynamoDB request", e)
 }
 
 fn stale(id: ImageId) -> DomainError {

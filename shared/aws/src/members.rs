@@ -12,7 +12,7 @@ use cloud_images_domain::ports::MemberRepository;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1PK, GSI1SK, Item, PK, SK, condition_failed, failed, get_item, get_s, get_time,
+    GSI1PK, GSI1SK, Item, PK, SK, building, condition_failed, failed, get_item, get_s, get_time,
     is_cancelled, n, n_u64, s,
 };
 
@@ -68,10 +68,6 @@ fn member_from(item: &Item) -> DomainResult<Member> {
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
     })
-}
-
-fn building(e: impl std::error::Error + Send + Sync + 'static) -> DomainError {
-    DomainError::unavailable("building a DynamoDB request", e)
 }
 
 impl DynamoMemberRepository {

@@ -25,6 +25,11 @@ where
     DomainError::unavailable(context.to_owned(), error)
 }
 
+/// A request the SDK's builder refused (a required field missing), for the domain.
+pub fn building(e: impl std::error::Error + Send + Sync + 'static) -> DomainError {
+    DomainError::unavailable("building a DynamoDB request", e)
+}
+
 /// Whether a single-item write failed on its condition expression.
 pub fn condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     error: &SdkError<E, R>,

@@ -14,18 +14,14 @@ use cloud_images_domain::{DomainError, DomainResult};
 
 use super::{DynamoImageRepository, stale};
 use crate::dynamo::{
-    GSI1, GSI1PK, PK, SK, condition_failed, failed, get_item, get_n, is_cancelled, n, n_u64,
-    query_partition, s,
+    GSI1, GSI1PK, PK, SK, building, condition_failed, failed, get_item, get_n, is_cancelled, n,
+    n_u64, query_partition, s,
 };
 
 const USAGE: &str = "USAGE";
 
 fn usage_pk(owner: &str) -> String {
     format!("USAGE#{owner}")
-}
-
-fn building(e: impl std::error::Error + Send + Sync + 'static) -> DomainError {
-    DomainError::unavailable("building a DynamoDB request", e)
 }
 
 /// An image write whose change to its owner's counters must land with it.
