@@ -2,7 +2,8 @@
 # Image data benchmark on the embedded default (release build, loopback): upload and
 # download of one image of SIZE MiB (default 2048) with curl, beside this machine's own
 # limits measured on the same file in the same run (md5sum, sha512sum, both at once, cat,
-# cp), and the server's RSS when idle and at its peak. Usage: bench/image-data.sh [MiB]
+# cp, cat of an uncached copy), and the server's RSS when idle and at its peak.
+# Usage: bench/image-data.sh [MiB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-2048}
@@ -28,6 +29,9 @@ echo "  md5sum+sha512sum     $(rate "$(timed both_hashes)")"
 echo "  cat > /dev/null      $(rate "$(timed cat "$blob")")"
 echo "  cp                   $(rate "$(timed cp "$blob" "$work/copy")")"
 rm -f "$work/copy"
+dd if="$blob" of="$work/cold" bs=1M oflag=direct status=none   # a copy the page cache has not seen
+echo "  cat, not cached      $(rate "$(timed cat "$work/cold")")"
+rm -f "$work/cold"
 
 CLOUD_IMAGES_DATA_DIR=$work/data RUST_LOG=warn "$bin" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 server=$!
@@ -46,7 +50,9 @@ upload() { curl -sS -f -T "$blob" -H "X-Auth-Token: $token" -H 'Content-Type: ap
 download() { curl -sS -f -o /dev/null -H "X-Auth-Token: $token" "$root/v2/images/$id/file"; }
 echo "cloud-images over loopback:"
 echo "  upload (md5+sha512)  $(rate "$(timed upload)")"
-echo "  download             $(rate "$(timed download)")"
+# Uploads are written past the page cache, so the first download reads the disk.
+echo "  download (disk)      $(rate "$(timed download)")"
+echo "  download (cached)    $(rate "$(timed download)")"
 peak=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
 echo "server RSS: idle $((idle / 1024)) MiB, peak $((peak / 1024)) MiB (+$(((peak - idle) / 1024)) MiB)"
 curl -s "$root/v2/images/$id" -H "X-Auth-Token: $token" | python3 -c 'import json,sys; i=json.load(sys.stdin); print("image:", i["status"], i["size"], i["checksum"])'

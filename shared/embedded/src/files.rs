@@ -7,7 +7,6 @@
 //! [`RESUMABLE_KEPT`] are swept. Another file store's image is copied in the same way as an
 //! upload, the kernel copying the bytes into the partial file.
 
-use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
@@ -19,11 +18,10 @@ use cloud_images_domain::ports::{
     ByteRange, ByteStream, ImageStore, SinkCheckpoint, StoredObject, UploadSink,
 };
 use cloud_images_domain::{DomainError, DomainResult};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::EmbeddedError;
 use crate::upload::{
-    FileUpload, PARTIAL_PREFIX, RESUMABLE_PREFIX, io_error, resumable_partial, stream_reader,
+    FileUpload, PARTIAL_PREFIX, RESUMABLE_PREFIX, io_error, resumable_partial, stream_file,
 };
 
 /// How long an import's resumable file waits for its task to come back before a start-up
@@ -70,19 +68,15 @@ async fn read_file(
     range: Option<ByteRange>,
     what: String,
 ) -> DomainResult<ByteStream> {
-    let mut file = tokio::fs::File::open(path)
+    let file = tokio::fs::File::open(path)
         .await
-        .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
-    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
-        Some(range) => {
-            file.seek(SeekFrom::Start(range.first))
-                .await
-                .map_err(|e| io_error(format!("seeking {}", path.display()), e))?;
-            Box::new(file.take(range.len()))
-        }
-        None => Box::new(file),
-    };
-    Ok(stream_reader(reader, what))
+        .map_err(|e| io_error(format!("opening {}", path.display()), e))?
+        .into_std()
+        .await;
+    Ok(match range {
+        Some(range) => stream_file(file, range.first, Some(range.len()), what),
+        None => stream_file(file, 0, None, what),
+    })
 }
 
 /// Removes a file; an absent one is already removed.

@@ -11,7 +11,7 @@ use cloud_images_domain::task::ObjectPath;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::error::EmbeddedError;
-use crate::upload::{FileUpload, io_error, stream_reader};
+use crate::upload::{FileUpload, io_error, stream_file};
 
 /// [`ObjectStore`] over a directory, one subdirectory per tenant.
 pub struct DirObjectStore {
@@ -70,7 +70,11 @@ impl ObjectStore for DirObjectStore {
         if !meta.is_file() {
             return Err(not_found(path));
         }
-        Ok((meta.len(), stream_reader(file, format!("object '{path}'"))))
+        let file = file.into_std().await;
+        Ok((
+            meta.len(),
+            stream_file(file, 0, None, format!("object '{path}'")),
+        ))
     }
 
     async fn create(&self, tenant: &str, path: &ObjectPath) -> DomainResult<Box<dyn UploadSink>> {
