@@ -590,26 +590,27 @@ fn sources<'a>(viewer: &'a Viewer, query: &ListQuery, order: IndexOrder) -> Vec<
     }
     let tenant = viewer.tenant.as_str();
     let owned = |only| Source::Partition(Partition::owner(tenant, order), only);
-    let shared = |statuses| Source::SharedWith(Memberships { tenant, statuses });
+    // `member_status` picks the memberships in every scope that lists shared images.
+    let shared = || {
+        let statuses: &[&str] = match query.member_status {
+            MemberStatusFilter::Accepted => &["accepted"],
+            MemberStatusFilter::Pending => &["pending"],
+            MemberStatusFilter::Rejected => &["rejected"],
+            MemberStatusFilter::All => &["pending", "accepted", "rejected"],
+        };
+        Source::SharedWith(Memberships { tenant, statuses })
+    };
     match query.visibility {
-        VisibilityFilter::Default => vec![owned(None), visibility(Public), shared(&["accepted"])],
+        VisibilityFilter::Default => vec![owned(None), visibility(Public), shared()],
         VisibilityFilter::All => vec![
             owned(None),
             visibility(Public),
-            shared(&["accepted"]),
+            shared(),
             visibility(Community),
         ],
         VisibilityFilter::Only(v @ (Public | Community)) => vec![visibility(v)],
         VisibilityFilter::Only(Private) => vec![owned(Some(Private))],
-        VisibilityFilter::Only(Shared) => vec![
-            owned(Some(Shared)),
-            shared(match query.member_status {
-                MemberStatusFilter::Accepted => &["accepted"],
-                MemberStatusFilter::Pending => &["pending"],
-                MemberStatusFilter::Rejected => &["rejected"],
-                MemberStatusFilter::All => &["pending", "accepted", "rejected"],
-            }),
-        ],
+        VisibilityFilter::Only(Shared) => vec![owned(Some(Shared)), shared()],
     }
 }
 

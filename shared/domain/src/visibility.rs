@@ -22,7 +22,8 @@ pub fn sees(viewer: &Viewer, image: &Image, membership: Option<MemberStatus>) ->
 /// Whether `image` belongs in `viewer`'s list under the query's visibility scope (the other
 /// filters aside: see [`crate::listing::matches`]).
 ///
-/// - default: own images (any visibility), public ones, shared ones accepted as a member;
+/// - default: own images (any visibility), public ones, and shared ones whose membership
+///   has the asked `member_status` (accepted by default), as Glance unions them;
 /// - `visibility=all`: the default and every community image;
 /// - `visibility=public|community`: every image of that visibility;
 /// - `visibility=shared`: own shared images and those shared with the viewer whose
@@ -36,8 +37,8 @@ pub fn listed(
     membership: Option<MemberStatus>,
 ) -> bool {
     let own = image.is_owned_by(&viewer.tenant);
-    let accepted =
-        image.visibility == Visibility::Shared && membership == Some(MemberStatus::Accepted);
+    let offered = image.visibility == Visibility::Shared
+        && membership.is_some_and(|status| member_status_wanted(query.member_status, status));
     if viewer.is_admin {
         return match query.visibility {
             VisibilityFilter::Only(v) => image.visibility == v,
@@ -45,19 +46,15 @@ pub fn listed(
         };
     }
     match query.visibility {
-        VisibilityFilter::Default => own || image.visibility == Visibility::Public || accepted,
+        VisibilityFilter::Default => own || image.visibility == Visibility::Public || offered,
         VisibilityFilter::All => {
-            own || matches!(image.visibility, Visibility::Public | Visibility::Community)
-                || accepted
+            own || matches!(image.visibility, Visibility::Public | Visibility::Community) || offered
         }
         VisibilityFilter::Only(v @ (Visibility::Public | Visibility::Community)) => {
             image.visibility == v
         }
         VisibilityFilter::Only(Visibility::Shared) => {
-            image.visibility == Visibility::Shared
-                && (own
-                    || membership
-                        .is_some_and(|status| member_status_wanted(query.member_status, status)))
+            image.visibility == Visibility::Shared && (own || offered)
         }
         VisibilityFilter::Only(Visibility::Private) => {
             own && image.visibility == Visibility::Private
@@ -127,6 +124,34 @@ mod tests {
             &shared,
             Some(MemberStatus::Pending)
         ));
+    }
+
+    #[test]
+    fn member_status_picks_the_shared_images_of_the_default_and_all_lists_too() {
+        let shared = image("producer", Visibility::Shared);
+        let consumer = viewer("consumer", false);
+        for scope in [None, Some("all")] {
+            let asked = |status: &'static str| {
+                let mut pairs = vec![("member_status", status)];
+                pairs.extend(scope.map(|scope| ("visibility", scope)));
+                query(&pairs)
+            };
+            let listed_as = |query: &ListQuery, status| listed(&consumer, query, &shared, status);
+            assert!(listed_as(&asked("pending"), Some(MemberStatus::Pending)));
+            assert!(!listed_as(&asked("pending"), Some(MemberStatus::Accepted)));
+            assert!(listed_as(&asked("rejected"), Some(MemberStatus::Rejected)));
+            for status in [
+                MemberStatus::Pending,
+                MemberStatus::Accepted,
+                MemberStatus::Rejected,
+            ] {
+                assert!(
+                    listed_as(&asked("all"), Some(status)),
+                    "{status:?} under all"
+                );
+            }
+            assert!(!listed_as(&asked("all"), None), "no membership, no listing");
+        }
     }
 
     #[test]

@@ -94,6 +94,52 @@ async fn the_owner_adds_a_member_who_sees_the_image_but_lists_it_only_once_accep
     );
 }
 
+/// As Glance unions them: `member_status` also picks which shared images join the default
+/// list (own + public + shared-with-that-status), not only the `visibility=shared` one.
+#[tokio::test]
+async fn member_status_picks_the_shared_images_that_join_the_default_list() {
+    let w = World::new().await;
+    let offered = shared_image(&w).await;
+    w.server.add_member(&w.alice, &offered, &w.globex).await;
+    let own = id_of(
+        &w.server
+            .new_image(
+                &w.bob,
+                json!({ "name": "own", "disk_format": "raw", "container_format": "bare" }),
+            )
+            .await,
+    );
+    let listed = |query: &'static str| {
+        let server = &w.server;
+        let bob = &w.bob;
+        async move {
+            let mut ids = server.listed_ids(bob, query).await;
+            ids.sort();
+            ids
+        }
+    };
+    let both = {
+        let mut both = vec![own.clone(), offered.clone()];
+        both.sort();
+        both
+    };
+    assert_eq!(
+        listed("").await,
+        vec![own.clone()],
+        "pending: not by default"
+    );
+    assert_eq!(listed("member_status=pending").await, both);
+    assert_eq!(listed("member_status=all").await, both);
+    assert_eq!(listed("member_status=accepted").await, vec![own.clone()]);
+    assert_eq!(listed("visibility=all&member_status=pending").await, both);
+
+    w.server
+        .set_member_status(&w.bob, &offered, &w.globex, "rejected")
+        .await;
+    assert_eq!(listed("member_status=pending").await, vec![own.clone()]);
+    assert_eq!(listed("member_status=rejected").await, both);
+}
+
 #[tokio::test]
 async fn once_removed_a_former_member_can_no_longer_see_show_or_download() {
     let w = World::new().await;

@@ -266,7 +266,7 @@ fn arms<'a>(viewer: &'a Viewer, query: &ListQuery) -> Vec<Arm<'a>> {
             Arm::Owned(tenant, Public),
             Arm::Owned(tenant, Community),
             Arm::Visible(Public, Some(tenant)),
-            Arm::Member(tenant, vec!["accepted"]),
+            Arm::Member(tenant, member_statuses(query.member_status)),
         ],
         VisibilityFilter::All => vec![
             Arm::Owned(tenant, Private),
@@ -275,7 +275,7 @@ fn arms<'a>(viewer: &'a Viewer, query: &ListQuery) -> Vec<Arm<'a>> {
             Arm::Owned(tenant, Community),
             Arm::Visible(Public, Some(tenant)),
             Arm::Visible(Community, Some(tenant)),
-            Arm::Member(tenant, vec!["accepted"]),
+            Arm::Member(tenant, member_statuses(query.member_status)),
         ],
         VisibilityFilter::Only(v @ (Public | Community)) => vec![Arm::Visible(v, None)],
         VisibilityFilter::Only(Private) => vec![Arm::Owned(tenant, Private)],
