@@ -85,11 +85,13 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     };
     drop(body);
     let title = status.canonical_reason().unwrap_or("Error");
-    let code = format!("{} {title}", status.as_u16());
+    // The numeric status in both forms, so a client reads `code` one way (webob's flat
+    // form has "404 Not Found" there).
+    let code = status.as_u16();
     let document = if wants_flat_json {
         serde_json::json!({ "code": code, "title": title, "message": message })
     } else {
-        serde_json::json!({ "error": { "code": status.as_u16(), "title": title, "message": message } })
+        serde_json::json!({ "error": { "code": code, "title": title, "message": message } })
     };
     let bytes = document.to_string();
     parts

@@ -108,7 +108,10 @@ async fn errors_are_flat_glance_json_when_json_is_asked_for_and_enveloped_otherw
         .await;
     assert_eq!(flat.status(), StatusCode::NOT_FOUND);
     let flat = json_body(flat).await;
-    assert_eq!(flat["code"], "404 Not Found");
+    assert_eq!(
+        flat["code"], 404,
+        "the numeric status, as in the nested form"
+    );
     assert_eq!(flat["title"], "Not Found");
     assert!(flat["message"].as_str().unwrap().contains("/nowhere"));
 
