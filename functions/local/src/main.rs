@@ -48,3 +48,44 @@ async fn main() -> anyhow::Result<()> {
         Command::Task(command) => admin::task(&cli.config, command).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloud_images_runtime::Backend;
+
+    fn parsed(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn global_options_are_taken_before_or_after_the_subcommand() {
+        let before = [
+            "cloud-images",
+            "--data-dir",
+            "/d",
+            "--backend",
+            "aws",
+            "serve",
+        ];
+        let after = [
+            "cloud-images",
+            "serve",
+            "--data-dir",
+            "/d",
+            "--backend",
+            "aws",
+        ];
+        let nested = ["cloud-images", "user", "list", "--data-dir", "/d", "--json"];
+        for cli in [parsed(&before), parsed(&after)] {
+            assert_eq!(cli.config.data_dir, std::path::Path::new("/d"));
+            assert_eq!(cli.config.backend, Backend::Aws);
+            assert!(matches!(cli.command, Command::Serve(_)));
+        }
+        assert_eq!(
+            parsed(&nested).config.data_dir,
+            std::path::Path::new("/d"),
+            "after a nested subcommand too"
+        );
+    }
+}

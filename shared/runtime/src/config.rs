@@ -33,12 +33,18 @@ pub enum Backend {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Directory holding the embedded default's database, image files and signing key.
-    #[arg(long, env = "CLOUD_IMAGES_DATA_DIR", default_value = "./.cloud-images")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_DATA_DIR",
+        default_value = "./.cloud-images"
+    )]
     pub data_dir: PathBuf,
 
     /// Where metadata and image bytes live.
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_BACKEND",
         value_enum,
         default_value = "embedded"
@@ -46,33 +52,45 @@ pub struct Config {
     pub backend: Backend,
 
     /// DynamoDB table of the aws backend.
-    #[arg(long, env = "CLOUD_IMAGES_AWS_TABLE", default_value = "cloud-images")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_AWS_TABLE",
+        default_value = "cloud-images"
+    )]
     pub aws_table: String,
 
     /// S3 bucket of image bytes for the aws backend.
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_AWS_BUCKET",
         default_value = "cloud-images-data"
     )]
     pub aws_bucket: String,
 
     /// Key prefix of image objects in the bucket.
-    #[arg(long, env = "CLOUD_IMAGES_AWS_PREFIX", default_value = "images/")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_AWS_PREFIX",
+        default_value = "images/"
+    )]
     pub aws_prefix: String,
 
     /// Create the table and bucket when missing (local use; a deployment's template does it).
-    #[arg(long, env = "CLOUD_IMAGES_AWS_CREATE_RESOURCES")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_AWS_CREATE_RESOURCES")]
     pub aws_create_resources: bool,
 
     /// Multipart uploads older than this are abandoned, and the start-up sweep aborts them.
-    #[arg(long, env = "CLOUD_IMAGES_AWS_STALE_UPLOAD_AFTER", default_value = "24h", value_parser = parse_duration_or_zero)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_AWS_STALE_UPLOAD_AFTER", default_value = "24h", value_parser = parse_duration_or_zero)]
     pub aws_stale_upload_after: Duration,
 
     /// Name of the SQS task queue (and, with `-dlq`, its dead-letter queue) created when
     /// `--aws-create-resources` is set.
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_AWS_QUEUE",
         default_value = "cloud-images-tasks"
     )]
@@ -80,20 +98,21 @@ pub struct Config {
 
     /// URL of an existing task queue (as a deployment creates it); needed without
     /// `--aws-create-resources`.
-    #[arg(long, env = "CLOUD_IMAGES_AWS_QUEUE_URL")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_AWS_QUEUE_URL")]
     pub aws_queue_url: Option<String>,
 
     /// URL of the task queue's dead-letter queue; needed without `--aws-create-resources`.
-    #[arg(long, env = "CLOUD_IMAGES_AWS_DEAD_LETTER_QUEUE_URL")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_AWS_DEAD_LETTER_QUEUE_URL")]
     pub aws_dead_letter_queue_url: Option<String>,
 
     /// Bucket holding the tenants' containers for import and export (default: the image bucket).
-    #[arg(long, env = "CLOUD_IMAGES_AWS_OBJECTS_BUCKET")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_AWS_OBJECTS_BUCKET")]
     pub aws_objects_bucket: Option<String>,
 
     /// Key prefix of the tenants' containers: container C of tenant T is `<prefix>T/C/`.
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_AWS_OBJECTS_PREFIX",
         default_value = "containers/"
     )]
@@ -102,6 +121,7 @@ pub struct Config {
     /// Log format.
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_LOG_FORMAT",
         value_enum,
         default_value = "human"
@@ -110,119 +130,165 @@ pub struct Config {
 
     /// Root URL clients reach this service at, used in catalogs and links
     /// (default: `http://` + the request's Host header).
-    #[arg(long, env = "CLOUD_IMAGES_PUBLIC_URL")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Region named in the service catalog.
-    #[arg(long, env = "CLOUD_IMAGES_REGION", default_value = "RegionOne")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_REGION",
+        default_value = "RegionOne"
+    )]
     pub region: String,
 
     /// How long an issued token stays valid, e.g. `24h`, `90m`, `3600s`.
-    #[arg(long, env = "CLOUD_IMAGES_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
     pub token_ttl: Duration,
 
     /// Hex key (≥ 32 bytes) that signs tokens; by default one is generated and kept in the
     /// data directory. Every process serving one deployment needs the same key.
-    #[arg(long, env = "CLOUD_IMAGES_TOKEN_SIGNING_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_TOKEN_SIGNING_KEY",
+        hide_env_values = true
+    )]
     pub token_signing_key: Option<String>,
 
     /// Largest JSON request body accepted, in bytes.
-    #[arg(long, env = "CLOUD_IMAGES_MAX_JSON_BODY", default_value_t = 1024 * 1024)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_MAX_JSON_BODY", default_value_t = 1024 * 1024)]
     pub max_json_body: usize,
 
     /// Most additional properties per image (413 beyond).
-    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGE_PROPERTIES", default_value_t = 128)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_MAX_IMAGE_PROPERTIES",
+        default_value_t = 128
+    )]
     pub max_image_properties: usize,
 
     /// Most tags per image (413 beyond).
-    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGE_TAGS", default_value_t = 128)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_MAX_IMAGE_TAGS",
+        default_value_t = 128
+    )]
     pub max_image_tags: usize,
 
     /// Most images one tenant may own (413 on create beyond); unlimited when unset.
-    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGES_PER_TENANT")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_MAX_IMAGES_PER_TENANT")]
     pub max_images_per_tenant: Option<u64>,
 
     /// Let image owners deactivate and reactivate their own images (Glance's default
     /// policy); by default only administrators may, as the Rackspace docs describe.
-    #[arg(long, env = "CLOUD_IMAGES_OWNER_MAY_DEACTIVATE")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_OWNER_MAY_DEACTIVATE")]
     pub owner_may_deactivate: bool,
 
     /// Largest page a list returns, whatever `limit` asks for.
-    #[arg(long, env = "CLOUD_IMAGES_MAX_PAGE_SIZE", default_value_t = 1000)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_MAX_PAGE_SIZE",
+        default_value_t = 1000
+    )]
     pub max_page_size: usize,
 
     /// Most bytes of image data one tenant may store, e.g. `500G`; uploads past it are cut
     /// off with 413. Unlimited when unset.
-    #[arg(long, env = "CLOUD_IMAGES_STORAGE_QUOTA", value_parser = parse_bytes)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_STORAGE_QUOTA", value_parser = parse_bytes)]
     pub storage_quota: Option<u64>,
 
     /// Most members (consumer tenants) one image may be shared with (413 beyond).
-    #[arg(long, env = "CLOUD_IMAGES_MAX_IMAGE_MEMBERS", default_value_t = 128)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_MAX_IMAGE_MEMBERS",
+        default_value_t = 128
+    )]
     pub max_image_members: usize,
 
     /// Algorithm of `os_hash_value`: sha256, sha384 or sha512.
-    #[arg(long, env = "CLOUD_IMAGES_HASH_ALGO", default_value = "sha512")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_HASH_ALGO",
+        default_value = "sha512"
+    )]
     pub hash_algo: HashAlgo,
 
     /// Answer downloads with a redirect to a presigned store URL valid this long (aws
     /// backend; the serverless stack sets it); unset, bytes stream through the service.
-    #[arg(long, env = "CLOUD_IMAGES_DOWNLOAD_REDIRECT", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_DOWNLOAD_REDIRECT", value_parser = parse_duration)]
     pub download_redirect: Option<Duration>,
 
     /// Largest image `PUT .../file` accepts, e.g. `4M`; larger uploads get 413 naming the
     /// staged upload (`POST .../file/parts`). The serverless stack sets it, as a Lambda
     /// request holds at most 6 MB. Unlimited when unset.
-    #[arg(long, env = "CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT", value_parser = parse_bytes)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT", value_parser = parse_bytes)]
     pub direct_upload_limit: Option<u64>,
 
     /// How long the part URLs of a staged upload stay valid.
-    #[arg(long, env = "CLOUD_IMAGES_STAGED_UPLOAD_EXPIRY", default_value = "6h", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_STAGED_UPLOAD_EXPIRY", default_value = "6h", value_parser = parse_duration)]
     pub staged_upload_expiry: Duration,
 
     /// How long a finished task's record stays readable.
-    #[arg(long, env = "CLOUD_IMAGES_TASK_TTL", default_value = "48h", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_TASK_TTL", default_value = "48h", value_parser = parse_duration)]
     pub task_ttl: Duration,
 
     /// How long a worker holds a task between heartbeats; a killed worker's task is taken
     /// over after this.
-    #[arg(long, env = "CLOUD_IMAGES_TASK_LEASE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_TASK_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub task_lease: Duration,
 
     /// Starts after which an interrupted task fails instead of being retried.
-    #[arg(long, env = "CLOUD_IMAGES_TASK_MAX_ATTEMPTS", default_value_t = 3)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_TASK_MAX_ATTEMPTS",
+        default_value_t = 3
+    )]
     pub task_max_attempts: u32,
 
     /// Tasks the local binary runs at once (each import or export is one); by default 4 on
     /// the embedded backend and 1 on the aws backend (see `task_workers()`). The serverless
     /// stack's queue event source scales its workers itself.
-    #[arg(long, env = "CLOUD_IMAGES_TASK_WORKERS")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_TASK_WORKERS")]
     pub task_workers: Option<usize>,
 
     /// Interoperable import methods offered (`GET /v2/info/import`), comma-separated. By
     /// default glance-direct and web-download, and copy-image where several stores exist.
-    #[arg(long, env = "CLOUD_IMAGES_IMPORT_METHODS", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_IMPORT_METHODS",
+        value_delimiter = ','
+    )]
     pub import_methods: Vec<ImportMethodName>,
 
     /// The image stores, comma-separated `id=location`: a directory on the embedded backend
     /// (relative to the data directory), `s3://bucket/prefix/` (optionally
     /// `?region=<region>`) on the aws backend. Unset: one store, the data directory's
     /// `images/` or `--aws-bucket` with `--aws-prefix`, named `--store-id`.
-    #[arg(long, env = "CLOUD_IMAGES_STORES", value_delimiter = ',', value_parser = StoreSpec::parse)]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_STORES", value_delimiter = ',', value_parser = StoreSpec::parse)]
     pub stores: Vec<StoreSpec>,
 
     /// The store that takes data when a request names none, and keeps staged data (default:
     /// the first of `--stores`).
-    #[arg(long, env = "CLOUD_IMAGES_DEFAULT_STORE")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_DEFAULT_STORE")]
     pub default_store: Option<String>,
 
     /// Id of the one store when `--stores` is unset; by default `local` on the embedded
     /// backend and `s3` on the aws backend.
-    #[arg(long, env = "CLOUD_IMAGES_STORE_ID")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_STORE_ID")]
     pub store_id: Option<String>,
 
     /// Ports a web-download URI may name (Glance's `allowed_ports`).
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS",
         value_delimiter = ',',
         default_value = "80,443"
@@ -232,6 +298,7 @@ pub struct Config {
     /// When set, the only hosts a web-download URI may name (Glance's `allowed_hosts`).
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_HOSTS",
         value_delimiter = ','
     )]
@@ -240,6 +307,7 @@ pub struct Config {
     /// Hosts a web-download URI may never name (Glance's `disallowed_hosts`).
     #[arg(
         long,
+        global = true,
         env = "CLOUD_IMAGES_WEB_DOWNLOAD_DISALLOWED_HOSTS",
         value_delimiter = ','
     )]
@@ -247,7 +315,7 @@ pub struct Config {
 
     /// Let web-download reach loopback, private and link-local addresses. Only for tests
     /// that serve images from a loopback server; never in a deployment.
-    #[arg(long, env = "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL")]
+    #[arg(long, global = true, env = "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL")]
     pub web_download_allow_internal: bool,
 }
 
