@@ -24,8 +24,9 @@ use axum::extract::DefaultBodyLimit;
 /// Wraps a router (all groups, or one group in a function) with the layers every response
 /// needs, and an error body for any route that matches nothing.
 pub fn with_common_layers(routes: Router, settings: &HttpSettings) -> Router {
+    let public_url = settings.public_url.clone();
     routes
-        .fallback(error::unknown_route)
+        .fallback(move |uri, headers| routes::discovery::unmatched(uri, headers, public_url))
         .layer(axum::middleware::from_fn(middleware::render_errors))
         .layer(axum::middleware::from_fn(middleware::explicit_headers))
         .layer(DefaultBodyLimit::max(settings.max_json_body))

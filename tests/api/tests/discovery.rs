@@ -36,6 +36,42 @@ async fn the_root_answers_300_and_versions_answers_200_with_one_current_v2() {
     );
 }
 
+/// Glance's version negotiation: a path under a version this server does not route answers
+/// 300 with the versions document; unknown paths under v2 and the identity versions are 404.
+#[tokio::test]
+async fn a_request_under_a_version_not_offered_answers_300_with_the_versions() {
+    let server = Server::start().await;
+    let versions = json_body(
+        server
+            .request(Method::GET, "/versions", None)
+            .checked()
+            .await,
+    )
+    .await;
+    for (method, path) in [
+        (Method::GET, "/v1/images"),
+        (Method::POST, "/v1/images"),
+        (Method::GET, "/v4"),
+        (Method::DELETE, "/v3.1/images/x"),
+    ] {
+        let answer = server.request(method.clone(), path, None).checked().await;
+        assert_eq!(
+            answer.status(),
+            StatusCode::MULTIPLE_CHOICES,
+            "{method} {path}"
+        );
+        assert_eq!(json_body(answer).await, versions, "{method} {path}");
+    }
+    for path in ["/v2/nowhere", "/v2.0/nowhere", "/v3/nowhere", "/nowhere"] {
+        let answer = server.request(Method::GET, path, None).checked().await;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            json_body(answer).await["error"]["message"].is_string(),
+            "{path}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_glance_schema_is_served() {
     let server = Server::start().await;

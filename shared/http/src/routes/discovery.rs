@@ -2,13 +2,13 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Json};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{RouteTable, mount, public_root};
-use crate::error::ApiError;
+use super::{RouteTable, mount, public_root, public_root_from};
+use crate::error::{ApiError, unknown_route};
 use crate::schemas;
 use crate::state::Common;
 
@@ -62,6 +62,39 @@ async fn versions(State(state): State<Common>, headers: HeaderMap) -> Json<Value
     Json(versions_document(&public_root(&state, &headers)))
 }
 
+/// A path no route serves. Under an API version this server does not route (`/v1/...`,
+/// `/v4`, `/v2.6/...`) it answers as Glance's version negotiation does: 300 with the versions
+/// document, whose links name `/v2/`. Anything else is 404.
+pub(crate) async fn unmatched(
+    uri: Uri,
+    headers: HeaderMap,
+    public_url: Option<String>,
+) -> Response {
+    if names_unrouted_version(uri.path()) {
+        let root = public_root_from(public_url.as_deref(), &headers);
+        return (StatusCode::MULTIPLE_CHOICES, Json(versions_document(&root))).into_response();
+    }
+    unknown_route(uri).await.into_response()
+}
+
+/// Whether the path's first segment is a version (`v<major>` or `v<major>.<minor>`) other
+/// than the ones routed here: `v2` (this API: an unknown path under it is 404), `v2.0` and
+/// `v3` (the identity APIs).
+fn names_unrouted_version(path: &str) -> bool {
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let Some(number) = first.strip_prefix('v') else {
+        return false;
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = number.splitn(2, '.');
+    let shaped = parts.next().is_some_and(digits) && parts.next().is_none_or(digits);
+    shaped && !matches!(first, "v2" | "v2.0" | "v3")
+}
+
 async fn schema(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     schemas::by_name(&name)
         .map(Json)
@@ -77,4 +110,39 @@ async fn openapi(State(state): State<Common>, headers: HeaderMap) -> Json<Value>
     let mut document = OPENAPI.clone();
     document["servers"] = json!([{ "url": public_root(&state, &headers) }]);
     Json(document)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_version_segments_not_routed_here_are_negotiated() {
+        for path in [
+            "/v1",
+            "/v1/images",
+            "/v4/images/x",
+            "/v2.6/images",
+            "/v10.2/",
+            "/v3.1/x",
+        ] {
+            assert!(names_unrouted_version(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/v2/nowhere",
+            "/v2.0/nowhere",
+            "/v3/nowhere",
+            "/nowhere",
+            "/v",
+            "/v2.",
+            "/v.2",
+            "/vx/images",
+            "/v2.6x/images",
+            "/version",
+            "/v1.2.3/x",
+        ] {
+            assert!(!names_unrouted_version(path), "{path}");
+        }
+    }
 }

@@ -90,7 +90,12 @@ pub(crate) fn located(
 
 /// The externally visible root URL: configured, or derived from the request's `Host`.
 pub(crate) fn public_root(common: &Common, headers: &HeaderMap) -> String {
-    if let Some(url) = &common.settings.public_url {
+    public_root_from(common.settings.public_url.as_deref(), headers)
+}
+
+/// The root URL from the configured public URL, else from `Host`.
+pub(crate) fn public_root_from(public_url: Option<&str>, headers: &HeaderMap) -> String {
+    if let Some(url) = public_url {
         return url.trim_end_matches('/').to_owned();
     }
     let host = headers
