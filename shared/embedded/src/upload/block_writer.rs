@@ -189,11 +189,13 @@ impl DiskWriter {
         {
             match direct.write_all_at(&self.memory[start..start + aligned], self.offset) {
                 Ok(()) => direct_bytes = aligned,
-                // The device wants another alignment: everything goes buffered from here.
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                // Whatever the reason (another alignment, a file system that opens with
+                // O_DIRECT but refuses the writes), the same bytes go buffered from here;
+                // a failure that is not about O_DIRECT (a full disk) fails there too.
+                Err(e) => {
+                    tracing::debug!(error = %e, "direct writes refused; writing buffered");
                     self.direct = None;
                 }
-                Err(e) => return Err(e),
             }
         }
         let rest = &self.memory[start + direct_bytes..start + staged];
@@ -283,6 +285,26 @@ mod tests {
         );
         assert!(writer.write(Bytes::from_static(b"y")).await.is_err());
         assert!(writer.finish().await.is_err());
+    }
+
+    #[test]
+    fn without_o_direct_every_byte_goes_through_the_ordinary_handle() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"ab").expect("write");
+        let buffered = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let mut disk = DiskWriter::open(buffered, &path, 2);
+        disk.direct = None;
+        let big: Vec<u8> = (0..STAGE + 7).map(|i| (i % 251) as u8).collect();
+        disk.write(b"cd").expect("write");
+        disk.write(&big).expect("write");
+        disk.flush().expect("flush");
+        let mut expected = b"abcd".to_vec();
+        expected.extend_from_slice(&big);
+        assert!(std::fs::read(&path).expect("read") == expected);
     }
 
     /// A block of `length` bytes that differ from their neighbours, and a sync after it or not.
