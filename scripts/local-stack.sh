@@ -43,6 +43,7 @@ root=$PWD
 state=$root/target/local-stack
 tools=$root/.venv-tools
 emu=$root/.venv-emu
+checkov=$root/.venv-checkov
 stack=cloud-images-local
 export SAM_CLI_TELEMETRY=0
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -58,6 +59,12 @@ install_tools() {
     [ -x "$tools/bin/pip" ] || python3 -m venv "$tools"
     "$tools/bin/pip" install --quiet --disable-pip-version-check \
       aws-sam-cli==1.170.0 cargo-lambda==1.9.2 cfn-lint==1.58.0
+  fi
+  # checkov (the template's security review in scripts/test) pins its own cfn-lint and boto
+  # stack: a venv of its own.
+  if [ ! -x "$checkov/bin/checkov" ]; then
+    [ -x "$checkov/bin/pip" ] || python3 -m venv "$checkov"
+    "$checkov/bin/pip" install --quiet --disable-pip-version-check checkov==3.3.30
   fi
   # ministack and aws-sam-cli pin different botocores: the emulator has its own venv. Its CloudFormation
   # needs aws-sam-translator for the SAM transform; install both in one go so pip keeps
