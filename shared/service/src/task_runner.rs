@@ -21,6 +21,7 @@ use cloud_images_domain::{DomainError, DomainResult, vhd};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use crate::access::{Contention, ImageAccess, now};
 use crate::image_data::ImageDataService;
@@ -83,17 +84,40 @@ impl TaskRunner {
         self.settings.lease
     }
 
-    /// Runs the task a queue message names: the one use case every worker host calls.
+    /// Runs the task a queue message names: the one use case every worker host calls. Every
+    /// line logged while it runs carries the task id and the request id of the call that
+    /// made the task (from the message, else from the task record).
     pub async fn execute(&self, message: &str) -> DomainResult<Outcome> {
-        let Ok(TaskMessage { task_id }) = serde_json::from_str(message) else {
+        let Ok(TaskMessage {
+            task_id,
+            request_id,
+        }) = serde_json::from_str(message)
+        else {
             tracing::warn!(message, "dropping a queue message that names no task");
             return Ok(Outcome::Finished);
         };
+        let span = tracing::info_span!(
+            "task",
+            task_id = %task_id,
+            request_id = tracing::field::Empty
+        );
+        if let Some(request_id) = &request_id {
+            span.record("request_id", request_id.as_str());
+        }
+        self.execute_task(task_id, request_id.is_some())
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_task(&self, task_id: TaskId, request_id_known: bool) -> DomainResult<Outcome> {
         let held = match self.claim(task_id).await? {
             Claim::Gone => return Ok(Outcome::Finished),
             Claim::Busy => return Ok(Outcome::Retry),
             Claim::Won(task) => *task,
         };
+        if !request_id_known && let Some(request_id) = &held.request_id {
+            tracing::Span::current().record("request_id", request_id.as_str());
+        }
         tracing::info!(task = %task_id, kind = %held.kind, attempt = held.attempts, "task started");
         let held = Mutex::new(held);
         let snapshot = held.lock().await.clone();

@@ -11,6 +11,7 @@ use cloud_images_domain::task::{NewTask, Task, TaskId, TaskListQuery};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::access::now;
+use crate::imports::RequestContext;
 
 /// Operator settings for tasks.
 #[derive(Debug, Clone)]
@@ -28,10 +29,13 @@ pub struct TaskSettings {
     pub max_limit: usize,
 }
 
-/// The message put on the queue for a task.
+/// The message put on the queue for a task: its id, and the request id of the call that made
+/// it, so the worker logs the task under that id from its first line on.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct TaskMessage {
     pub(crate) task_id: TaskId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) request_id: Option<String>,
 }
 
 /// Task record use cases (the `tasks` route group, and the submission staging uses).
@@ -65,9 +69,16 @@ impl TaskService {
     }
 
     /// Records a task the caller asked for and queues it.
-    pub async fn create(&self, caller: &Caller, new: NewTask) -> DomainResult<Task> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        new: NewTask,
+        context: RequestContext,
+    ) -> DomainResult<Task> {
         caller.require_writer()?;
-        let task = Task::new_pending(new, caller.tenant_id.clone(), now());
+        let mut task = Task::new_pending(new, caller.tenant_id.clone(), now());
+        task.request_id = context.request_id;
+        task.user_id = Some(caller.user_id.to_string());
         self.submit(task).await
     }
 
@@ -124,8 +135,11 @@ impl TaskService {
     }
 
     async fn enqueue(&self, task: &Task) -> DomainResult<()> {
-        let message = serde_json::to_string(&TaskMessage { task_id: task.id })
-            .map_err(|e| DomainError::unavailable("encoding a task message", e))?;
+        let message = serde_json::to_string(&TaskMessage {
+            task_id: task.id,
+            request_id: task.request_id.clone(),
+        })
+        .map_err(|e| DomainError::unavailable("encoding a task message", e))?;
         self.queue.send(&message).await
     }
 

@@ -119,6 +119,47 @@ async fn importing_a_missing_object_fails_with_a_message_and_leaves_no_image() {
     assert_eq!(image_count(&world, &world.alice).await, 0);
 }
 
+/// Creates a task that fails fast; returns its id and the request id of the call that made it.
+async fn task_and_its_request_id(world: &World) -> (String, String) {
+    let created = world
+        .server
+        .create_task(&world.alice, import("incoming/nothing.vhd", "vhd", "x"))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    let request_id = created.headers()["x-openstack-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (id_of(&json_body(created).await), request_id)
+}
+
+#[tokio::test]
+async fn a_task_records_the_request_id_that_made_it() {
+    let world = World::new().await;
+    let (id, request_id) = task_and_its_request_id(&world).await;
+    let task = world.server.finished_task(&world.alice, &id).await;
+    assert_eq!(task["request_id"], request_id.as_str());
+}
+
+/// One trace: every line the worker logs while it runs a task carries the request id of the
+/// call that made the task.
+#[tokio::test]
+async fn the_worker_logs_a_task_under_the_request_id_that_made_it() {
+    let world = World::new().await;
+    let (id, request_id) = task_and_its_request_id(&world).await;
+    world.server.finished_task(&world.alice, &id).await;
+    let log = world.server.log();
+    let worker_lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("task started") || line.contains("task finished"))
+        .filter(|line| line.contains(&id))
+        .collect();
+    assert_eq!(worker_lines.len(), 2, "the worker's lines for {id}:\n{log}");
+    for line in worker_lines {
+        assert!(line.contains(&request_id), "{line}");
+    }
+}
+
 #[tokio::test]
 async fn importing_data_of_another_format_fails_and_leaves_no_image_or_bytes() {
     let world = World::new().await;
