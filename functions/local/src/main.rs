@@ -1,6 +1,7 @@
 //! `cloud-images`: the whole service in one process on the embedded default.
 
 mod admin;
+mod metrics;
 mod serve;
 mod worker;
 

@@ -13,9 +13,16 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, env = "CLOUD_IMAGES_LISTEN", default_value = "127.0.0.1:9292")]
     listen: SocketAddr,
+    /// Address serving Prometheus metrics at /metrics (off when unset; keep it private).
+    #[arg(long, env = "CLOUD_IMAGES_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(address) = args.metrics_listen {
+        let bound = crate::metrics::serve(address).await?;
+        tracing::info!(address = %bound, "metrics at http://{bound}/metrics");
+    }
     let wiring = Wiring::open(config).await?;
     // Nothing else writes this data directory's images while serve starts, so anything left
     // mid-upload belongs to a process that was killed.

@@ -7,6 +7,7 @@
 mod caller;
 mod error;
 mod json;
+mod metrics;
 mod middleware;
 pub mod routes;
 mod schemas;
@@ -27,6 +28,7 @@ pub fn with_common_layers(routes: Router, settings: &HttpSettings) -> Router {
     let public_url = settings.public_url.clone();
     routes
         .fallback(move |uri, headers| routes::discovery::unmatched(uri, headers, public_url))
+        .layer(axum::middleware::from_fn(metrics::record_request))
         .layer(axum::middleware::from_fn(middleware::render_errors))
         .layer(axum::middleware::from_fn(middleware::explicit_headers))
         .layer(DefaultBodyLimit::max(settings.max_json_body))

@@ -58,6 +58,29 @@ pub struct TaskRunner {
     settings: Arc<TaskSettings>,
 }
 
+/// One run of a task by this worker, for the metrics: how it ended and how long it took.
+struct Attempt {
+    kind: String,
+    started: std::time::Instant,
+}
+
+impl Attempt {
+    fn start(kind: String) -> Self {
+        Self {
+            kind,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// `outcome`: success, failure (final), retry (to be delivered again) or lease_lost.
+    fn ended(self, outcome: &'static str) {
+        metrics::counter!("cloud_images_task_attempts_total", "type" => self.kind.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("cloud_images_task_attempt_duration_seconds", "type" => self.kind)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
 impl TaskRunner {
     /// Builds the runner over the task records, the tenants' containers, the web (for
     /// web-download) and the image data pipeline.
@@ -119,12 +142,14 @@ impl TaskRunner {
             tracing::Span::current().record("request_id", request_id.as_str());
         }
         tracing::info!(task = %task_id, kind = %held.kind, attempt = held.attempts, "task started");
+        let attempt = Attempt::start(held.kind.to_string());
         let held = Mutex::new(held);
         let snapshot = held.lock().await.clone();
         let outcome = tokio::select! {
             outcome = self.run(&snapshot, &held) => outcome,
             () = self.keep_lease(&held) => {
                 tracing::warn!(task = %task_id, "lost the task's lease to another worker; stopping");
+                attempt.ended("lease_lost");
                 return Ok(Outcome::Retry);
             }
         };
@@ -135,6 +160,7 @@ impl TaskRunner {
             Err(e) => {
                 tracing::warn!(task = %task_id, error = %e, source = ?std::error::Error::source(&e), "task attempt failed; it will be retried");
                 self.release(&held).await;
+                attempt.ended("retry");
                 return Ok(Outcome::Retry);
             }
         };
@@ -148,10 +174,18 @@ impl TaskRunner {
         match self.tasks.update(&task, held.version).await {
             Ok(()) => {
                 tracing::info!(task = %task_id, status = %task.status, "task finished");
+                attempt.ended(if task.status == TaskStatus::Success {
+                    "success"
+                } else {
+                    "failure"
+                });
                 Ok(Outcome::Finished)
             }
             // Our lease ran out and another worker took over; it will finish the task.
-            Err(DomainError::Conflict(_)) => Ok(Outcome::Retry),
+            Err(DomainError::Conflict(_)) => {
+                attempt.ended("lease_lost");
+                Ok(Outcome::Retry)
+            }
             Err(e) => Err(e),
         }
     }

@@ -38,6 +38,28 @@ pub fn paths<S>(table: RouteTable<S>) -> Vec<&'static str> {
 }
 
 /// Every mounted path template, for checking the OpenAPI description covers them all.
+/// The route group serving a path template (`"unrouted"` for none): the label request
+/// metrics carry, one per Lambda function's share of the API.
+pub(crate) fn group_of(template: &str) -> &'static str {
+    static GROUPS: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
+        std::sync::LazyLock::new(|| {
+            [
+                ("discovery", paths(discovery::table())),
+                ("identity", paths(identity::table())),
+                ("images", paths(images::table())),
+                ("imports", paths(imports::table())),
+                ("image_data", paths(image_data::table())),
+                ("staging", paths(staging::table())),
+                ("members", paths(members::table())),
+                ("tasks", paths(tasks::table())),
+            ]
+            .into_iter()
+            .flat_map(|(group, paths)| paths.into_iter().map(move |path| (path, group)))
+            .collect()
+        });
+    GROUPS.get(template).copied().unwrap_or("unrouted")
+}
+
 pub fn mounted_paths() -> Vec<&'static str> {
     [
         paths(discovery::table()),

@@ -186,6 +186,8 @@ impl Work {
     }
 
     async fn take(&mut self, block: Bytes, sink: &mut dyn UploadSink) -> DomainResult<()> {
+        metrics::counter!("cloud_images_image_data_bytes_received_total")
+            .increment(block.len() as u64);
         if let Some(inspector) = self.inspector.as_mut() {
             inspector.observe(&block)?;
         }
