@@ -12,6 +12,8 @@ use clap::Parser;
 use cloud_images_runtime::{Config, LogFormat, StartupError};
 use cloud_images_service::{Outcome, TaskRunner};
 
+pub mod metrics;
+
 pub use cloud_images_runtime::Wiring;
 
 /// A function's settings come from its environment only (the template sets them).
@@ -47,7 +49,10 @@ pub async fn serve_http(
     let wiring = Wiring::open(&config).await?;
     // Boxed: the router's construction is a deep future, built once per cold start.
     let routes = Box::pin(routes(&wiring)).await?;
-    let app = http_app(routes, &wiring);
+    let mut app = http_app(routes, &wiring);
+    if let Some(collector) = metrics::emf_collector() {
+        app = metrics::flushing_after_each_request(app, collector, metrics::stdout());
+    }
     lambda_http::run(app).await
 }
 
@@ -83,10 +88,17 @@ pub async fn run_task_worker() -> Result<(), lambda_runtime::Error> {
     cloud_images_runtime::init_tracing(LogFormat::Json);
     let config = config_from_env()?;
     let runner = Wiring::open(&config).await?.task_runner().await?;
+    let collector = metrics::emf_collector();
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
             let runner = runner.clone();
-            async move { Ok::<_, lambda_runtime::Error>(handle_batch(&runner, event.payload).await) }
+            async move {
+                let response = handle_batch(&runner, event.payload).await;
+                if let Some(collector) = collector {
+                    metrics::flush(collector, &metrics::stdout());
+                }
+                Ok::<_, lambda_runtime::Error>(response)
+            }
         },
     ))
     .await
