@@ -137,9 +137,18 @@ fn boolean(key: &str, value: &Value) -> DomainResult<bool> {
         .ok_or_else(|| invalid(format!("'{key}' must be true or false")))
 }
 
+/// A JSON integer, also when written with a fraction of zero (`512.0`), as JSON Schema's
+/// `integer` (and so Glance) takes it.
 fn non_negative(key: &str, value: &Value) -> DomainResult<u64> {
+    let integral = || {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    };
     value
         .as_u64()
+        .or_else(integral)
         .ok_or_else(|| invalid(format!("'{key}' must be a non-negative integer")))
 }
 
@@ -343,6 +352,22 @@ mod tests {
         match value {
             Value::Object(map) => map,
             _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn sizes_are_json_integers_also_with_a_zero_fraction() {
+        assert_eq!(non_negative("min_ram", &json!(512)).ok(), Some(512));
+        assert_eq!(non_negative("min_ram", &json!(512.0)).ok(), Some(512));
+        for bad in [
+            json!(1.5),
+            json!(-1),
+            json!(-1.0),
+            json!("1"),
+            json!(null),
+            json!(1e30),
+        ] {
+            assert!(non_negative("min_ram", &bad).is_err(), "{bad}");
         }
     }
 
