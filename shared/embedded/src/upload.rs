@@ -4,7 +4,6 @@
 //! An import's upload is resumable instead: its `.resumable-*` file has a name the next
 //! process finds again, and checkpoints make what was written durable.
 
-use std::io::SeekFrom;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +11,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cloud_images_domain::ports::{ByteStream, SinkCheckpoint, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
-use tokio::io::AsyncSeekExt;
 
 use crate::error::EmbeddedError;
 use block_writer::BlockWriter;
@@ -140,7 +138,7 @@ impl FileUpload {
             .write(true)
             .open(&partial)
             .await;
-        let mut file = match opened {
+        let file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(format!("opening {}", partial.display()), e)),
@@ -157,13 +155,11 @@ impl FileUpload {
         file.set_len(written)
             .await
             .map_err(|e| io_error(context("truncating"), e))?;
-        file.seek(SeekFrom::Start(written))
-            .await
-            .map_err(|e| io_error(context("seeking"), e))?;
         Ok(Some(Self::over(file, partial, target, written, true).await))
     }
 
-    /// `file` stands at `written`.
+    /// `file` already holds `written` bytes; the writer goes on after them (it writes at
+    /// explicit offsets, so the file's position does not matter).
     async fn over(
         file: tokio::fs::File,
         partial: PathBuf,
