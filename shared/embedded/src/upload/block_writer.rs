@@ -98,7 +98,7 @@ fn run(
     offset: u64,
     mut queue: mpsc::Receiver<Operation>,
 ) -> io::Result<File> {
-    let mut disk = DiskWriter::open(file, &path, offset);
+    let mut disk = DiskWriter::new(file, open_direct(&path), offset);
     while let Some(operation) = queue.blocking_recv() {
         match operation {
             Operation::Write(block) => disk.write(&block)?,
@@ -136,8 +136,8 @@ struct DiskWriter {
 }
 
 impl DiskWriter {
-    fn open(buffered: File, path: &Path, offset: u64) -> Self {
-        let direct = open_direct(path);
+    /// Writes through `direct` where given, else through `buffered` alone.
+    fn new(buffered: File, direct: Option<File>, offset: u64) -> Self {
         let memory = if direct.is_some() {
             vec![0; STAGE + ALIGN]
         } else {
@@ -181,6 +181,10 @@ impl DiskWriter {
     /// Writes what is staged: its aligned part directly, the rest through the page cache.
     fn flush(&mut self) -> io::Result<()> {
         let staged = std::mem::take(&mut self.staged);
+        if staged == 0 {
+            // Nothing staged; without O_DIRECT nothing ever is, and there is no window.
+            return Ok(());
+        }
         let start = self.window;
         let aligned = staged - staged % ALIGN;
         let mut direct_bytes = 0;
@@ -296,8 +300,7 @@ mod tests {
             .write(true)
             .open(&path)
             .expect("open");
-        let mut disk = DiskWriter::open(buffered, &path, 2);
-        disk.direct = None;
+        let mut disk = DiskWriter::new(buffered, None, 2);
         let big: Vec<u8> = (0..STAGE + 7).map(|i| (i % 251) as u8).collect();
         disk.write(b"cd").expect("write");
         disk.write(&big).expect("write");
