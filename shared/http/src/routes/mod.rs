@@ -37,41 +37,40 @@ pub fn paths<S>(table: RouteTable<S>) -> Vec<&'static str> {
     table.into_iter().map(|(path, _)| path).collect()
 }
 
-/// Every mounted path template, for checking the OpenAPI description covers them all.
+/// Each route group's name and the path templates it serves: the route groups one Lambda
+/// function serves a share of, and the local binary all of.
+fn route_groups() -> [(&'static str, Vec<&'static str>); 8] {
+    [
+        ("discovery", paths(discovery::table())),
+        ("identity", paths(identity::table())),
+        ("images", paths(images::table())),
+        ("imports", paths(imports::table())),
+        ("image_data", paths(image_data::table())),
+        ("staging", paths(staging::table())),
+        ("members", paths(members::table())),
+        ("tasks", paths(tasks::table())),
+    ]
+}
+
 /// The route group serving a path template (`"unrouted"` for none): the label request
-/// metrics carry, one per Lambda function's share of the API.
+/// metrics carry.
 pub(crate) fn group_of(template: &str) -> &'static str {
     static GROUPS: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
         std::sync::LazyLock::new(|| {
-            [
-                ("discovery", paths(discovery::table())),
-                ("identity", paths(identity::table())),
-                ("images", paths(images::table())),
-                ("imports", paths(imports::table())),
-                ("image_data", paths(image_data::table())),
-                ("staging", paths(staging::table())),
-                ("members", paths(members::table())),
-                ("tasks", paths(tasks::table())),
-            ]
-            .into_iter()
-            .flat_map(|(group, paths)| paths.into_iter().map(move |path| (path, group)))
-            .collect()
+            route_groups()
+                .into_iter()
+                .flat_map(|(group, paths)| paths.into_iter().map(move |path| (path, group)))
+                .collect()
         });
     GROUPS.get(template).copied().unwrap_or("unrouted")
 }
 
+/// Every mounted path template, for checking the OpenAPI description covers them all.
 pub fn mounted_paths() -> Vec<&'static str> {
-    [
-        paths(discovery::table()),
-        paths(identity::table()),
-        paths(images::table()),
-        paths(imports::table()),
-        paths(image_data::table()),
-        paths(staging::table()),
-        paths(members::table()),
-        paths(tasks::table()),
-    ]
-    .concat()
+    route_groups()
+        .into_iter()
+        .flat_map(|(_, paths)| paths)
+        .collect()
 }
 
 /// A 201 answer with the created resource's document and its absolute URL in `Location`.
