@@ -15,11 +15,19 @@ use crate::access::{ImageAccess, now};
 use crate::stores::ImageStores;
 use crate::tasks::TaskService;
 
-/// Who asked for an import, for the task record.
+/// Who asked for a task, for its record.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     /// The request's `x-openstack-request-id`.
     pub request_id: Option<String>,
+}
+
+impl RequestContext {
+    /// Records on `task` the request and the user that made it.
+    pub(crate) fn stamp(self, task: &mut Task, caller: &Caller) {
+        task.request_id = self.request_id;
+        task.user_id = Some(caller.user_id.to_string());
+    }
 }
 
 /// Interoperable import use cases.
@@ -77,8 +85,7 @@ impl ImportService {
             owner,
             now(),
         );
-        task.request_id = context.request_id;
-        task.user_id = Some(caller.user_id.to_string());
+        context.stamp(&mut task, caller);
         let task_id = task.id.to_string();
         let is_copy = request.method == ImportMethod::CopyImage;
         let held = self

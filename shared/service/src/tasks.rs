@@ -77,8 +77,7 @@ impl TaskService {
     ) -> DomainResult<Task> {
         caller.require_writer()?;
         let mut task = Task::new_pending(new, caller.tenant_id.clone(), now());
-        task.request_id = context.request_id;
-        task.user_id = Some(caller.user_id.to_string());
+        context.stamp(&mut task, caller);
         self.submit(task).await
     }
 
