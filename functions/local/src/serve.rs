@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use cloud_images_runtime::{Config, Wiring};
+use cloud_images_runtime::{Config, EventSinks, Wiring};
 use cloud_images_service::IdentityService;
 
 /// Flags of `serve`.
@@ -16,6 +16,8 @@ pub struct ServeArgs {
     /// Address serving Prometheus metrics at /metrics (off when unset; keep it private).
     #[arg(long, env = "CLOUD_IMAGES_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    events: EventSinks,
 }
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
@@ -55,6 +57,12 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // The one line scripts and tests wait for: the service accepts requests from here on.
     println!("Cloud Images listening on {root}");
     std::io::stdout().flush()?;
+    // Events that were stored but not delivered before an earlier stop go out first.
+    let deliveries: Vec<_> = wiring
+        .event_deliveries(&args.events)?
+        .into_iter()
+        .map(|delivery| tokio::spawn(delivery.run()))
+        .collect();
     let worker = tokio::spawn(crate::worker::drain_queue(
         wiring.task_queue().await?,
         wiring.task_runner().await?,
@@ -66,6 +74,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     // A task cut off here is still queued and resumes after the next start.
     worker.abort();
+    // Whatever was not delivered stays in the outbox for the next start.
+    deliveries.iter().for_each(tokio::task::JoinHandle::abort);
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use cloud_images_domain::events::Event;
 use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::listing::{
@@ -30,6 +31,7 @@ use crate::dynamo::{
 
 mod usage;
 
+use crate::dynamo::events::{event_item, with_events};
 use usage::CountedWrite;
 
 /// [`ImageRepository`] over the single table.
@@ -206,10 +208,15 @@ fn stale(id: ImageId) -> DomainError {
 impl DynamoImageRepository {
     /// The conditional put of `image`: a new one (`current` none) or the next version of
     /// `current`.
-    fn image_put(&self, image: &Image, current: Option<&Image>) -> DomainResult<Put> {
+    fn image_put(
+        &self,
+        image: &Image,
+        current: Option<&Image>,
+        events: &[Event],
+    ) -> DomainResult<Put> {
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(image_item(image)));
+            .set_item(Some(with_events(image_item(image), events)?));
         let put = match current {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(current) => put
@@ -248,10 +255,12 @@ impl DynamoImageRepository {
         current: Option<&Image>,
         change: UsageChange,
         quota: &TenantQuota,
+        events: Option<TransactWriteItem>,
     ) -> DomainResult<()> {
         let owner = image.owner.as_deref().unwrap_or_default();
         self.write_counted(CountedWrite {
             write,
+            events,
             id: image.id,
             owner: (!owner.is_empty()).then_some(owner),
             current,
@@ -688,11 +697,17 @@ impl Cursor {
 
 #[async_trait]
 impl ImageRepository for DynamoImageRepository {
-    async fn insert(&self, image: &Image, quota: &TenantQuota) -> DomainResult<()> {
-        let put = self.image_put(image, None)?;
+    async fn insert(
+        &self,
+        image: &Image,
+        quota: &TenantQuota,
+        events: &[Event],
+    ) -> DomainResult<()> {
+        let put = self.image_put(image, None, events)?;
         let write = TransactWriteItem::builder().put(put).build();
         let change = UsageChange::between(None, Some(image));
-        self.write_image(write, image, None, change, quota).await
+        self.write_image(write, image, None, change, quota, None)
+            .await
     }
 
     async fn get(&self, id: ImageId) -> DomainResult<Option<Image>> {
@@ -704,19 +719,25 @@ impl ImageRepository for DynamoImageRepository {
             .transpose()
     }
 
-    async fn update(&self, next: &Image, current: &Image, quota: &TenantQuota) -> DomainResult<()> {
-        let put = self.image_put(next, Some(current))?;
+    async fn update(
+        &self,
+        next: &Image,
+        current: &Image,
+        quota: &TenantQuota,
+        events: &[Event],
+    ) -> DomainResult<()> {
+        let put = self.image_put(next, Some(current), events)?;
         let change = UsageChange::between(Some(current), Some(next));
         if change.is_none() {
             // Most changes move no counter: one conditional put, at half a transaction's cost.
             return self.put_alone(put, next.id).await;
         }
         let write = TransactWriteItem::builder().put(put).build();
-        self.write_image(write, next, Some(current), change, quota)
+        self.write_image(write, next, Some(current), change, quota, None)
             .await
     }
 
-    async fn delete(&self, current: &Image) -> DomainResult<()> {
+    async fn delete(&self, current: &Image, events: &[Event]) -> DomainResult<()> {
         let (pk, sk) = key_of(current.id);
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -735,6 +756,7 @@ impl ImageRepository for DynamoImageRepository {
             Some(current),
             change,
             &TenantQuota::default(),
+            event_item(&self.table, events)?,
         )
         .await
     }

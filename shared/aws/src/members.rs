@@ -5,12 +5,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use cloud_images_domain::events::Event;
 use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::member::Member;
 use cloud_images_domain::ports::MemberRepository;
 use cloud_images_domain::{DomainError, DomainResult};
 
+use crate::dynamo::events::{event_item, with_events};
 use crate::dynamo::{
     GSI1PK, GSI1SK, Item, PK, SK, building, condition_failed, failed, get_item, get_s, get_time,
     is_cancelled, n, n_u64, s,
@@ -123,10 +125,15 @@ impl DynamoMemberRepository {
 
 #[async_trait]
 impl MemberRepository for DynamoMemberRepository {
-    async fn insert(&self, member: &Member, max_members: usize) -> DomainResult<()> {
+    async fn insert(
+        &self,
+        member: &Member,
+        max_members: usize,
+        events: &[Event],
+    ) -> DomainResult<()> {
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(member_item(member)))
+            .set_item(Some(with_events(member_item(member), events)?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(building)?;
@@ -177,12 +184,12 @@ impl MemberRepository for DynamoMemberRepository {
         Ok(members)
     }
 
-    async fn set_status(&self, member: &Member) -> DomainResult<()> {
+    async fn set_status(&self, member: &Member, events: &[Event]) -> DomainResult<()> {
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(member_item(member)))
+            .set_item(Some(with_events(member_item(member), events)?))
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
@@ -196,7 +203,12 @@ impl MemberRepository for DynamoMemberRepository {
         }
     }
 
-    async fn delete(&self, image_id: ImageId, member_id: &str) -> DomainResult<()> {
+    async fn delete(
+        &self,
+        image_id: ImageId,
+        member_id: &str,
+        events: &[Event],
+    ) -> DomainResult<()> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .key(PK, s(partition(image_id)))
@@ -204,13 +216,16 @@ impl MemberRepository for DynamoMemberRepository {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(building)?;
-        let written = self
+        let mut transaction = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(self.counter_change(image_id, -1, None)?)
-            .send()
-            .await;
+            .transact_items(self.counter_change(image_id, -1, None)?);
+        // The member's own item goes away: its events need one of their own.
+        if let Some(events) = event_item(&self.table, events)? {
+            transaction = transaction.transact_items(events);
+        }
+        let written = transaction.send().await;
         match written {
             Ok(_) => Ok(()),
             Err(e) if is_cancelled(&e) => Err(DomainError::NotFound(format!(
@@ -223,7 +238,7 @@ impl MemberRepository for DynamoMemberRepository {
     async fn delete_all(&self, image_id: ImageId) -> DomainResult<()> {
         for item in self.member_items(image_id).await? {
             let member_id = get_s(&item, "member_id")?;
-            match self.delete(image_id, &member_id).await {
+            match self.delete(image_id, &member_id, &[]).await {
                 Ok(()) | Err(DomainError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -5,11 +5,13 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::events::Event;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::TaskRepository;
 use cloud_images_domain::task::{Task, TaskId};
 use cloud_images_domain::{DomainError, DomainResult};
 
+use crate::dynamo::events::with_events;
 use crate::dynamo::{
     GSI1PK, GSI1SK, GSI3, GSI3PK, GSI3SK, Item, PK, SK, TTL_ATTRIBUTE, by_creation,
     condition_failed, failed, get_item, get_s, n, n_u64, query_index, query_partition, s,
@@ -91,12 +93,17 @@ fn live_tasks(items: &[Item]) -> DomainResult<Vec<Task>> {
 impl DynamoTaskRepository {
     /// Writes the whole item: a new one when `expected_version` is `None`, else only over
     /// that version. Returns whether the condition held.
-    async fn put(&self, task: &Task, expected_version: Option<u64>) -> DomainResult<bool> {
+    async fn put(
+        &self,
+        task: &Task,
+        expected_version: Option<u64>,
+        events: &[Event],
+    ) -> DomainResult<bool> {
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(task_item(task)?));
+            .set_item(Some(with_events(task_item(task)?, events)?));
         let request = match expected_version {
             None => request.condition_expression("attribute_not_exists(pk)"),
             Some(version) => request
@@ -115,8 +122,8 @@ impl DynamoTaskRepository {
 
 #[async_trait]
 impl TaskRepository for DynamoTaskRepository {
-    async fn insert(&self, task: &Task) -> DomainResult<()> {
-        if self.put(task, None).await? {
+    async fn insert(&self, task: &Task, events: &[Event]) -> DomainResult<()> {
+        if self.put(task, None, events).await? {
             Ok(())
         } else {
             Err(DomainError::Conflict(format!("Task {} exists", task.id)))
@@ -131,8 +138,13 @@ impl TaskRepository for DynamoTaskRepository {
         }
     }
 
-    async fn update(&self, task: &Task, expected_version: u64) -> DomainResult<()> {
-        if self.put(task, Some(expected_version)).await? {
+    async fn update(
+        &self,
+        task: &Task,
+        expected_version: u64,
+        events: &[Event],
+    ) -> DomainResult<()> {
+        if self.put(task, Some(expected_version), events).await? {
             Ok(())
         } else {
             Err(DomainError::Conflict(format!(

@@ -47,7 +47,8 @@ async fn ten_concurrent_adds_of_one_member_give_exactly_one_success() {
         created_at: Utc::now(),
         updated_at: Utc::now(),
     };
-    let results = futures_util::future::join_all((0..10).map(|_| repo.insert(&member, 128))).await;
+    let results =
+        futures_util::future::join_all((0..10).map(|_| repo.insert(&member, 128, &[]))).await;
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
         1,
@@ -89,7 +90,7 @@ async fn dynamodb_counts_a_tenant_without_counters_from_its_images() {
         let mut image =
             Image::new_queued(ImageId::random(), Some(owner.clone()), chrono::Utc::now());
         image.size = Some(7);
-        repo.insert(&image, &none).await.expect("insert");
+        repo.insert(&image, &none, &[]).await.expect("insert");
     }
     client
         .delete_item()
@@ -105,7 +106,7 @@ async fn dynamodb_counts_a_tenant_without_counters_from_its_images() {
     };
     let fourth = Image::new_queued(ImageId::random(), Some(owner), chrono::Utc::now());
     assert!(matches!(
-        repo.insert(&fourth, &three).await,
+        repo.insert(&fourth, &three, &[]).await,
         Err(cloud_images_domain::DomainError::QuotaExceeded(_))
     ));
     assert_eq!(
@@ -156,4 +157,100 @@ async fn dynamodb_lists_translate_the_visibility_rule() {
         &DynamoMemberRepository::new(client, table),
     )
     .await;
+}
+
+/// The `events` attribute of the item at (`pk`, `sk`), as stored.
+async fn stored_events(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    sk: &str,
+) -> Option<String> {
+    let item = client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item?;
+    item.get(dynamo::events::EVENTS)
+        .map(|v| v.as_s().expect("a string").clone())
+}
+
+#[tokio::test]
+async fn an_image_change_stores_its_events_in_its_own_write_and_a_refused_one_none() {
+    use chrono::Utc;
+    use cloud_images_aws::DynamoImageRepository;
+    use cloud_images_domain::events::{Actor, image_events};
+    use cloud_images_domain::identity::TenantId;
+    use cloud_images_domain::image::{Image, ImageId};
+    use cloud_images_domain::ports::ImageRepository;
+    use cloud_images_domain::quota::TenantQuota;
+    use dynamo::events::events_written;
+
+    let (client, table) = fresh_table().await;
+    let repo = DynamoImageRepository::new(client.clone(), table.clone());
+    let actor = Actor {
+        user_id: Some("u1".into()),
+        tenant_id: Some("t1".into()),
+        request_id: Some("req-1".into()),
+    };
+    let no_quota = TenantQuota::default();
+    let image = Image::new_queued(
+        ImageId::random(),
+        Some(TenantId::from_trusted("t1")),
+        Utc::now(),
+    );
+    let key = format!("IMAGE#{}", image.id);
+    let created = image_events(None, Some(&image), &actor, Utc::now());
+    repo.insert(&image, &no_quota, &created)
+        .await
+        .expect("insert");
+    let raw_created = stored_events(&client, &table, key.clone(), "IMAGE").await;
+    assert_eq!(
+        events_written(raw_created.as_deref(), None).expect("read"),
+        created
+    );
+
+    let mut renamed = image.clone();
+    renamed.name = Some("renamed".into());
+    renamed.version += 1;
+    let updated = image_events(Some(&image), Some(&renamed), &actor, Utc::now());
+    repo.update(&renamed, &image, &no_quota, &updated)
+        .await
+        .expect("update");
+    let raw_updated = stored_events(&client, &table, key.clone(), "IMAGE").await;
+    assert_eq!(
+        events_written(raw_updated.as_deref(), raw_created.as_deref()).expect("read"),
+        updated,
+        "the item carries this write's events and no earlier ones"
+    );
+
+    // A stale writer changes nothing, events included.
+    let mut stale = image.clone();
+    stale.name = Some("stale".into());
+    stale.version += 1;
+    let refused = image_events(Some(&image), Some(&stale), &actor, Utc::now());
+    assert!(
+        repo.update(&stale, &image, &no_quota, &refused)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        stored_events(&client, &table, key.clone(), "IMAGE").await,
+        raw_updated
+    );
+
+    // A deletion's events need an item of their own, written in the same transaction.
+    let deleted = image_events(Some(&renamed), None, &actor, Utc::now());
+    repo.delete(&renamed, &deleted).await.expect("delete");
+    let event_key = format!("EVENTS#{}", deleted[0].message_id);
+    let raw_deleted = stored_events(&client, &table, event_key, "EVENTS").await;
+    assert_eq!(
+        events_written(raw_deleted.as_deref(), None).expect("read"),
+        deleted
+    );
 }

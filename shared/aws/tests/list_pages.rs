@@ -153,12 +153,15 @@ async fn stored() -> (DynamoImageRepository, Vec<Image>, Vec<Member>) {
     let member_repo = DynamoMemberRepository::new(client, table);
     let (images, members) = catalogue();
     for image in &images {
-        repo.insert(image, &Default::default())
+        repo.insert(image, &Default::default(), &[])
             .await
             .expect("insert an image");
     }
     for member in &members {
-        member_repo.insert(member, 10).await.expect("add a member");
+        member_repo
+            .insert(member, 10, &[])
+            .await
+            .expect("add a member");
     }
     (repo, images, members)
 }

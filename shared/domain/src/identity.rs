@@ -183,6 +183,10 @@ pub struct Caller {
     pub user_name: String,
     /// The caller's roles, implied ones included.
     pub roles: Vec<Role>,
+    /// The `x-openstack-request-id` of the request being served: who made a change, for
+    /// its events. Never part of a token.
+    #[serde(skip)]
+    pub request_id: Option<String>,
 }
 
 impl Caller {
@@ -230,6 +234,7 @@ mod tests {
             user_id: UserId::random(),
             user_name: "u".into(),
             roles: role.with_implied(),
+            request_id: None,
         }
     }
 

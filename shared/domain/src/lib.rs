@@ -5,6 +5,7 @@
 
 pub mod base64_bytes;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod image;
 pub mod image_patch;

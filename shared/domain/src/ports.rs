@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::{DomainError, DomainResult};
+use crate::events::Event;
 use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
 use crate::image::{Image, ImageId};
 use crate::listing::ListQuery;
@@ -46,15 +47,28 @@ pub struct Viewer {
 pub trait ImageRepository: Send + Sync {
     /// Stores a new image; `Conflict` if the id is taken, `QuotaExceeded` if its owner
     /// would pass `quota` (checked against the owner's counters in the same atomic write).
-    async fn insert(&self, image: &Image, quota: &TenantQuota) -> DomainResult<()>;
+    /// Every write here stores its `events` in the same atomic write: an event exists if
+    /// and only if its change does.
+    async fn insert(
+        &self,
+        image: &Image,
+        quota: &TenantQuota,
+        events: &[Event],
+    ) -> DomainResult<()>;
     /// Reads an image by id.
     async fn get(&self, id: ImageId) -> DomainResult<Option<Image>>;
     /// Replaces `current` with `next` if `current` is still the stored version; otherwise
     /// `Conflict` (someone else changed it first). `QuotaExceeded` if the change would take
     /// the owner past `quota`, checked in the same atomic write.
-    async fn update(&self, next: &Image, current: &Image, quota: &TenantQuota) -> DomainResult<()>;
+    async fn update(
+        &self,
+        next: &Image,
+        current: &Image,
+        quota: &TenantQuota,
+        events: &[Event],
+    ) -> DomainResult<()>;
     /// Deletes `current` if it is still the stored version; otherwise `Conflict`.
-    async fn delete(&self, current: &Image) -> DomainResult<()>;
+    async fn delete(&self, current: &Image, events: &[Event]) -> DomainResult<()>;
     /// One page of the images `viewer` may see that match `query`, in the query's order,
     /// starting after `after` (the marker image) and holding at most `query.limit + 1`
     /// images so the caller can tell whether another page exists.
@@ -292,18 +306,63 @@ impl RangeRequest {
 #[async_trait]
 pub trait MemberRepository: Send + Sync {
     /// Adds a member unless the image already has `max_members` members (`QuotaExceeded`)
-    /// or this member (`Conflict`); the count and the insert are one atomic step.
-    async fn insert(&self, member: &Member, max_members: usize) -> DomainResult<()>;
+    /// or this member (`Conflict`); the count and the insert are one atomic step. Each
+    /// change stores its `events` in the same atomic write.
+    async fn insert(
+        &self,
+        member: &Member,
+        max_members: usize,
+        events: &[Event],
+    ) -> DomainResult<()>;
     /// One membership.
     async fn get(&self, image_id: ImageId, member_id: &str) -> DomainResult<Option<Member>>;
     /// Every membership of an image, oldest first.
     async fn list(&self, image_id: ImageId) -> DomainResult<Vec<Member>>;
     /// Sets a membership's status; `NotFound` when there is no such membership.
-    async fn set_status(&self, member: &Member) -> DomainResult<()>;
+    async fn set_status(&self, member: &Member, events: &[Event]) -> DomainResult<()>;
     /// Removes a membership; `NotFound` when there is no such membership.
-    async fn delete(&self, image_id: ImageId, member_id: &str) -> DomainResult<()>;
-    /// Removes every membership of a deleted image.
+    async fn delete(
+        &self,
+        image_id: ImageId,
+        member_id: &str,
+        events: &[Event],
+    ) -> DomainResult<()>;
+    /// Removes every membership of a deleted image (no events: Glance sends none, the
+    /// image's deletion says it all).
     async fn delete_all(&self, image_id: ImageId) -> DomainResult<()>;
+}
+
+/// An event waiting in the outbox, numbered in the order its change was stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Position in the outbox: later changes have higher numbers.
+    pub position: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// The events stored with changes on a host that delivers them itself (the embedded
+/// default; on the stack a DynamoDB stream plays this part). Each sink keeps its own place,
+/// so a webhook that is down holds back only itself.
+#[async_trait]
+pub trait EventOutbox: Send + Sync {
+    /// Up to `max` events `sink` has not yet taken, oldest first.
+    async fn pending(&self, sink: &str, max: usize) -> DomainResult<Vec<OutboxEntry>>;
+    /// Records that `sink` took every event up to `position`; events every sink took are
+    /// removed.
+    async fn delivered(&self, sink: &str, position: u64) -> DomainResult<()>;
+    /// How many events wait for `sink`, and how long the oldest has waited.
+    async fn backlog(&self, sink: &str) -> DomainResult<(u64, Option<std::time::Duration>)>;
+}
+
+/// Where events go: a JSON-lines file, a webhook. A delivery is all or nothing; a failed
+/// one is tried again later with the same events (and so the same ids).
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// A name that is stable across restarts: the outbox keeps this sink's place by it.
+    fn name(&self) -> &str;
+    /// Delivers `events`, in order.
+    async fn deliver(&self, events: &[Event]) -> DomainResult<()>;
 }
 
 /// A message handed to a worker; hidden from other workers until its lease runs out.
@@ -335,13 +394,18 @@ pub trait TaskQueue: Send + Sync {
 /// any read, whether or not the store has removed it yet.
 #[async_trait]
 pub trait TaskRepository: Send + Sync {
-    /// Stores a new task.
-    async fn insert(&self, task: &Task) -> DomainResult<()>;
+    /// Stores a new task, and its `events` in the same atomic write (as every change here).
+    async fn insert(&self, task: &Task, events: &[Event]) -> DomainResult<()>;
     /// Reads a task by id.
     async fn get(&self, id: TaskId) -> DomainResult<Option<Task>>;
     /// Replaces the stored task if its version is still `expected_version`; otherwise
     /// `Conflict` (another worker changed it first).
-    async fn update(&self, task: &Task, expected_version: u64) -> DomainResult<()>;
+    async fn update(
+        &self,
+        task: &Task,
+        expected_version: u64,
+        events: &[Event],
+    ) -> DomainResult<()>;
     /// Every task `owner` created, in no particular order.
     async fn list_owned(&self, owner: &str) -> DomainResult<Vec<Task>>;
     /// Every task that works on image `image_id` (its `image_id`), in no particular order.

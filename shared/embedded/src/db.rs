@@ -156,6 +156,19 @@ CREATE TRIGGER images_usage_on_update AFTER UPDATE OF owner, size ON images
         ON CONFLICT (tenant) DO UPDATE SET images = images + 1, bytes = bytes + excluded.bytes;
 END;
 "#,
+    r#"
+-- Events stored in the transaction of the change they describe, until every sink took
+-- them; each sink's place is the last position it took.
+CREATE TABLE event_outbox (
+    position  INTEGER PRIMARY KEY AUTOINCREMENT,
+    stored_at INTEGER NOT NULL,
+    body      TEXT NOT NULL
+);
+CREATE TABLE event_sinks (
+    sink      TEXT PRIMARY KEY,
+    delivered INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::events::Event;
 use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::{Image, ImageId};
 use cloud_images_domain::listing::ListQuery;
@@ -16,6 +17,7 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use crate::db::Sqlite;
 use crate::error::EmbeddedError;
+use crate::events;
 use listing::read_page;
 
 mod listing;
@@ -151,8 +153,14 @@ fn stale(id: ImageId) -> DomainError {
 
 #[async_trait]
 impl ImageRepository for SqliteImageRepository {
-    async fn insert(&self, image: &Image, quota: &TenantQuota) -> DomainResult<()> {
+    async fn insert(
+        &self,
+        image: &Image,
+        quota: &TenantQuota,
+        events: &[Event],
+    ) -> DomainResult<()> {
         let values = row_values(image);
+        let events = events.to_vec();
         let (id, owner, quota) = (image.id, image.owner.clone(), *quota);
         let change = UsageChange::between(None, Some(image));
         self.db
@@ -168,6 +176,7 @@ impl ImageRepository for SqliteImageRepository {
                     &format!("INSERT INTO images ({COLUMNS}) VALUES ({marks})"),
                     params_from_iter(values),
                 )?;
+                events::append(tx, &events)?;
                 Ok(Ok(()))
             })
             .await
@@ -194,8 +203,15 @@ impl ImageRepository for SqliteImageRepository {
         Ok(found)
     }
 
-    async fn update(&self, next: &Image, current: &Image, quota: &TenantQuota) -> DomainResult<()> {
+    async fn update(
+        &self,
+        next: &Image,
+        current: &Image,
+        quota: &TenantQuota,
+        events: &[Event],
+    ) -> DomainResult<()> {
         let (id, owner, quota) = (next.id, next.owner.clone(), *quota);
+        let events = events.to_vec();
         let change = UsageChange::between(Some(current), Some(next));
         // Only the columns that change: SQLite rewrites the entries of every index on a
         // column an UPDATE sets, and a list index exists for each sort key.
@@ -225,21 +241,31 @@ impl ImageRepository for SqliteImageRepository {
                     "UPDATE images SET {} WHERE id = ? AND version = ?",
                     assignments.join(", ")
                 );
-                Ok(Ok(tx.execute(&sql, params_from_iter(values))?))
+                let changed = tx.execute(&sql, params_from_iter(values))?;
+                // A stale writer changed nothing, and so has nothing to report.
+                if changed == 1 {
+                    events::append(tx, &events)?;
+                }
+                Ok(Ok(changed))
             })
             .await??;
         if changed == 1 { Ok(()) } else { Err(stale(id)) }
     }
 
-    async fn delete(&self, current: &Image) -> DomainResult<()> {
+    async fn delete(&self, current: &Image, events: &[Event]) -> DomainResult<()> {
         let (id, version) = (current.id, current.version);
+        let events = events.to_vec();
         let changed = self
             .db
             .write(move |tx| {
-                Ok(tx.execute(
+                let changed = tx.execute(
                     "DELETE FROM images WHERE id = ?1 AND version = ?2",
                     params![id.to_string(), int(Some(version))],
-                )?)
+                )?;
+                if changed == 1 {
+                    events::append(tx, &events)?;
+                }
+                Ok(changed)
             })
             .await?;
         if changed == 1 { Ok(()) } else { Err(stale(id)) }

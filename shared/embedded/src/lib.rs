@@ -7,6 +7,7 @@
 
 mod db;
 mod error;
+mod events;
 mod files;
 mod identity;
 mod images;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub use db::Sqlite;
 pub use error::EmbeddedError;
+pub use events::{JsonLinesSink, SqliteEventOutbox};
 pub use files::FileImageStore;
 pub use identity::SqliteIdentityStore;
 pub use images::SqliteImageRepository;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::events::Event;
 use cloud_images_domain::identity::TenantId;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::member::Member;
@@ -13,6 +14,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use crate::db::Sqlite;
 use crate::error::EmbeddedError;
+use crate::events;
 
 /// [`MemberRepository`] over the embedded database.
 pub struct SqliteMemberRepository {
@@ -59,8 +61,14 @@ enum Insert {
 
 #[async_trait]
 impl MemberRepository for SqliteMemberRepository {
-    async fn insert(&self, member: &Member, max_members: usize) -> DomainResult<()> {
+    async fn insert(
+        &self,
+        member: &Member,
+        max_members: usize,
+        events: &[Event],
+    ) -> DomainResult<()> {
         let m = member.clone();
+        let events = events.to_vec();
         let max = i64::try_from(max_members).unwrap_or(i64::MAX);
         let outcome = self
             .db
@@ -92,6 +100,7 @@ impl MemberRepository for SqliteMemberRepository {
                         m.updated_at.timestamp()
                     ],
                 )?;
+                events::append(tx, &events)?;
                 Ok(Insert::Done)
             })
             .await?;
@@ -137,15 +146,20 @@ impl MemberRepository for SqliteMemberRepository {
             .await?)
     }
 
-    async fn set_status(&self, member: &Member) -> DomainResult<()> {
+    async fn set_status(&self, member: &Member, events: &[Event]) -> DomainResult<()> {
         let m = member.clone();
+        let events = events.to_vec();
         let changed = self
             .db
             .write(move |tx| {
-                Ok(tx.execute(
+                let changed = tx.execute(
                     "UPDATE members SET status = ?3, updated_at = ?4 WHERE image_id = ?1 AND member_id = ?2",
                     params![m.image_id.to_string(), m.member_id.as_str(), m.status.as_str(), m.updated_at.timestamp()],
-                )?)
+                )?;
+                if changed == 1 {
+                    events::append(tx, &events)?;
+                }
+                Ok(changed)
             })
             .await?;
         if changed == 1 {
@@ -155,15 +169,25 @@ impl MemberRepository for SqliteMemberRepository {
         }
     }
 
-    async fn delete(&self, image_id: ImageId, member_id: &str) -> DomainResult<()> {
+    async fn delete(
+        &self,
+        image_id: ImageId,
+        member_id: &str,
+        events: &[Event],
+    ) -> DomainResult<()> {
         let id = member_id.to_owned();
+        let events = events.to_vec();
         let changed = self
             .db
             .write(move |tx| {
-                Ok(tx.execute(
+                let changed = tx.execute(
                     "DELETE FROM members WHERE image_id = ?1 AND member_id = ?2",
                     params![image_id.to_string(), id],
-                )?)
+                )?;
+                if changed == 1 {
+                    events::append(tx, &events)?;
+                }
+                Ok(changed)
             })
             .await?;
         if changed == 1 {

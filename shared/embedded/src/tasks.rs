@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cloud_images_domain::events::Event;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::TaskRepository;
 use cloud_images_domain::task::{Task, TaskId};
@@ -13,6 +14,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::db::Sqlite;
 use crate::error::EmbeddedError;
+use crate::events;
 
 /// [`TaskRepository`] over the embedded database.
 pub struct SqliteTaskRepository {
@@ -86,9 +88,10 @@ fn live(bodies: Vec<String>, now: DateTime<Utc>) -> Result<Vec<Task>, EmbeddedEr
 
 #[async_trait]
 impl TaskRepository for SqliteTaskRepository {
-    async fn insert(&self, task: &Task) -> DomainResult<()> {
+    async fn insert(&self, task: &Task, events: &[Event]) -> DomainResult<()> {
         let id = task.id;
         let c = Columns::of(task)?;
+        let events = events.to_vec();
         self.db
             .write(move |tx| {
                 tx.execute(
@@ -96,6 +99,7 @@ impl TaskRepository for SqliteTaskRepository {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![c.id, c.owner, c.image_id, c.expires_at, c.version, c.body],
                 )?;
+                events::append(tx, &events)?;
                 Ok(())
             })
             .await
@@ -121,18 +125,28 @@ impl TaskRepository for SqliteTaskRepository {
         Ok(live(body.into_iter().collect(), Utc::now())?.pop())
     }
 
-    async fn update(&self, task: &Task, expected_version: u64) -> DomainResult<()> {
+    async fn update(
+        &self,
+        task: &Task,
+        expected_version: u64,
+        events: &[Event],
+    ) -> DomainResult<()> {
         let id = task.id;
         let c = Columns::of(task)?;
         let expected = i64::try_from(expected_version).unwrap_or(i64::MAX);
+        let events = events.to_vec();
         let changed =
             self.db
                 .write(move |tx| {
-                    Ok(tx.execute(
+                    let changed = tx.execute(
                     "UPDATE tasks SET owner = ?2, image_id = ?3, expires_at = ?4, version = ?5, \
                      body = ?6 WHERE id = ?1 AND version = ?7",
                     params![c.id, c.owner, c.image_id, c.expires_at, c.version, c.body, expected],
-                )?)
+                )?;
+                    if changed == 1 {
+                        events::append(tx, &events)?;
+                    }
+                    Ok(changed)
                 })
                 .await?;
         if changed == 1 {

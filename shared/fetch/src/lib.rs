@@ -20,8 +20,10 @@ use cloud_images_domain::{DomainError, DomainResult};
 use url::{Host, Url};
 
 mod fetcher;
+mod webhook;
 
 pub use fetcher::{FetchLimits, Fetched, Fetcher};
+pub use webhook::WebhookSink;
 
 /// Longest URI accepted.
 pub const MAX_URI_LEN: usize = 2048;

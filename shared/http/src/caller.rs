@@ -6,6 +6,7 @@ use cloud_images_domain::DomainError;
 use cloud_images_domain::identity::Caller;
 
 use crate::error::ApiError;
+use crate::middleware::RequestId;
 use crate::state::WithCommon;
 
 /// The verified caller of a request. Extracting it rejects with 401 when the token is
@@ -25,10 +26,15 @@ impl<S: WithCommon + Send + Sync> FromRequestParts<S> for Authenticated {
             })?
             .to_str()
             .map_err(|_| DomainError::Unauthenticated("the token is malformed".into()))?;
-        let claims = state
+        let mut caller = state
             .common()
             .tokens
-            .verify(token.trim(), chrono::Utc::now())?;
-        Ok(Self(claims.caller))
+            .verify(token.trim(), chrono::Utc::now())?
+            .caller;
+        caller.request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|RequestId(id)| id.clone());
+        Ok(Self(caller))
     }
 }

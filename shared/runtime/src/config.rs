@@ -453,6 +453,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is too long"))
 }
 
+/// Where the embedded default delivers events (`serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventSinks {
+    /// JSON-lines file events are appended to (relative to the data directory; `off` for
+    /// none): an audit trail of every change.
+    #[arg(
+        long = "events-file",
+        env = "CLOUD_IMAGES_EVENTS_FILE",
+        default_value = "events.jsonl"
+    )]
+    file: String,
+    /// URL each batch of events is POSTed to as a JSON array, until it answers 2xx.
+    #[arg(long = "events-webhook", env = "CLOUD_IMAGES_EVENTS_WEBHOOK")]
+    pub webhook: Option<String>,
+}
+
+impl EventSinks {
+    /// The events file, unless switched off.
+    pub fn file(&self) -> Option<std::path::PathBuf> {
+        (self.file != "off" && !self.file.is_empty()).then(|| self.file.clone().into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ mod wiring;
 
 use cloud_images_domain::DomainError;
 
-pub use config::{Backend, Config, LogFormat, parse_bytes, parse_duration};
+pub use config::{Backend, Config, EventSinks, LogFormat, parse_bytes, parse_duration};
 pub use stores::{StoreLayout, StoreLocation, StoreSpec};
 pub use wiring::Wiring;
 

@@ -9,16 +9,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use cloud_images_domain::ports::{
-    IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore, TaskQueue,
-    TaskRepository, WebSource,
+    EventSink, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
+    TaskQueue, TaskRepository, WebSource,
 };
 use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
-    IdentityService, ImageAccess, ImageDataService, ImageService, ImageStores, ImportService,
-    MemberService, SigningKey, StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
+    EventDelivery, IdentityService, ImageAccess, ImageDataService, ImageService, ImageStores,
+    ImportService, MemberService, SigningKey, StagingService, TaskRunner, TaskService,
+    TaskSettings, TokenSigner,
 };
 
-use crate::{Backend, Config, StartupError, StoreLayout, StoreLocation};
+use crate::{Backend, Config, EventSinks, StartupError, StoreLayout, StoreLocation};
 
 /// Deliveries after which a task message goes to the dead letters. Above the task's own
 /// attempt limit, because a delivery that finds the task busy elsewhere also counts.
@@ -295,6 +296,38 @@ impl Wiring {
             Opened::Embedded(e) => e.queue.clone(),
             Opened::Aws(aws) => Arc::new(aws.task_queue().await?),
         })
+    }
+
+    /// The deliveries of the outbox, one per configured sink, on a host that delivers its
+    /// own events (the embedded default). On the aws backend a change's events travel in
+    /// its DynamoDB item and the stack's event function publishes them from the table's
+    /// stream: there is nothing to deliver here.
+    pub fn event_deliveries(&self, sinks: &EventSinks) -> Result<Vec<EventDelivery>, StartupError> {
+        match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => {
+                let mut chosen: Vec<Arc<dyn EventSink>> = Vec::new();
+                if let Some(file) = sinks.file() {
+                    let path = self.config.data_dir.join(file);
+                    chosen.push(Arc::new(cloud_images_embedded::JsonLinesSink::new(path)));
+                }
+                if let Some(url) = &sinks.webhook {
+                    chosen.push(Arc::new(cloud_images_fetch::WebhookSink::new(url)?));
+                }
+                let names = chosen.iter().map(|s| s.name().to_owned()).collect();
+                let outbox: Arc<dyn cloud_images_domain::ports::EventOutbox> = Arc::new(
+                    cloud_images_embedded::SqliteEventOutbox::new(e.backend.db.clone(), names),
+                );
+                Ok(chosen
+                    .into_iter()
+                    .map(|sink| EventDelivery::new(outbox.clone(), sink))
+                    .collect())
+            }
+            Opened::Aws(_) => {
+                let _ = sinks;
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// Every configured image store, built once.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use cloud_images_domain::events::{Actor, image_events};
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{HashAlgo, Image, ImageId, Visibility};
 use cloud_images_domain::image_rules::ImageLimits;
@@ -214,8 +215,9 @@ impl ImageAccess {
 
     /// Records a new image, within its owner's image quota (exact under concurrency: the
     /// repository checks it in the same atomic write).
-    pub(crate) async fn insert(&self, image: &Image) -> DomainResult<()> {
-        self.images.insert(image, &self.quota()).await
+    pub(crate) async fn insert(&self, image: &Image, actor: &Actor) -> DomainResult<()> {
+        let events = image_events(None, Some(image), actor, Utc::now());
+        self.images.insert(image, &self.quota(), &events).await
     }
 
     /// Bytes the image's owner may still store; `None` when there is no storage quota. An
@@ -233,14 +235,23 @@ impl ImageAccess {
     /// Stores the next version of an image (made by the domain's lifecycle) if `current`
     /// is still the stored one; `Conflict` otherwise, `QuotaExceeded` if it stores more
     /// than the owner's storage quota leaves.
-    pub(crate) async fn replace(&self, next: &Image, current: &Image) -> DomainResult<()> {
-        self.images.update(next, current, &self.quota()).await
+    pub(crate) async fn replace(
+        &self,
+        next: &Image,
+        current: &Image,
+        actor: &Actor,
+    ) -> DomainResult<()> {
+        let events = image_events(Some(current), Some(next), actor, Utc::now());
+        self.images
+            .update(next, current, &self.quota(), &events)
+            .await
     }
 
     /// Removes an image record if `current` is still the stored version, and its
     /// memberships with it.
-    pub(crate) async fn remove(&self, current: &Image) -> DomainResult<()> {
-        self.images.delete(current).await?;
+    pub(crate) async fn remove(&self, current: &Image, actor: &Actor) -> DomainResult<()> {
+        let events = image_events(Some(current), None, actor, Utc::now());
+        self.images.delete(current, &events).await?;
         self.members.delete_all(current.id).await
     }
 
@@ -255,6 +266,7 @@ impl ImageAccess {
     pub(crate) async fn update_found(
         &self,
         id: ImageId,
+        actor: &Actor,
         next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
     ) -> DomainResult<Image> {
         let read = || async move {
@@ -262,7 +274,7 @@ impl ImageAccess {
                 .await?
                 .ok_or_else(|| DomainError::NotFound(format!("Image {id} was deleted")))
         };
-        self.retry_until_stored(read, next_of).await
+        self.retry_until_stored(read, actor, next_of).await
     }
 
     /// Gives back an image import task `task` held: `queued` again (a copied image stays
@@ -273,8 +285,9 @@ impl ImageAccess {
         id: ImageId,
         task: &str,
         stores: &[String],
+        actor: &Actor,
     ) -> DomainResult<()> {
-        self.update_found(id, |current| {
+        self.update_found(id, actor, |current| {
             if !current.is_held_by(task) {
                 return Ok(None);
             }
@@ -286,9 +299,13 @@ impl ImageAccess {
 
     /// Returns an image left `saving` (or `uploading`) by a process known to be gone to
     /// `queued`.
-    pub(crate) async fn requeue_abandoned(&self, saving: &Image) -> DomainResult<Image> {
+    pub(crate) async fn requeue_abandoned(
+        &self,
+        saving: &Image,
+        actor: &Actor,
+    ) -> DomainResult<Image> {
         let queued = saving.requeue(now())?;
-        self.replace(&queued, saving).await?;
+        self.replace(&queued, saving, actor).await?;
         Ok(queued)
     }
 
@@ -301,7 +318,7 @@ impl ImageAccess {
         id: &str,
         next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
     ) -> DomainResult<Image> {
-        self.retry_until_stored(|| self.writable(caller, id), next_of)
+        self.retry_until_stored(|| self.writable(caller, id), &Actor::of(caller), next_of)
             .await
     }
 
@@ -310,6 +327,7 @@ impl ImageAccess {
     async fn retry_until_stored<Read, Reading>(
         &self,
         read: Read,
+        actor: &Actor,
         next_of: impl Fn(&Image) -> DomainResult<Option<Image>>,
     ) -> DomainResult<Image>
     where
@@ -322,7 +340,7 @@ impl ImageAccess {
             let Some(next) = next_of(&current)? else {
                 return Ok(current);
             };
-            match self.replace(&next, &current).await {
+            match self.replace(&next, &current, actor).await {
                 Ok(()) => return Ok(next),
                 Err(DomainError::Conflict(_)) if contention.pause().await => {}
                 Err(DomainError::Conflict(_)) => break,

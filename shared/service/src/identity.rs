@@ -144,6 +144,7 @@ impl IdentityService {
             user_id: user.id.clone(),
             user_name: user.name.to_string(),
             roles: user.role.with_implied(),
+            request_id: None,
         };
         let token = self.signer.issue(caller, Utc::now());
         Ok(Session { token, tenant })

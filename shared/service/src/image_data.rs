@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use cloud_images_domain::error::Misdirection;
+use cloud_images_domain::events::Actor;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus};
 use cloud_images_domain::lifecycle::StoredData;
@@ -29,6 +30,7 @@ pub(crate) use resume::{ImportSource, ImportWatch};
 struct RequeueOnDrop {
     access: ImageAccess,
     saving: Option<Image>,
+    actor: Actor,
 }
 
 impl RequeueOnDrop {
@@ -41,8 +43,9 @@ impl Drop for RequeueOnDrop {
     fn drop(&mut self) {
         if let Some(saving) = self.saving.take() {
             let access = self.access.clone();
+            let actor = std::mem::take(&mut self.actor);
             tokio::spawn(async move {
-                if let Err(e) = requeue(&access, &saving).await {
+                if let Err(e) = requeue(&access, &saving, &actor).await {
                     tracing::warn!(image = %saving.id, error = %e, "could not return an interrupted upload to queued");
                 }
             });
@@ -50,8 +53,8 @@ impl Drop for RequeueOnDrop {
     }
 }
 
-async fn requeue(access: &ImageAccess, saving: &Image) -> DomainResult<()> {
-    match access.requeue_abandoned(saving).await {
+async fn requeue(access: &ImageAccess, saving: &Image, actor: &Actor) -> DomainResult<()> {
+    match access.requeue_abandoned(saving, actor).await {
         // Deleted or changed meanwhile: nothing of ours to restore.
         Ok(_) | Err(DomainError::Conflict(_)) => Ok(()),
         Err(e) => Err(e),
@@ -106,7 +109,8 @@ impl ImageDataService {
         let image = self.access.writable(caller, id).await?;
         let store = self.stores.upload_target(store)?;
         let body = self.within_direct_limit(image.id, body, size_hint, announced)?;
-        self.receive_data(image, body, size_hint, &store).await
+        self.receive_data(image, body, size_hint, &store, &Actor::of(caller))
+            .await
     }
 
     /// The body, cut off with 413 past the direct-upload limit (checked first against the
@@ -153,10 +157,12 @@ impl ImageDataService {
             )));
         }
         let allowance = self.checked_allowance(&image, size_hint).await?;
-        let uploading = self.take(&image, image.begin_stage(now())?).await?;
+        let actor = Actor::of(caller);
+        let uploading = self.take(&image, image.begin_stage(now())?, &actor).await?;
         let mut guard = RequeueOnDrop {
             access: self.access.clone(),
             saving: Some(uploading.clone()),
+            actor: actor.clone(),
         };
         let staged = match self.stores.staging().begin_stage(image.id).await {
             Ok(sink) => {
@@ -167,7 +173,7 @@ impl ImageDataService {
         };
         guard.disarm();
         if let Err(e) = staged {
-            if let Err(requeue_error) = requeue(&self.access, &uploading).await {
+            if let Err(requeue_error) = requeue(&self.access, &uploading, &actor).await {
                 tracing::warn!(image = %image.id, error = %requeue_error, "could not return a failed stage to queued");
             }
             return Err(e);
@@ -199,14 +205,16 @@ impl ImageDataService {
         body: ByteStream,
         size_hint: Option<u64>,
         store_id: &str,
+        actor: &Actor,
     ) -> DomainResult<Image> {
         let store = self.stores.get(store_id)?;
         let declared = check_uploadable(&image)?;
         let allowance = self.checked_allowance(&image, size_hint).await?;
-        let saving = self.mark_saving(&image).await?;
+        let saving = self.mark_saving(&image, actor).await?;
         let mut guard = RequeueOnDrop {
             access: self.access.clone(),
             saving: Some(saving.clone()),
+            actor: actor.clone(),
         };
         let received = match store.begin_upload(image.id).await {
             Ok(sink) => {
@@ -221,14 +229,14 @@ impl ImageDataService {
                 // Requeue before answering, so a client that reads the image right after the
                 // error sees it queued again; the guard covers only a dropped request.
                 guard.disarm();
-                if let Err(requeue_error) = requeue(&self.access, &saving).await {
+                if let Err(requeue_error) = requeue(&self.access, &saving, actor).await {
                     tracing::warn!(image = %saving.id, error = %requeue_error, "could not return a failed upload to queued");
                 }
                 return Err(e);
             }
         };
         let active = self
-            .mark_active(&saving, self.stored_data(received, store_id))
+            .mark_active(&saving, self.stored_data(received, store_id), actor)
             .await;
         guard.disarm();
         match active {
@@ -238,22 +246,22 @@ impl ImageDataService {
                 // the quota first: remove the bytes we committed.
                 store.delete(image.id).await?;
                 if matches!(e, DomainError::QuotaExceeded(_)) {
-                    requeue(&self.access, &saving).await?;
+                    requeue(&self.access, &saving, actor).await?;
                 }
                 Err(e)
             }
         }
     }
 
-    async fn mark_saving(&self, queued: &Image) -> DomainResult<Image> {
-        self.take(queued, queued.begin_upload(now())?).await
+    async fn mark_saving(&self, queued: &Image, actor: &Actor) -> DomainResult<Image> {
+        self.take(queued, queued.begin_upload(now())?, actor).await
     }
 
     /// Stores `taken` (the image as data starts arriving) over `current`, unless another
     /// upload or change came first.
-    async fn take(&self, current: &Image, taken: Image) -> DomainResult<Image> {
+    async fn take(&self, current: &Image, taken: Image, actor: &Actor) -> DomainResult<Image> {
         self.access
-            .replace(&taken, current)
+            .replace(&taken, current, actor)
             .await
             .map_err(|e| match e {
                 DomainError::Conflict(_) => DomainError::Conflict(
@@ -275,10 +283,15 @@ impl ImageDataService {
         }
     }
 
-    async fn mark_active(&self, saving: &Image, stored: StoredData) -> DomainResult<Image> {
+    async fn mark_active(
+        &self,
+        saving: &Image,
+        stored: StoredData,
+        actor: &Actor,
+    ) -> DomainResult<Image> {
         let active = saving.activate(stored, now())?;
         self.access
-            .replace(&active, saving)
+            .replace(&active, saving, actor)
             .await
             .map_err(|e| match e {
                 DomainError::Conflict(_) => DomainError::Conflict(
@@ -389,11 +402,11 @@ impl ImageDataService {
 
     /// Removes what a failed import left of an image of `owner` that never became active;
     /// problems are logged, as the failure being reported matters more.
-    pub(crate) async fn discard_unfinished(&self, id: ImageId, owner: &str) {
+    pub(crate) async fn discard_unfinished(&self, id: ImageId, owner: &str, actor: &Actor) {
         let removed = async {
             match self.access.find(id).await? {
                 Some(image) if image.is_owned_by(owner) && image.status == ImageStatus::Queued => {
-                    self.access.remove(&image).await?;
+                    self.access.remove(&image, actor).await?;
                     self.stores.delete_everywhere(&image).await
                 }
                 _ => Ok(()),
@@ -415,7 +428,11 @@ impl ImageDataService {
             if receiving.status == ImageStatus::Uploading && self.is_staged(receiving.id).await? {
                 continue;
             }
-            match self.access.requeue_abandoned(&receiving).await {
+            match self
+                .access
+                .requeue_abandoned(&receiving, &Actor::service())
+                .await
+            {
                 Ok(_) => images += 1,
                 // Changed meanwhile by a server that is alive after all: its image.
                 Err(DomainError::Conflict(_)) => {}

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use cloud_images_domain::events::Actor;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::image_patch::{self, PatchOp};
@@ -65,12 +66,15 @@ impl ImageService {
             image_rules::set(&mut image, key, value, &ctx)?;
         }
         image_rules::check_limits(&image, &ctx.limits)?;
-        self.access.insert(&image).await.map_err(|e| match e {
-            DomainError::Conflict(_) => {
-                DomainError::Conflict(format!("An image with ID {id} already exists"))
-            }
-            other => other,
-        })?;
+        self.access
+            .insert(&image, &Actor::of(caller))
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict(_) => {
+                    DomainError::Conflict(format!("An image with ID {id} already exists"))
+                }
+                other => other,
+            })?;
         Ok(image)
     }
 
@@ -166,7 +170,7 @@ impl ImageService {
                     "Image {id} is protected and cannot be deleted."
                 )));
             }
-            match self.access.remove(&image).await {
+            match self.access.remove(&image, &Actor::of(caller)).await {
                 // Record first, bytes second: an upload still running then fails its final
                 // compare-and-set and removes what it wrote, so nothing is orphaned. Staged
                 // data (`PUT .../stage`) goes with the image.

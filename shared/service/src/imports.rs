@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use cloud_images_domain::events::Actor;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::{Image, ImageStatus};
 use cloud_images_domain::import::{IMPORT_TASK, ImportMethod, ImportOffer, ImportRequest};
@@ -103,7 +104,8 @@ impl ImportService {
         match self.tasks.submit(task).await {
             Ok(task) => Ok(task),
             Err(e) => {
-                self.release(&held, &task_id, &stores).await;
+                self.release(&held, &task_id, &stores, &Actor::of(caller))
+                    .await;
                 Err(e)
             }
         }
@@ -155,8 +157,12 @@ impl ImportService {
     }
 
     /// Gives an image back when its task could not be queued.
-    async fn release(&self, held: &Image, task_id: &str, stores: &[String]) {
-        if let Err(e) = self.access.release_import(held.id, task_id, stores).await {
+    async fn release(&self, held: &Image, task_id: &str, stores: &[String], actor: &Actor) {
+        if let Err(e) = self
+            .access
+            .release_import(held.id, task_id, stores, actor)
+            .await
+        {
             tracing::warn!(image = %held.id, error = %e, "could not release an image whose import was not queued");
         }
     }

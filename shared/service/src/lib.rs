@@ -1,6 +1,7 @@
 //! Use cases of Cloud Images, written against the domain's ports only.
 
 pub mod access;
+pub mod events;
 pub mod identity;
 pub mod image_data;
 pub mod images;
@@ -14,6 +15,7 @@ pub mod tasks;
 pub mod tokens;
 
 pub use access::{ImageAccess, ImageSettings};
+pub use events::EventDelivery;
 pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
 pub use image_data::{Download, ImageDataService};
 pub use images::{ImagePage, ImageService};

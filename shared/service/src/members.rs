@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
+use cloud_images_domain::events::{Actor, MemberChange, member_event};
 use cloud_images_domain::identity::{Caller, TenantId};
 use cloud_images_domain::image::{Image, Visibility};
 use cloud_images_domain::member::{Member, MemberStatus};
@@ -87,8 +89,14 @@ impl MemberService {
             created_at: at,
             updated_at: at,
         };
+        let event = member_event(
+            &member,
+            MemberChange::Created,
+            &Actor::of(caller),
+            Utc::now(),
+        );
         self.members
-            .insert(&member, self.max_members())
+            .insert(&member, self.max_members(), &[event])
             .await
             .map_err(|e| match e {
                 DomainError::Conflict(_) => {
@@ -152,7 +160,13 @@ impl MemberService {
             .await?
             .ok_or_else(|| member_not_found(member_id))?
             .answered(status, now());
-        self.members.set_status(&member).await?;
+        let event = member_event(
+            &member,
+            MemberChange::Updated,
+            &Actor::of(caller),
+            Utc::now(),
+        );
+        self.members.set_status(&member, &[event]).await?;
         Ok(member)
     }
 
@@ -170,8 +184,20 @@ impl MemberService {
             ));
         }
         caller.require_writer()?;
+        // The event describes the membership as it was: read it first.
+        let member = self
+            .members
+            .get(image.id, member_id)
+            .await?
+            .ok_or_else(|| member_not_found(member_id))?;
+        let event = member_event(
+            &member,
+            MemberChange::Deleted,
+            &Actor::of(caller),
+            Utc::now(),
+        );
         self.members
-            .delete(image.id, member_id)
+            .delete(image.id, member_id, &[event])
             .await
             .map_err(|e| match e {
                 DomainError::NotFound(_) => member_not_found(member_id),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use cloud_images_domain::events::Actor;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::import::ImportMethod;
 use cloud_images_domain::ports::{
@@ -26,7 +27,7 @@ use tracing::Instrument;
 use crate::access::{Contention, ImageAccess, now};
 use crate::image_data::ImageDataService;
 use crate::stores::stream_into;
-use crate::tasks::{TaskMessage, TaskSettings, chrono_span};
+use crate::tasks::{TaskMessage, TaskSettings, chrono_span, save_task};
 
 mod image_import;
 use image_import::ImportRun;
@@ -171,7 +172,7 @@ impl TaskRunner {
         if task.status == TaskStatus::Failure && self.still_holds(&held).await {
             self.after_failure(&task).await;
         }
-        match self.tasks.update(&task, held.version).await {
+        match save_task(&*self.tasks, &task, &held).await {
             Ok(()) => {
                 tracing::info!(task = %task_id, status = %task.status, "task finished");
                 attempt.ended(if task.status == TaskStatus::Success {
@@ -216,7 +217,7 @@ impl TaskRunner {
             } else {
                 task.claim(self.lease_span(), at)?
             };
-            match self.tasks.update(&next, task.version).await {
+            match save_task(&*self.tasks, &next, &task).await {
                 Ok(()) if next.status.is_final() => return Ok(Claim::Gone),
                 Ok(()) => return Ok(Claim::Won(Box::new(next))),
                 Err(DomainError::Conflict(_)) if contention.pause().await => {}
@@ -234,7 +235,7 @@ impl TaskRunner {
             let Ok(next) = task.renew(self.lease_span(), now()) else {
                 return;
             };
-            match self.tasks.update(&next, task.version).await {
+            match save_task(&*self.tasks, &next, &task).await {
                 Ok(()) => *task = next,
                 Err(DomainError::Conflict(_)) => return,
                 // A store hiccup: keep working; the next beat tries again.
@@ -253,7 +254,7 @@ impl TaskRunner {
     /// Gives the task back after a temporary failure, so the next delivery may retry it at once.
     async fn release(&self, task: &Task) {
         if let Ok(next) = task.release(now()) {
-            let _ = self.tasks.update(&next, task.version).await;
+            let _ = save_task(&*self.tasks, &next, task).await;
         }
     }
 
@@ -304,6 +305,7 @@ impl TaskRunner {
                     held,
                     image_id,
                     all_must_succeed: all_stores_must_succeed,
+                    actor: Actor::of_task(task),
                 };
                 self.image_import(&run, &method, &stores).await
             }
@@ -318,7 +320,9 @@ impl TaskRunner {
         match task.parsed_input() {
             Ok(TaskInput::Import { .. }) => {
                 if let Some(image_id) = task.image_id {
-                    self.data.discard_unfinished(image_id, &task.owner).await;
+                    self.data
+                        .discard_unfinished(image_id, &task.owner, &Actor::of_task(task))
+                        .await;
                 }
             }
             Ok(TaskInput::ImageImport {
@@ -328,7 +332,10 @@ impl TaskRunner {
                 ..
             }) => {
                 let ours = task.id.to_string();
-                let released = self.access.release_import(image_id, &ours, &stores).await;
+                let released = self
+                    .access
+                    .release_import(image_id, &ours, &stores, &Actor::of_task(task))
+                    .await;
                 if let Err(e) = released {
                     tracing::warn!(image = %image_id, error = %e, "could not release a failed import's image");
                 }
@@ -353,6 +360,7 @@ impl TaskRunner {
 
     async fn import(&self, task: &Task, source: &ObjectPath, fresh: Image) -> DomainResult<Value> {
         let image_id = fresh.id;
+        let actor = Actor::of_task(task);
         let existing = match self.access.find(image_id).await? {
             Some(image) if !image.is_owned_by(&task.owner) => {
                 return Err(DomainError::Conflict(format!(
@@ -366,10 +374,10 @@ impl TaskRunner {
             other => other,
         };
         let received = match self.objects.open(&task.owner, source).await {
-            Ok((size, body)) => match self.import_target(existing, fresh).await {
+            Ok((size, body)) => match self.import_target(existing, fresh, &actor).await {
                 Ok(image) => {
                     self.data
-                        .receive_data(image, body, Some(size), self.default_store())
+                        .receive_data(image, body, Some(size), self.default_store(), &actor)
                         .await
                 }
                 Err(e) => Err(e),
@@ -380,15 +388,20 @@ impl TaskRunner {
     }
 
     /// The queued image an import writes: made now, or left by an earlier attempt.
-    async fn import_target(&self, existing: Option<Image>, fresh: Image) -> DomainResult<Image> {
+    async fn import_target(
+        &self,
+        existing: Option<Image>,
+        fresh: Image,
+        actor: &Actor,
+    ) -> DomainResult<Image> {
         match existing {
             // Left `saving` by a worker whose lease ran out: nobody else writes it now.
             Some(image) if image.status == ImageStatus::Saving => {
-                self.access.requeue_abandoned(&image).await
+                self.access.requeue_abandoned(&image, actor).await
             }
             Some(image) => Ok(image),
             None => {
-                self.access.insert(&fresh).await?;
+                self.access.insert(&fresh, actor).await?;
                 Ok(fresh)
             }
         }
@@ -507,13 +520,21 @@ impl TaskRunner {
             // Left `saving` by an earlier attempt of this task whose worker died; on a first
             // attempt it is someone's direct upload in progress, which must not be touched.
             ImageStatus::Saving if task.attempts > 1 => {
-                self.access.requeue_abandoned(&image).await?
+                self.access
+                    .requeue_abandoned(&image, &Actor::of_task(task))
+                    .await?
             }
             _ => image,
         };
         let (size, body) = self.data.open_staged(image_id).await?;
         self.data
-            .receive_data(image, body, Some(size), self.default_store())
+            .receive_data(
+                image,
+                body,
+                Some(size),
+                self.default_store(),
+                &Actor::of_task(task),
+            )
             .await?;
         if let Err(e) = self.data.delete_staged(image_id).await {
             tracing::warn!(image = %image_id, error = %e, "could not remove imported staged data; the bucket lifecycle rule will");

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+use cloud_images_domain::events::task_events;
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::image::ImageId;
 use cloud_images_domain::ports::{TaskQueue, TaskRepository};
@@ -83,12 +85,14 @@ impl TaskService {
 
     /// Records a new task and queues it.
     pub(crate) async fn submit(&self, task: Task) -> DomainResult<Task> {
-        self.tasks.insert(&task).await?;
+        self.tasks
+            .insert(&task, &task_events(None, &task, Utc::now()))
+            .await?;
         if let Err(e) = self.enqueue(&task).await {
             // Never leave a pending task that no worker will ever see.
             let message = "The task could not be queued; create it again.".to_owned();
             if let Ok(failed) = task.finish(Err(message), chrono_span(self.settings.ttl), now()) {
-                let _ = self.tasks.update(&failed, task.version).await;
+                let _ = save_task(&*self.tasks, &failed, &task).await;
             }
             return Err(e);
         }
@@ -146,4 +150,20 @@ impl TaskService {
     pub async fn purge_expired(&self) -> DomainResult<usize> {
         self.tasks.purge_expired().await
     }
+}
+
+/// Stores `next` over `before` (compare-and-set on `before`'s version) with the events
+/// of the change, in one atomic write.
+pub(crate) async fn save_task(
+    tasks: &dyn TaskRepository,
+    next: &Task,
+    before: &Task,
+) -> DomainResult<()> {
+    tasks
+        .update(
+            next,
+            before.version,
+            &task_events(Some(before), next, Utc::now()),
+        )
+        .await
 }

@@ -168,6 +168,7 @@ mod tests {
             user_id: UserId::random(),
             user_name: "alice".into(),
             roles: Role::Member.with_implied(),
+            request_id: None,
         }
     }
 

@@ -525,7 +525,8 @@ pub async fn image_quota_contract(repo: &dyn ImageRepository) {
         max_bytes: Some(100),
     };
     let images: Vec<Image> = (0..40).map(|_| image_owned_by(&owner)).collect();
-    let created = futures_util::future::join_all(images.iter().map(|i| repo.insert(i, &ten))).await;
+    let created =
+        futures_util::future::join_all(images.iter().map(|i| repo.insert(i, &ten, &[]))).await;
     let landed: Vec<Image> = images
         .iter()
         .zip(&created)
@@ -555,7 +556,7 @@ pub async fn image_quota_contract(repo: &dyn ImageRepository) {
         uploads
             .iter()
             .zip(&landed)
-            .map(|(next, current)| repo.update(next, current, &ten)),
+            .map(|(next, current)| repo.update(next, current, &ten, &[])),
     )
     .await;
     let kept = stored.iter().filter(|r| r.is_ok()).count();
@@ -574,13 +575,15 @@ pub async fn image_quota_contract(repo: &dyn ImageRepository) {
         .zip(&stored)
         .partition(|(_, r)| r.is_ok());
     let ((first_active, _), _) = active[0];
-    repo.delete(first_active).await.unwrap();
+    repo.delete(first_active, &[]).await.unwrap();
     assert_eq!(repo.usage(&owner).await.unwrap(), usage(9, 60));
     let ((_, still_queued), _) = queued[0];
     let mut retried = uploads[0].clone();
     retried.id = still_queued.id;
     retried.version = still_queued.version + 1;
-    repo.update(&retried, still_queued, &ten).await.unwrap();
+    repo.update(&retried, still_queued, &ten, &[])
+        .await
+        .unwrap();
     assert_eq!(repo.usage(&owner).await.unwrap(), usage(9, 90));
 
     let lowered = TenantQuota {
@@ -590,9 +593,11 @@ pub async fn image_quota_contract(repo: &dyn ImageRepository) {
     let mut renamed = retried.clone();
     renamed.name = Some("renamed over a lowered quota".into());
     renamed.version += 1;
-    repo.update(&renamed, &retried, &lowered).await.unwrap();
+    repo.update(&renamed, &retried, &lowered, &[])
+        .await
+        .unwrap();
     assert!(matches!(
-        repo.insert(&image_owned_by(&owner), &lowered).await,
+        repo.insert(&image_owned_by(&owner), &lowered, &[]).await,
         Err(DomainError::QuotaExceeded(_))
     ));
     assert_eq!(repo.usage(&owner).await.unwrap(), usage(9, 90));
@@ -602,10 +607,10 @@ pub async fn image_quota_contract(repo: &dyn ImageRepository) {
 /// trips, and compare-and-set on `version` for every change.
 pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     let image = image_owned_by("tenant-a");
-    repo.insert(&image, &NO_QUOTA).await.unwrap();
+    repo.insert(&image, &NO_QUOTA, &[]).await.unwrap();
     assert!(
         matches!(
-            repo.insert(&image, &NO_QUOTA).await,
+            repo.insert(&image, &NO_QUOTA, &[]).await,
             Err(DomainError::Conflict(_))
         ),
         "duplicate id accepted"
@@ -622,14 +627,14 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     active.size = Some(10);
     active.checksum = Some("0".repeat(32));
     active.version = image.version + 1;
-    repo.update(&active, &image, &NO_QUOTA).await.unwrap();
+    repo.update(&active, &image, &NO_QUOTA, &[]).await.unwrap();
     assert_eq!(repo.get(image.id).await.unwrap(), Some(active.clone()));
     let mut stale = image.clone();
     stale.name = Some("lost update".into());
     stale.version = image.version + 1;
     assert!(
         matches!(
-            repo.update(&stale, &image, &NO_QUOTA).await,
+            repo.update(&stale, &image, &NO_QUOTA, &[]).await,
             Err(DomainError::Conflict(_))
         ),
         "a stale write won"
@@ -642,10 +647,10 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     let mut saving = image_owned_by("tenant-a");
     saving.status = ImageStatus::Saving;
     saving.size = Some(99);
-    repo.insert(&saving, &NO_QUOTA).await.unwrap();
+    repo.insert(&saving, &NO_QUOTA, &[]).await.unwrap();
     let mut staging = image_owned_by("tenant-a");
     staging.status = ImageStatus::Uploading;
-    repo.insert(&staging, &NO_QUOTA).await.unwrap();
+    repo.insert(&staging, &NO_QUOTA, &[]).await.unwrap();
     let mut interrupted = repo.receiving().await.unwrap();
     interrupted.sort_by_key(|i| i.status != ImageStatus::Saving);
     assert_eq!(
@@ -654,12 +659,12 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
         "only the images in saving and uploading"
     );
     let queued_again = staging.requeue(staging.updated_at).unwrap();
-    repo.update(&queued_again, &staging, &NO_QUOTA)
+    repo.update(&queued_again, &staging, &NO_QUOTA, &[])
         .await
         .unwrap();
     assert_eq!(repo.receiving().await.unwrap(), vec![saving.clone()]);
     let queued = saving.requeue(saving.updated_at).unwrap();
-    repo.update(&queued, &saving, &NO_QUOTA).await.unwrap();
+    repo.update(&queued, &saving, &NO_QUOTA, &[]).await.unwrap();
     let requeued = repo.get(saving.id).await.unwrap().unwrap();
     assert_eq!(
         (requeued.status, requeued.size),
@@ -667,10 +672,13 @@ pub async fn image_repository_contract(repo: &dyn ImageRepository) {
     );
 
     assert!(
-        matches!(repo.delete(&image).await, Err(DomainError::Conflict(_))),
+        matches!(
+            repo.delete(&image, &[]).await,
+            Err(DomainError::Conflict(_))
+        ),
         "a stale delete won"
     );
-    repo.delete(&active).await.unwrap();
+    repo.delete(&active, &[]).await.unwrap();
     assert_eq!(repo.get(image.id).await.unwrap(), None);
 }
 
@@ -686,18 +694,18 @@ pub async fn member_repository_contract(repo: &dyn MemberRepository) {
         created_at: at,
         updated_at: at,
     };
-    repo.insert(&member("t1"), 2).await.unwrap();
+    repo.insert(&member("t1"), 2, &[]).await.unwrap();
     assert!(
         matches!(
-            repo.insert(&member("t1"), 2).await,
+            repo.insert(&member("t1"), 2, &[]).await,
             Err(DomainError::Conflict(_))
         ),
         "duplicate member accepted"
     );
-    repo.insert(&member("t2"), 2).await.unwrap();
+    repo.insert(&member("t2"), 2, &[]).await.unwrap();
     assert!(
         matches!(
-            repo.insert(&member("t3"), 2).await,
+            repo.insert(&member("t3"), 2, &[]).await,
             Err(DomainError::QuotaExceeded(_))
         ),
         "the limit was passed"
@@ -713,16 +721,16 @@ pub async fn member_repository_contract(repo: &dyn MemberRepository) {
 
     let mut accepted = member("t1");
     accepted.status = MemberStatus::Accepted;
-    repo.set_status(&accepted).await.unwrap();
+    repo.set_status(&accepted, &[]).await.unwrap();
     assert_eq!(repo.get(image, "t1").await.unwrap(), Some(accepted));
     assert!(matches!(
-        repo.set_status(&member("t9")).await,
+        repo.set_status(&member("t9"), &[]).await,
         Err(DomainError::NotFound(_))
     ));
 
-    repo.delete(image, "t2").await.unwrap();
+    repo.delete(image, "t2", &[]).await.unwrap();
     assert!(matches!(
-        repo.delete(image, "t2").await,
+        repo.delete(image, "t2", &[]).await,
         Err(DomainError::NotFound(_))
     ));
     assert_eq!(repo.get(image, "t2").await.unwrap(), None);
@@ -826,9 +834,9 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     task.lease_until = Some(created.created_at + chrono::Duration::minutes(10));
     task.attempts = 2;
     task.version = 3;
-    repo.insert(&task).await.unwrap();
+    repo.insert(&task, &[]).await.unwrap();
     assert!(
-        matches!(repo.insert(&task).await, Err(DomainError::Conflict(_))),
+        matches!(repo.insert(&task, &[]).await, Err(DomainError::Conflict(_))),
         "duplicate id accepted"
     );
     assert_eq!(
@@ -843,14 +851,14 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     done.lease_until = None;
     done.message = String::new();
     done.version = task.version + 1;
-    repo.update(&done, task.version).await.unwrap();
+    repo.update(&done, task.version, &[]).await.unwrap();
     assert_eq!(repo.get(task.id).await.unwrap(), Some(done.clone()));
     let mut stale = task.clone();
     stale.status = TaskStatus::Failure;
     stale.version = task.version + 1;
     assert!(
         matches!(
-            repo.update(&stale, task.version).await,
+            repo.update(&stale, task.version, &[]).await,
             Err(DomainError::Conflict(_))
         ),
         "a stale write won"
@@ -859,7 +867,7 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     let never = task_of("tenant-a");
     assert!(
         matches!(
-            repo.update(&never, never.version).await,
+            repo.update(&never, never.version, &[]).await,
             Err(DomainError::Conflict(_))
         ),
         "updating a task that was never stored succeeded"
@@ -873,8 +881,8 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     // Owners are matched exactly, not by prefix.
     let second = task_of("tenant-a");
     let other = task_of("tenant-a-2");
-    repo.insert(&second).await.unwrap();
-    repo.insert(&other).await.unwrap();
+    repo.insert(&second, &[]).await.unwrap();
+    repo.insert(&other, &[]).await.unwrap();
     let listed = repo.list_owned("tenant-a").await.unwrap();
     assert_eq!(task_ids(&listed), BTreeSet::from([done.id, second.id]));
     assert!(listed.contains(&done), "listed records are whole");
@@ -890,8 +898,8 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     on_image.image_id = Some(image);
     let mut on_other_image = task_of("tenant-i");
     on_other_image.image_id = Some(ImageId::random());
-    repo.insert(&on_image).await.unwrap();
-    repo.insert(&on_other_image).await.unwrap();
+    repo.insert(&on_image, &[]).await.unwrap();
+    repo.insert(&on_other_image, &[]).await.unwrap();
     assert_eq!(
         repo.list_for_image(image).await.unwrap(),
         std::slice::from_ref(&on_image)
@@ -899,7 +907,7 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     let mut image_task_done = on_image.clone();
     image_task_done.status = TaskStatus::Success;
     image_task_done.version += 1;
-    repo.update(&image_task_done, on_image.version)
+    repo.update(&image_task_done, on_image.version, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -918,7 +926,7 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     let mut expired = task_of("tenant-a");
     expired.status = TaskStatus::Failure;
     expired.expires_at = Some(seconds_from_now(-3600));
-    repo.insert(&expired).await.unwrap();
+    repo.insert(&expired, &[]).await.unwrap();
     assert_eq!(
         repo.get(expired.id).await.unwrap(),
         None,
@@ -928,7 +936,7 @@ pub async fn task_repository_contract(repo: &dyn TaskRepository) {
     finished.status = TaskStatus::Failure;
     finished.expires_at = Some(seconds_from_now(-1));
     finished.version = second.version + 1;
-    repo.update(&finished, second.version).await.unwrap();
+    repo.update(&finished, second.version, &[]).await.unwrap();
     assert_eq!(
         repo.get(second.id).await.unwrap(),
         None,
@@ -1129,7 +1137,7 @@ pub async fn list_visibility_contract(
         image.name = (next(5) > 0).then(|| format!("image-{:02}", next(10)));
         image.os_hidden = next(8) == 0;
         image.visibility = Visibility::Shared;
-        images.insert(&image, &NO_QUOTA).await.unwrap();
+        images.insert(&image, &NO_QUOTA, &[]).await.unwrap();
         for tenant in tenants.iter().filter(|t| **t != owner) {
             if next(2) == 0 {
                 let status = statuses[next(3) as usize];
@@ -1140,7 +1148,7 @@ pub async fn list_visibility_contract(
                     created_at: base,
                     updated_at: base,
                 };
-                members.insert(&member, 128).await.unwrap();
+                members.insert(&member, 128, &[]).await.unwrap();
                 memberships.insert((image.id, (*tenant).to_owned()), status);
             }
         }
@@ -1149,7 +1157,10 @@ pub async fn list_visibility_contract(
         if visibility != Visibility::Shared {
             let mut changed = image.revise(image.clone(), image.updated_at);
             changed.visibility = visibility;
-            images.update(&changed, &image, &NO_QUOTA).await.unwrap();
+            images
+                .update(&changed, &image, &NO_QUOTA, &[])
+                .await
+                .unwrap();
             image = changed;
         }
         all.push(image);

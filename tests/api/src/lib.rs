@@ -336,6 +336,11 @@ impl Server {
         self.data
     }
 
+    /// The server's data directory (the embedded default's files, its events file).
+    pub fn data_path(&self) -> &Path {
+        self.data.path()
+    }
+
     /// Everything the server logged so far (the stack's functions log to CloudWatch Logs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()

@@ -4,6 +4,7 @@
 
 mod attributes;
 mod capacity;
+pub mod events;
 mod schema;
 mod table;
 

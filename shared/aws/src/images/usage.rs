@@ -28,6 +28,8 @@ fn usage_pk(owner: &str) -> String {
 pub(super) struct CountedWrite<'a> {
     /// The image's own put or delete, with its condition.
     pub write: TransactWriteItem,
+    /// The item carrying the change's events, when the image's own item cannot (a delete).
+    pub events: Option<TransactWriteItem>,
     pub id: ImageId,
     /// Whose counters move; `None` for an image without an owner (the write goes alone).
     pub owner: Option<&'a str>,
@@ -141,6 +143,9 @@ impl DynamoImageRepository {
                 .client
                 .transact_write_items()
                 .transact_items(write.write.clone());
+            if let Some(events) = &write.events {
+                transaction = transaction.transact_items(events.clone());
+            }
             if let Some(owner) = write.owner {
                 transaction = transaction.transact_items(self.usage_update(owner, &write)?);
             }

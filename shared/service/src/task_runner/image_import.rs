@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cloud_images_domain::events::Actor;
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::import::ImportMethod;
 use cloud_images_domain::lifecycle::StoredData;
@@ -23,6 +24,7 @@ use tokio::sync::Mutex;
 use super::{PROGRESS_EVERY, TaskRunner};
 use crate::access::now;
 use crate::image_data::{ImportSource, ImportWatch};
+use crate::tasks::save_task;
 
 /// One run of an import, as its steps need it.
 pub(super) struct ImportRun<'a> {
@@ -34,6 +36,8 @@ pub(super) struct ImportRun<'a> {
     pub image_id: ImageId,
     /// Whether one store's failure fails the import.
     pub all_must_succeed: bool,
+    /// Whoever created the task: the image's changes are theirs.
+    pub actor: Actor,
 }
 
 /// How far an import's copies to further stores got: bytes landed of all they write.
@@ -126,7 +130,7 @@ impl TaskRunner {
         }
         self.copy_each(run, &targets).await?;
         self.access
-            .update_found(run.image_id, |current| {
+            .update_found(run.image_id, &run.actor, |current| {
                 Ok(current
                     .is_held_by(&run.task)
                     .then(|| current.end_import(now())))
@@ -230,7 +234,7 @@ impl TaskRunner {
         let first = stored.store.clone();
         let activated = self
             .access
-            .update_found(run.image_id, |current| {
+            .update_found(run.image_id, &run.actor, |current| {
                 if current.status != ImageStatus::Importing || !current.is_held_by(&run.task) {
                     return Err(DomainError::Conflict(
                         "The image was deleted or changed during the import".into(),
@@ -365,7 +369,7 @@ impl TaskRunner {
         change: impl Fn(&Image) -> Image,
     ) -> DomainResult<()> {
         self.access
-            .update_found(run.image_id, |current| {
+            .update_found(run.image_id, &run.actor, |current| {
                 if !current.is_held_by(&run.task) {
                     return Err(DomainError::Conflict(format!(
                         "Image {} was deleted or changed during the import",
@@ -416,7 +420,7 @@ impl TaskRunner {
         tracing::warn!(image = %run.image_id, store = %store, error = %error, source = ?std::error::Error::source(&error), "an import could not write a store");
         let released = self
             .access
-            .release_import(run.image_id, &run.task, &[store.to_owned()])
+            .release_import(run.image_id, &run.task, &[store.to_owned()], &run.actor)
             .await;
         if let Err(e) = released {
             tracing::warn!(image = %run.image_id, error = %e, "could not release a failed import's image");
@@ -438,7 +442,7 @@ impl TaskRunner {
             self.record_task_progress(run.held, progress).await;
             let reported =
                 self.access
-                    .update_found(run.image_id, |current| {
+                    .update_found(run.image_id, &run.actor, |current| {
                         let holds = current.is_held_by(&run.task);
                         Ok(holds
                             .then(|| current.import_progress(progress.done, progress.total, now())))
@@ -457,7 +461,7 @@ impl TaskRunner {
         let Ok(next) = task.progressed(progress, now()) else {
             return;
         };
-        match self.tasks.update(&next, task.version).await {
+        match save_task(&*self.tasks, &next, &task).await {
             Ok(()) => *task = next,
             Err(e) => tracing::warn!(task = %task.id, error = %e, "could not record task progress"),
         }

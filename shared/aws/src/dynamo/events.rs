@@ -1,0 +1,119 @@
+//! Events in the table: a change's events ride in the item the change writes (attribute
+//! [`EVENTS`]), so they are stored in the very same write, at no extra write request. A
+//! change that removes its item (a deletion) writes them in an event item of their own
+//! in the same transaction. The table's stream then carries every stored event once per
+//! write, and the stack's event function publishes them from there
+//! ([`events_written`]).
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use cloud_images_domain::events::Event;
+use cloud_images_domain::{DomainError, DomainResult};
+
+use super::attributes::{n, s};
+use super::building;
+use super::schema::{Item, PK, SK, TTL_ATTRIBUTE};
+
+/// The attribute holding the events of the write that stored the item (JSON array).
+pub const EVENTS: &str = "events";
+
+/// How long an event item stays in the table: its stream record is what counts, and
+/// streams keep records for 24 hours.
+const EVENT_ITEM_DAYS: i64 = 2;
+
+fn json(events: &[Event]) -> DomainResult<String> {
+    serde_json::to_string(events)
+        .map_err(|e| DomainError::unavailable("writing events", Box::new(e)))
+}
+
+/// `item` carrying `events`; without events it carries none (a write replaces the whole
+/// item, so an earlier write's events never ride along again).
+pub fn with_events(mut item: Item, events: &[Event]) -> DomainResult<Item> {
+    if !events.is_empty() {
+        item.insert(EVENTS.to_owned(), s(json(events)?));
+    }
+    Ok(item)
+}
+
+/// The item that carries the events of a change whose own item goes away, for the same
+/// transaction; `None` when there are none.
+pub fn event_item(table: &str, events: &[Event]) -> DomainResult<Option<TransactWriteItem>> {
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let expires = chrono::Utc::now().timestamp() + EVENT_ITEM_DAYS * 86_400;
+    let item = Item::from([
+        (PK.to_owned(), s(format!("EVENTS#{}", first.message_id))),
+        (SK.to_owned(), s("EVENTS")),
+        (EVENTS.to_owned(), s(json(events)?)),
+        (TTL_ATTRIBUTE.to_owned(), n(expires)),
+    ]);
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(building)?;
+    Ok(Some(TransactWriteItem::builder().put(put).build()))
+}
+
+/// The events a write stored, from the `events` attribute of the item after it (the
+/// stream's new image) and before it (old image): those new in this write. An item that
+/// was removed or that carries no events stored none.
+pub fn events_written(after: Option<&str>, before: Option<&str>) -> DomainResult<Vec<Event>> {
+    let parse = |raw: &str| {
+        serde_json::from_str::<Vec<Event>>(raw)
+            .map_err(|e| DomainError::unavailable("reading stored events", Box::new(e)))
+    };
+    let Some(after) = after else {
+        return Ok(Vec::new());
+    };
+    let mut events = parse(after)?;
+    if let Some(before) = before {
+        let earlier = parse(before)?;
+        events.retain(|e| !earlier.iter().any(|old| old.message_id == e.message_id));
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use cloud_images_domain::events::{Actor, image_events};
+    use cloud_images_domain::image::{Image, ImageId};
+
+    fn events() -> Vec<Event> {
+        let image = Image::new_queued(ImageId::random(), None, Utc::now());
+        image_events(None, Some(&image), &Actor::service(), Utc::now())
+    }
+
+    #[test]
+    fn a_write_stores_the_events_it_carries_and_no_earlier_ones() {
+        let first = events();
+        let second = events();
+        let raw_first = json(&first).expect("json");
+        let raw_second = json(&second).expect("json");
+        assert_eq!(events_written(Some(&raw_first), None).expect("read"), first);
+        assert_eq!(
+            events_written(Some(&raw_second), Some(&raw_first)).expect("read"),
+            second
+        );
+        // An item rewritten by something that kept the attribute stored nothing new.
+        assert!(
+            events_written(Some(&raw_first), Some(&raw_first))
+                .expect("read")
+                .is_empty()
+        );
+        assert!(
+            events_written(None, Some(&raw_first))
+                .expect("read")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_item_without_events_gets_no_attribute() {
+        let item = with_events(Item::new(), &[]).expect("item");
+        assert!(!item.contains_key(EVENTS));
+        assert!(event_item("t", &[]).expect("none").is_none());
+    }
+}
