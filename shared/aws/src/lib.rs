@@ -7,6 +7,7 @@
 //! never asks whether it is under test).
 
 pub mod dynamo;
+mod eventbridge;
 mod identity;
 mod images;
 mod members;
@@ -16,6 +17,7 @@ mod s3;
 mod sqs;
 mod tasks;
 
+pub use eventbridge::{EVENT_SOURCE, EventBridgeSink};
 pub use identity::DynamoIdentityStore;
 pub use images::DynamoImageRepository;
 pub use members::DynamoMemberRepository;
@@ -45,6 +47,11 @@ pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Clie
         .interceptor(dynamo::CapacityRecorder)
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// An EventBridge client for `config`.
+pub fn eventbridge_client(config: &aws_config::SdkConfig) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(config)
 }
 
 /// An SQS client for `config`.

@@ -12,6 +12,7 @@ use clap::Parser;
 use cloud_images_runtime::{Config, LogFormat, StartupError};
 use cloud_images_service::{Outcome, TaskRunner};
 
+pub mod events;
 pub mod metrics;
 
 pub use cloud_images_runtime::Wiring;
@@ -98,6 +99,25 @@ pub async fn run_task_worker() -> Result<(), lambda_runtime::Error> {
                     metrics::flush(collector, &metrics::stdout());
                 }
                 Ok::<_, lambda_runtime::Error>(response)
+            }
+        },
+    ))
+    .await
+}
+
+/// The whole life of the event function: an EventBridge client for the bus
+/// `CLOUD_IMAGES_EVENT_BUS` names, then the table's stream batches onto it.
+pub async fn run_event_publisher() -> Result<(), lambda_runtime::Error> {
+    cloud_images_runtime::init_tracing(LogFormat::Json);
+    let bus = std::env::var("CLOUD_IMAGES_EVENT_BUS")
+        .map_err(|_| "CLOUD_IMAGES_EVENT_BUS names no event bus")?;
+    let client = cloud_images_aws::eventbridge_client(&cloud_images_aws::load_config().await);
+    let sink = cloud_images_aws::EventBridgeSink::new(client, bus);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<aws_lambda_events::dynamodb::Event>| {
+            let sink = &sink;
+            async move {
+                Ok::<_, lambda_runtime::Error>(events::publish_batch(sink, event.payload).await)
             }
         },
     ))

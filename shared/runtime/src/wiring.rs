@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use cloud_images_domain::ports::{
-    EventSink, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
-    TaskQueue, TaskRepository, WebSource,
+    IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore, TaskQueue,
+    TaskRepository, WebSource,
 };
 use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
@@ -306,7 +306,7 @@ impl Wiring {
         match &self.backend {
             #[cfg(feature = "embedded")]
             Opened::Embedded(e) => {
-                let mut chosen: Vec<Arc<dyn EventSink>> = Vec::new();
+                let mut chosen: Vec<Arc<dyn cloud_images_domain::ports::EventSink>> = Vec::new();
                 if let Some(file) = sinks.file() {
                     let path = self.config.data_dir.join(file);
                     chosen.push(Arc::new(cloud_images_embedded::JsonLinesSink::new(path)));

@@ -140,6 +140,14 @@ pub fn testing_stack() -> bool {
     std::env::var("CLOUD_IMAGES_TEST_BACKEND").is_ok_and(|b| b == "stack")
 }
 
+/// One output of the deployed stack (`infra/template.yaml`, `Outputs`).
+pub fn stack_output(key: &str) -> String {
+    let path = std::env::var("CLOUD_IMAGES_STACK_OUTPUTS")
+        .expect("CLOUD_IMAGES_STACK_OUTPUTS is unset: run `eval \"$(bash scripts/local-stack.sh client-env)\"`");
+    let outputs: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    outputs[key].as_str().unwrap().to_owned()
+}
+
 /// The deployed stack: its URL and what the admin CLI needs to reach its table.
 struct Stack {
     url: String,
