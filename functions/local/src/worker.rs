@@ -12,6 +12,8 @@ use cloud_images_service::{Outcome, TaskRunner, TaskService};
 
 /// Pause between empty polls of the queue.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often the queue depth gauge is refreshed.
+const DEPTH_EVERY: Duration = Duration::from_secs(5);
 /// How often expired task records are removed.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -34,11 +36,22 @@ pub async fn drain_queue(
             }
         });
     }
+    loops.spawn(report_depth(queue));
     loop {
         if let Err(e) = tasks.purge_expired().await {
             tracing::warn!(error = %e, "could not purge expired tasks");
         }
         tokio::time::sleep(PURGE_EVERY).await;
+    }
+}
+
+/// Keeps the queue depth gauge current (on the stack, SQS reports its own depth).
+async fn report_depth(queue: Arc<dyn TaskQueue>) {
+    loop {
+        if let Ok(depth) = queue.depth().await {
+            metrics::gauge!("cloud_images_task_queue_depth").set(depth as f64);
+        }
+        tokio::time::sleep(DEPTH_EVERY).await;
     }
 }
 

@@ -146,4 +146,25 @@ impl TaskQueue for SqsTaskQueue {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0))
     }
+
+    async fn depth(&self) -> DomainResult<usize> {
+        let counts = [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ];
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .set_attribute_names(Some(counts.to_vec()))
+            .send()
+            .await
+            .map_err(|e| failed("counting queued tasks", e))?;
+        let attributes = attributes.attributes();
+        Ok(counts
+            .iter()
+            .filter_map(|name| attributes.and_then(|a| a.get(name)))
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum())
+    }
 }

@@ -54,9 +54,9 @@ fn inspect(declared: DiskFormat, path: &str) -> std::io::Result<(Verdict, usize)
             break;
         }
         if let Err(e) = inspector.observe(&block[..read]) {
-            return Ok((Err(e), inspector.retained()));
+            return Ok((Err(e.into()), inspector.retained()));
         }
         held = held.max(inspector.retained());
     }
-    Ok((inspector.finish(), held))
+    Ok((inspector.finish().map_err(Into::into), held))
 }

@@ -388,6 +388,8 @@ pub trait TaskQueue: Send + Sync {
     async fn ack(&self, receipt: &str) -> DomainResult<()>;
     /// How many messages were set aside as poison.
     async fn dead_letter_count(&self) -> DomainResult<usize>;
+    /// How many messages wait or are being worked on (approximate on SQS).
+    async fn depth(&self) -> DomainResult<usize>;
 }
 
 /// Where task records live. A record whose `expires_at` has passed no longer exists for

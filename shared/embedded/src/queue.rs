@@ -112,4 +112,16 @@ impl TaskQueue for SqliteTaskQueue {
             .await?;
         Ok(usize::try_from(count).unwrap_or(0))
     }
+
+    async fn depth(&self) -> DomainResult<usize> {
+        let count = self
+            .db
+            .read(|c| {
+                Ok(c.query_row("SELECT count(*) FROM task_queue", [], |r| {
+                    r.get::<_, i64>(0)
+                })?)
+            })
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
 }

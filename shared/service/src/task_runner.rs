@@ -115,11 +115,16 @@ impl TaskRunner {
         let Ok(TaskMessage {
             task_id,
             request_id,
+            sent_at,
         }) = serde_json::from_str(message)
         else {
             tracing::warn!(message, "dropping a queue message that names no task");
             return Ok(Outcome::Finished);
         };
+        if let Some(waited) = sent_at.and_then(|at| (chrono::Utc::now() - at).to_std().ok()) {
+            // A redelivery's age counts from the first send: a backlog shows as it grows.
+            metrics::histogram!("cloud_images_task_queue_age_seconds").record(waited.as_secs_f64());
+        }
         let span = tracing::info_span!(
             "task",
             task_id = %task_id,

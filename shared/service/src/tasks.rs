@@ -38,6 +38,9 @@ pub(crate) struct TaskMessage {
     pub(crate) task_id: TaskId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) request_id: Option<String>,
+    /// When the message was queued: how long it waited is what the worker reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sent_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// Task record use cases (the `tasks` route group, and the submission staging uses).
@@ -141,6 +144,7 @@ impl TaskService {
         let message = serde_json::to_string(&TaskMessage {
             task_id: task.id,
             request_id: task.request_id.clone(),
+            sent_at: Some(Utc::now()),
         })
         .map_err(|e| DomainError::unavailable("encoding a task message", e))?;
         self.queue.send(&message).await

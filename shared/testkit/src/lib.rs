@@ -761,9 +761,15 @@ pub async fn task_queue_contract(queue: &dyn cloud_images_domain::ports::TaskQue
         queue.receive(10, lease).await.unwrap().is_empty(),
         "leased messages are hidden"
     );
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        3,
+        "leased messages still count"
+    );
 
     let one = first.iter().find(|d| d.body == "one").unwrap();
     queue.ack(&one.receipt).await.unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 2, "an acked message is gone");
     tokio::time::sleep(after_lease).await;
     let again = queue.receive(10, lease).await.unwrap();
     let bodies: BTreeSet<&str> = again.iter().map(|d| d.body.as_str()).collect();

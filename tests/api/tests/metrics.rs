@@ -61,6 +61,17 @@ async fn metrics_count_the_requests_bytes_and_task_runs_of_a_workload() {
     }
     let uploaded = server.upload(&token, &ids[0], vec![7; 1000]).await;
     assert_eq!(uploaded.status(), StatusCode::NO_CONTENT);
+    // Data that is not what it claims: the inspection refuses it (counted by reason).
+    let claims_qcow2 = id_of(
+        &server
+            .new_image(
+                &token,
+                json!({ "disk_format": "qcow2", "container_format": "bare" }),
+            )
+            .await,
+    );
+    let refused = server.upload(&token, &claims_qcow2, vec![7; 1000]).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     server.listed_ids(&token, "").await;
     let missing = server
         .request(
@@ -96,16 +107,17 @@ async fn metrics_count_the_requests_bytes_and_task_runs_of_a_workload() {
             ],
         )
     };
-    assert_eq!(requests("images", "2xx"), 4.0, "3 creates and a list");
+    assert_eq!(requests("images", "2xx"), 5.0, "4 creates and a list");
     assert_eq!(requests("images", "4xx"), 1.0, "the missing image");
     assert_eq!(requests("image_data", "2xx"), 1.0, "the upload");
+    assert_eq!(requests("image_data", "4xx"), 1.0, "the refused upload");
     assert_eq!(
         sample(
             &samples,
             "cloud_images_http_request_duration_seconds_count",
             &["group=\"images\""]
         ),
-        5.0
+        6.0
     );
     assert_eq!(
         sample(
@@ -113,7 +125,35 @@ async fn metrics_count_the_requests_bytes_and_task_runs_of_a_workload() {
             "cloud_images_image_data_bytes_received_total",
             &[]
         ),
-        1000.0
+        2000.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "cloud_images_inspection_refusals_total",
+            &["reason=\"format_mismatch\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&samples, "cloud_images_task_queue_age_seconds_count", &[]),
+        1.0,
+        "the one task was delivered once"
+    );
+    assert!(samples.contains_key(&("cloud_images_task_queue_depth".to_owned(), BTreeSet::new())));
+    // Every event delivered was counted, and none twice: the file holds at least as many.
+    let delivered = sample(
+        &samples,
+        "cloud_images_events_delivered_total",
+        &["sink=\"file\""],
+    );
+    let in_file = std::fs::read_to_string(server.data_path().join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        delivered >= 1.0 && delivered <= in_file as f64,
+        "{delivered} of {in_file}"
     );
     assert_eq!(
         sample(

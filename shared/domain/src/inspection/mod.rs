@@ -84,8 +84,35 @@ pub(crate) struct Sample<'a> {
     total: Option<u64>,
 }
 
-/// Why data was refused: a sentence for the uploader.
+/// Why a format's own check refused data: a sentence for the uploader.
 type Refusal = String;
+
+/// A refusal: which check refused (a short, fixed label operators count refusals by) and
+/// the sentence the uploader gets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    /// `ambiguous`, `format_mismatch`, `mbr`, or the format whose own check failed
+    /// (`qcow2`, `vmdk`, `qed`, …).
+    pub reason: &'static str,
+    /// What was wrong, for the uploader.
+    pub message: String,
+}
+
+impl Refused {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Refused> for DomainError {
+    fn from(refused: Refused) -> Self {
+        DomainError::Invalid(refused.message)
+    }
+}
 
 /// Every reading the signatures allow. A dynamic VHD's own footer at the end is part of its
 /// one reading, not a second (fixed) one.
@@ -134,8 +161,8 @@ fn readings(s: &Sample) -> Vec<Detected> {
 
 /// Each reading's own checks: that it is well formed and names no other file. Returns the
 /// virtual size the reading declares.
-fn check(reading: Detected, s: &Sample) -> Result<Option<u64>, Refusal> {
-    match reading {
+fn check(reading: Detected, s: &Sample) -> Result<Option<u64>, Refused> {
+    let checked: Result<Option<u64>, Refusal> = match reading {
         Detected::Qcow2 => qcow2::inspect(s),
         Detected::Qed => Err(
             "QED images are refused whatever disk_format says: the format \
@@ -152,7 +179,8 @@ fn check(reading: Detected, s: &Sample) -> Result<Option<u64>, Refusal> {
             Some(version) => Err(format!("LUKS version {version} is not supported")),
             None => Err("The LUKS header is truncated".into()),
         },
-    }
+    };
+    checked.map_err(|message| Refused::new(reading.name(), message))
 }
 
 fn describe(readings: &[Detected]) -> String {
@@ -180,17 +208,20 @@ fn two_readings_allowed(declared: DiskFormat, readings: &[Detected]) -> bool {
 
 /// The verdict on a sample: the virtual size, or why the data is refused. On a partial sample
 /// (the stream goes on) only refusals the head alone decides are returned.
-fn verdict(declared: DiskFormat, s: &Sample) -> Result<Option<u64>, Refusal> {
+fn verdict(declared: DiskFormat, s: &Sample) -> Result<Option<u64>, Refused> {
     let readings = readings(s);
     let mut sizes = Vec::with_capacity(readings.len());
     for reading in &readings {
         sizes.push((*reading, check(*reading, s)?));
     }
     if !two_readings_allowed(declared, &readings) {
-        return Err(format!(
-            "The data is valid as {} at once; a file a reader may take for either format is \
-             refused",
-            describe(&readings)
+        return Err(Refused::new(
+            "ambiguous",
+            format!(
+                "The data is valid as {} at once; a file a reader may take for either format \
+                 is refused",
+                describe(&readings)
+            ),
         ));
     }
     let size_of = |wanted: &[Detected]| {
@@ -200,9 +231,12 @@ fn verdict(declared: DiskFormat, s: &Sample) -> Result<Option<u64>, Refusal> {
             .map(|(_, size)| *size)
     };
     let mismatch = || {
-        format!(
-            "The data does not look like {declared}: it looks like {}",
-            describe(&readings)
+        Refused::new(
+            "format_mismatch",
+            format!(
+                "The data does not look like {declared}: it looks like {}",
+                describe(&readings)
+            ),
         )
     };
     let single = |wanted: Detected| {
@@ -231,7 +265,7 @@ fn verdict(declared: DiskFormat, s: &Sample) -> Result<Option<u64>, Refusal> {
             {
                 return Err(mismatch());
             }
-            mbr::inspect(s.head)?;
+            mbr::inspect(s.head).map_err(|message| Refused::new("mbr", message))?;
             Ok(s.total)
         }
         // Not inspected for their own structure; every reading above was checked.
@@ -295,7 +329,7 @@ impl Inspector {
 
     /// Takes the next bytes of the data. Refuses as soon as the first [`HEAD_BYTES`] decide,
     /// so a wrong upload stops early.
-    pub fn observe(&mut self, block: &[u8]) -> DomainResult<()> {
+    pub fn observe(&mut self, block: &[u8]) -> Result<(), Refused> {
         let start = self.seen;
         self.seen += block.len() as u64;
         let wanted = HEAD_BYTES.saturating_sub(self.head.len());
@@ -330,14 +364,14 @@ impl Inspector {
     }
 
     /// With the whole head: refusals it decides alone, and the region it points at.
-    fn judge_head(&mut self) -> DomainResult<()> {
+    fn judge_head(&mut self) -> Result<(), Refused> {
         let sample = Sample {
             head: &self.head,
             tail: None,
             region: None,
             total: None,
         };
-        verdict(self.declared, &sample).map_err(DomainError::Invalid)?;
+        verdict(self.declared, &sample)?;
         if self.head.starts_with(vhdx::SIGNATURE)
             && let Some((offset, wanted)) = vhdx::metadata_region(&self.head)
         {
@@ -355,14 +389,14 @@ impl Inspector {
 
     /// The verdict once every byte was observed: the virtual size when the format declares
     /// one (raw: the size), or a 400-class refusal naming the reason.
-    pub fn finish(self) -> DomainResult<Option<u64>> {
+    pub fn finish(self) -> Result<Option<u64>, Refused> {
         let sample = Sample {
             head: &self.head,
             tail: Some(&self.tail),
             region: self.region.as_ref().map(|r| (r.offset, r.data.as_slice())),
             total: Some(self.seen),
         };
-        verdict(self.declared, &sample).map_err(DomainError::Invalid)
+        verdict(self.declared, &sample)
     }
 
     /// The format the data was declared as.
@@ -387,7 +421,7 @@ impl Inspector {
 pub fn inspect_bytes(declared: DiskFormat, data: &[u8]) -> DomainResult<Option<u64>> {
     let mut inspector = Inspector::new(declared);
     inspector.observe(data)?;
-    inspector.finish()
+    Ok(inspector.finish()?)
 }
 
 #[cfg(test)]

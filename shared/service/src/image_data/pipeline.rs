@@ -5,7 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use cloud_images_domain::image::{DiskFormat, HashAlgo};
-use cloud_images_domain::inspection::Inspector;
+use cloud_images_domain::inspection::{Inspector, Refused};
 use cloud_images_domain::ports::{ByteStream, UploadSink};
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::StreamExt;
@@ -189,7 +189,7 @@ impl Work {
         metrics::counter!("cloud_images_image_data_bytes_received_total")
             .increment(block.len() as u64);
         if let Some(inspector) = self.inspector.as_mut() {
-            inspector.observe(&block)?;
+            inspector.observe(&block).map_err(counted)?;
         }
         self.md5.feed(block.clone()).await?;
         self.multihash.feed(block.clone()).await?;
@@ -208,7 +208,7 @@ impl Work {
 
     async fn finish(self) -> DomainResult<Received> {
         let virtual_size = match self.inspector {
-            Some(inspector) => inspector.finish()?,
+            Some(inspector) => inspector.finish().map_err(counted)?,
             None => None,
         };
         Ok(Received {
@@ -302,6 +302,13 @@ async fn checkpoint(
     }
     checkpoints.save(written, work.state().await?).await;
     Ok(())
+}
+
+/// A refusal of the format inspection, counted by its reason for operators.
+fn counted(refused: Refused) -> DomainError {
+    metrics::counter!("cloud_images_inspection_refusals_total", "reason" => refused.reason)
+        .increment(1);
+    refused.into()
 }
 
 #[cfg(test)]
