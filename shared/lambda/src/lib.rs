@@ -106,18 +106,29 @@ pub async fn run_task_worker() -> Result<(), lambda_runtime::Error> {
 }
 
 /// The whole life of the event function: an EventBridge client for the bus
-/// `CLOUD_IMAGES_EVENT_BUS` names, then the table's stream batches onto it.
+/// `CLOUD_IMAGES_EVENT_BUS` names and a DynamoDB client for the table
+/// (`CLOUD_IMAGES_AWS_TABLE`) whose stream it takes, then the stream's batches.
 pub async fn run_event_publisher() -> Result<(), lambda_runtime::Error> {
     cloud_images_runtime::init_tracing(LogFormat::Json);
-    let bus = std::env::var("CLOUD_IMAGES_EVENT_BUS")
-        .map_err(|_| "CLOUD_IMAGES_EVENT_BUS names no event bus")?;
-    let client = cloud_images_aws::eventbridge_client(&cloud_images_aws::load_config().await);
-    let sink = cloud_images_aws::EventBridgeSink::new(client, bus);
+    let setting = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let (bus, table) = (
+        setting("CLOUD_IMAGES_EVENT_BUS")?,
+        setting("CLOUD_IMAGES_AWS_TABLE")?,
+    );
+    let config = cloud_images_aws::load_config().await;
+    let sink =
+        cloud_images_aws::EventBridgeSink::new(cloud_images_aws::eventbridge_client(&config), bus);
+    let table = events::Table {
+        client: cloud_images_aws::dynamodb_client(&config),
+        name: table,
+    };
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<aws_lambda_events::dynamodb::Event>| {
-            let sink = &sink;
+            let (sink, table) = (&sink, &table);
             async move {
-                Ok::<_, lambda_runtime::Error>(events::publish_batch(sink, event.payload).await)
+                Ok::<_, lambda_runtime::Error>(
+                    events::publish_batch(sink, Some(table), event.payload).await,
+                )
             }
         },
     ))

@@ -106,7 +106,7 @@ async fn the_events_each_write_stored_reach_the_bus_once_each_in_order() {
 
     let (stream, expected) = batch();
     let sink = EventBridgeSink::new(bridge, &bus);
-    let response = publish_batch(&sink, stream).await;
+    let response = publish_batch(&sink, None, stream).await;
     assert!(response.batch_item_failures.is_empty());
 
     let mut received = Vec::new();
@@ -167,7 +167,7 @@ async fn a_refused_put_names_its_record_and_nothing_after_it_is_published() {
         good: Mutex::new(1),
         taken: Mutex::new(Vec::new()),
     };
-    let response = publish_batch(&sink, stream).await;
+    let response = publish_batch(&sink, None, stream).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()

@@ -127,3 +127,45 @@ async fn the_stack_puts_every_change_of_an_image_on_its_event_bus() {
     assert_eq!(mine[0]["tenant_id"], alice.tenant_id.as_str());
     assert_eq!(mine[2]["payload"]["deleted"], true);
 }
+
+#[tokio::test]
+async fn published_events_do_not_stay_on_the_item_list_pages_read() {
+    if !testing_stack() {
+        return;
+    }
+    let server = Server::start().await;
+    let alice = server.account("acme", "alice", "member").await;
+    let token = server.token(&alice).await;
+    let id = id_of(&server.new_image(&token, json!({"name": "kept"})).await);
+    let client = cloud_images_aws::dynamodb_client(&cloud_images_aws::load_config().await);
+    let table = stack_output("TableName");
+    let mut carried = true;
+    for _ in 0..100 {
+        let item = client
+            .get_item()
+            .table_name(&table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("IMAGE#{id}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("IMAGE".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        carried = item.contains_key(cloud_images_aws::dynamo::events::EVENTS);
+        if !carried {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !carried,
+        "the image's item still carries its published events after 10 s"
+    );
+}

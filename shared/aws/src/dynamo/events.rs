@@ -3,15 +3,17 @@
 //! change that removes its item (a deletion) writes them in an event item of their own
 //! in the same transaction. The table's stream then carries every stored event once per
 //! write, and the stack's event function publishes them from there
-//! ([`events_written`]).
+//! ([`events_written`]), then strips them from the item ([`strip_published`]): left in
+//! place they would ride in every list page that reads the item.
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use cloud_images_domain::events::Event;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use super::attributes::{n, s};
-use super::building;
 use super::schema::{Item, PK, SK, TTL_ATTRIBUTE};
+use super::{building, condition_failed, failed};
 
 /// The attribute holding the events of the write that stored the item (JSON array).
 pub const EVENTS: &str = "events";
@@ -72,6 +74,33 @@ pub fn events_written(after: Option<&str>, before: Option<&str>) -> DomainResult
         events.retain(|e| !earlier.iter().any(|old| old.message_id == e.message_id));
     }
     Ok(events)
+}
+
+/// Removes the events from the item at (`pk`, `sk`) if it still carries exactly
+/// `published` (the JSON the stream showed): a later write carries events of its own, which
+/// its own record publishes and strips. Keeps the item's version: no writer loses a race to it.
+pub async fn strip_published(
+    client: &Client,
+    table: &str,
+    (pk, sk): (&str, &str),
+    published: &str,
+) -> DomainResult<()> {
+    let stripped = client
+        .update_item()
+        .table_name(table)
+        .key(PK, s(pk))
+        .key(SK, s(sk))
+        .update_expression("REMOVE #events")
+        .condition_expression("#events = :published")
+        .expression_attribute_names("#events", EVENTS)
+        .expression_attribute_values(":published", s(published))
+        .send()
+        .await;
+    match stripped {
+        Ok(_) => Ok(()),
+        Err(e) if condition_failed(&e) => Ok(()),
+        Err(e) => Err(failed("removing published events from an item", e)),
+    }
 }
 
 #[cfg(test)]
