@@ -516,6 +516,13 @@ pub struct Task {
 }
 
 impl Task {
+    /// Records who made the task: the caller's user and request, whose the task's work and
+    /// events are.
+    pub fn record_maker(&mut self, caller: &crate::identity::Caller) {
+        self.request_id = caller.request_id.clone();
+        self.user_id = Some(caller.user_id.to_string());
+    }
+
     /// A new pending task of `owner`, as asked for.
     pub fn new_pending(new: NewTask, owner: TenantId, at: DateTime<Utc>) -> Self {
         let kind = new.kind;

@@ -16,21 +16,6 @@ use crate::access::{ImageAccess, now};
 use crate::stores::ImageStores;
 use crate::tasks::TaskService;
 
-/// Who asked for a task, for its record.
-#[derive(Debug, Clone, Default)]
-pub struct RequestContext {
-    /// The request's `x-openstack-request-id`.
-    pub request_id: Option<String>,
-}
-
-impl RequestContext {
-    /// Records on `task` the request and the user that made it.
-    pub(crate) fn stamp(self, task: &mut Task, caller: &Caller) {
-        task.request_id = self.request_id;
-        task.user_id = Some(caller.user_id.to_string());
-    }
-}
-
 /// Interoperable import use cases.
 #[derive(Clone)]
 pub struct ImportService {
@@ -70,7 +55,6 @@ impl ImportService {
         caller: &Caller,
         raw_id: &str,
         request: ImportRequest,
-        context: RequestContext,
     ) -> DomainResult<Task> {
         let image = self.importable(caller, raw_id, &request.method).await?;
         if let ImportMethod::WebDownload { uri } = &request.method {
@@ -86,7 +70,7 @@ impl ImportService {
             owner,
             now(),
         );
-        context.stamp(&mut task, caller);
+        task.record_maker(caller);
         let task_id = task.id.to_string();
         let is_copy = request.method == ImportMethod::CopyImage;
         let held = self

@@ -19,7 +19,7 @@ pub use events::EventDelivery;
 pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
 pub use image_data::{Download, ImageDataService};
 pub use images::{ImagePage, ImageService};
-pub use imports::{ImportService, RequestContext};
+pub use imports::ImportService;
 pub use members::MemberService;
 pub use staging::{StagedUploadOffer, StagingService};
 pub use stores::ImageStores;

@@ -20,7 +20,7 @@ use crate::stores::ImageStores;
 
 use crate::access::{ImageAccess, now};
 use crate::image_data::{check_uploadable, quota_exceeded};
-use crate::imports::{ImportService, RequestContext};
+use crate::imports::ImportService;
 
 /// A staged upload handed to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,6 @@ impl StagingService {
         raw_id: &str,
         request: CompleteRequest,
         store: Option<&str>,
-        context: RequestContext,
     ) -> DomainResult<Task> {
         let image = self.access.writable(caller, raw_id).await?;
         check_uploadable(&image)?;
@@ -122,7 +121,7 @@ impl StagingService {
                 current.begin_stage(now()).map(Some)
             })
             .await?;
-        self.imports.import(caller, raw_id, import, context).await
+        self.imports.import(caller, raw_id, import).await
     }
 
     /// 413 when `size` more bytes would take the image's owner past the storage quota.

@@ -13,7 +13,6 @@ use cloud_images_domain::task::{NewTask, Task, TaskId, TaskListQuery};
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::access::now;
-use crate::imports::RequestContext;
 
 /// Operator settings for tasks.
 #[derive(Debug, Clone)]
@@ -74,15 +73,10 @@ impl TaskService {
     }
 
     /// Records a task the caller asked for and queues it.
-    pub async fn create(
-        &self,
-        caller: &Caller,
-        new: NewTask,
-        context: RequestContext,
-    ) -> DomainResult<Task> {
+    pub async fn create(&self, caller: &Caller, new: NewTask) -> DomainResult<Task> {
         caller.require_writer()?;
         let mut task = Task::new_pending(new, caller.tenant_id.clone(), now());
-        context.stamp(&mut task, caller);
+        task.record_maker(caller);
         self.submit(task).await
     }
 

@@ -2,20 +2,19 @@
 //! discovery of methods and stores (`/v2/info/...`), and `DELETE /v2/stores/{store}/{image}`.
 //! Staging (`PUT .../stage`) is image data, served with `.../file`.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use axum::routing::{delete, get, post};
-use axum::{Extension, Router};
 use cloud_images_domain::import::ImportRequest;
-use cloud_images_service::{ImportService, RequestContext};
+use cloud_images_service::ImportService;
 use serde_json::{Value, json};
 
 use super::{RouteTable, mount};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::middleware::RequestId;
 use crate::state::{Common, Group};
 use crate::views;
 
@@ -44,17 +43,13 @@ async fn import(
     State(state): State<Group<ImportService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
     let store_header = super::store_header(&headers)?;
     let service = &state.service;
     let request = ImportRequest::parse(&body, store_header, &service.offer().methods)?;
-    let context = RequestContext {
-        request_id: Some(request_id),
-    };
-    service.import(&caller, &id, request, context).await?;
+    service.import(&caller, &id, request).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

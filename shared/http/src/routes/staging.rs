@@ -2,20 +2,19 @@
 //! `PUT`s the data to, straight to the store; `.../file/complete` joins them and queues the
 //! task that checks them and activates the image.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
 use cloud_images_domain::staging::{CompleteRequest, StageRequest};
-use cloud_images_service::{RequestContext, StagingService};
+use cloud_images_service::StagingService;
 use serde_json::{Map, Value};
 
 use super::{RouteTable, located, mount};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::middleware::RequestId;
 use crate::state::{Common, Group};
 use crate::views;
 
@@ -58,18 +57,14 @@ async fn complete(
     State(state): State<Group<StagingService>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let request = CompleteRequest::parse(&json_object(body, "upload_id")?)?;
     let store = super::store_header(&headers)?;
-    let context = RequestContext {
-        request_id: Some(request_id),
-    };
     let task = state
         .service
-        .complete_staged(&caller, &id, request, store, context)
+        .complete_staged(&caller, &id, request, store)
         .await?;
     let path = format!("/v2/tasks/{}", task.id);
     Ok(located(

@@ -1,20 +1,19 @@
 //! Task routes: create (which queues the task), list and show. There is no DELETE: finished
 //! tasks expire on their own.
 
+use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
 use cloud_images_domain::task::NewTask;
-use cloud_images_service::{RequestContext, TaskService};
+use cloud_images_service::TaskService;
 use serde_json::Value;
 
 use super::{RouteTable, created, mount};
 use crate::caller::Authenticated;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::middleware::RequestId;
 use crate::routes::images::{page_links, query_pairs};
 use crate::state::{Common, Group};
 use crate::views;
@@ -35,7 +34,6 @@ pub fn router(common: Common, service: TaskService) -> Router {
 async fn create(
     State(state): State<Group<TaskService>>,
     Authenticated(caller): Authenticated,
-    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
@@ -46,13 +44,7 @@ async fn create(
     };
     let task = state
         .service
-        .create(
-            &caller,
-            NewTask::parse(&body)?,
-            RequestContext {
-                request_id: Some(request_id),
-            },
-        )
+        .create(&caller, NewTask::parse(&body)?)
         .await?;
     let path = format!("/v2/tasks/{}", task.id);
     Ok(created(&state.common, &headers, &path, views::task(&task)))
