@@ -23,7 +23,7 @@ mod fetcher;
 mod webhook;
 
 pub use fetcher::{FetchLimits, Fetched, Fetcher};
-pub use webhook::WebhookSink;
+pub use webhook::{SIGNATURE_HEADER, WebhookSink, signature};
 
 /// Longest URI accepted.
 pub const MAX_URI_LEN: usize = 2048;

@@ -467,6 +467,13 @@ pub struct EventSinks {
     /// URL each batch of events is POSTed to as a JSON array, until it answers 2xx.
     #[arg(long = "events-webhook", env = "CLOUD_IMAGES_EVENTS_WEBHOOK")]
     pub webhook: Option<String>,
+    /// Secret each webhook body is signed with (HMAC-SHA256 in `X-Cloud-Images-Signature`).
+    #[arg(
+        long = "events-webhook-secret",
+        env = "CLOUD_IMAGES_EVENTS_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
 }
 
 impl EventSinks {

@@ -312,7 +312,10 @@ impl Wiring {
                     chosen.push(Arc::new(cloud_images_embedded::JsonLinesSink::new(path)));
                 }
                 if let Some(url) = &sinks.webhook {
-                    chosen.push(Arc::new(cloud_images_fetch::WebhookSink::new(url)?));
+                    chosen.push(Arc::new(cloud_images_fetch::WebhookSink::new(
+                        url,
+                        sinks.webhook_secret.as_deref(),
+                    )?));
                 }
                 let names = chosen.iter().map(|s| s.name().to_owned()).collect();
                 let outbox: Arc<dyn cloud_images_domain::ports::EventOutbox> = Arc::new(

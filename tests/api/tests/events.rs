@@ -283,19 +283,42 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A webhook receiver on `port` that keeps every event POSTed to it.
+/// The secret the webhook test's deliveries are signed with.
+const SECRET: &str = "s3cret";
+
+/// Whether `signature` is `sha256=<hex>` of `body` under [`SECRET`].
+fn signed(body: &[u8], signature: Option<&str>) -> bool {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
+    let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+    signature == Some(format!("sha256={hex}").as_str())
+}
+
+/// A webhook receiver on `port` that keeps every event POSTed to it with a good signature
+/// (and refuses the rest with 401, as a receiver should).
 async fn receiver(port: u16) -> Arc<Mutex<Vec<Value>>> {
     let received = Arc::new(Mutex::new(Vec::new()));
     let kept = received.clone();
     let app = axum::Router::new().route(
         "/events",
-        axum::routing::post(move |axum::Json(batch): axum::Json<Vec<Value>>| {
-            let kept = kept.clone();
-            async move {
-                kept.lock().unwrap().extend(batch);
-                StatusCode::NO_CONTENT
-            }
-        }),
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let signature = headers
+                        .get("x-cloud-images-signature")
+                        .and_then(|v| v.to_str().ok());
+                    if !signed(&body, signature) {
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    let batch: Vec<Value> = serde_json::from_slice(&body).unwrap();
+                    kept.lock().unwrap().extend(batch);
+                    StatusCode::NO_CONTENT
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -305,13 +328,20 @@ async fn receiver(port: u16) -> Arc<Mutex<Vec<Value>>> {
 }
 
 #[tokio::test]
-async fn a_webhook_that_was_down_gets_every_event_once_it_is_up_and_the_file_never_waited() {
+async fn a_webhook_that_was_down_gets_every_event_signed_once_it_is_up_and_the_file_never_waited() {
     if testing_aws() {
         return;
     }
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/events");
-    let server = Server::start_in(DataDir::new(), &[("CLOUD_IMAGES_EVENTS_WEBHOOK", &url)]).await;
+    let server = Server::start_in(
+        DataDir::new(),
+        &[
+            ("CLOUD_IMAGES_EVENTS_WEBHOOK", &url),
+            ("CLOUD_IMAGES_EVENTS_WEBHOOK_SECRET", SECRET),
+        ],
+    )
+    .await;
     let alice = server.account("acme", "alice", "member").await;
     let token = server.token(&alice).await;
     let expected = changes(&server, &token, 6).await;

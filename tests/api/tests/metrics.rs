@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cloud_images_api_tests::{DataDir, Server, id_of};
+use cloud_images_api_tests::{DataDir, Server, id_of, testing_aws};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -142,19 +142,24 @@ async fn metrics_count_the_requests_bytes_and_task_runs_of_a_workload() {
     );
     assert!(samples.contains_key(&("cloud_images_task_queue_depth".to_owned(), BTreeSet::new())));
     // Every event delivered was counted, and none twice: the file holds at least as many.
+    // (On the aws backend the stack's event function delivers them, not this process.)
     let delivered = sample(
         &samples,
         "cloud_images_events_delivered_total",
         &["sink=\"file\""],
     );
     let in_file = std::fs::read_to_string(server.data_path().join("events.jsonl"))
-        .unwrap()
+        .unwrap_or_default()
         .lines()
         .count();
-    assert!(
-        delivered >= 1.0 && delivered <= in_file as f64,
-        "{delivered} of {in_file}"
-    );
+    if testing_aws() {
+        assert_eq!((delivered, in_file), (0.0, 0));
+    } else {
+        assert!(
+            delivered >= 1.0 && delivered <= in_file as f64,
+            "{delivered} of {in_file}"
+        );
+    }
     assert_eq!(
         sample(
             &samples,
