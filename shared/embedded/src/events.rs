@@ -144,6 +144,18 @@ impl EventOutbox for SqliteEventOutbox {
     }
 }
 
+/// Whether `file` is empty or its last byte ends a line.
+fn ends_with_newline(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// Delivers events as JSON lines appended to a file: an audit trail on the embedded
 /// default. The file is opened per delivery, so an operator may rotate it by renaming it.
 pub struct JsonLinesSink {
@@ -177,9 +189,14 @@ impl EventSink for JsonLinesSink {
             let context = || format!("appending events to {}", path.display());
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(&path)
                 .map_err(|e| EmbeddedError::io(context(), e))?;
+            // A line an earlier write left torn (a full disk) must not swallow the next one.
+            if !ends_with_newline(&mut file).map_err(|e| EmbeddedError::io(context(), e))? {
+                lines.insert(0, b'\n');
+            }
             // One write of whole lines, then durable before the outbox forgets them.
             file.write_all(&lines)
                 .and_then(|()| file.sync_data())
@@ -187,6 +204,21 @@ impl EventSink for JsonLinesSink {
         })
         .await
         .map_err(EmbeddedError::from)??;
+        Ok(())
+    }
+}
+
+/// The sink of a host whose operator switched every sink off: events are dropped as they
+/// come, so the outbox does not grow.
+pub struct Discarded;
+
+#[async_trait]
+impl EventSink for Discarded {
+    fn name(&self) -> &str {
+        "discarded"
+    }
+
+    async fn deliver(&self, _events: &[Event]) -> DomainResult<()> {
         Ok(())
     }
 }
@@ -284,5 +316,23 @@ mod tests {
             .map(|l| serde_json::from_str(l).expect("json line"))
             .collect();
         assert_eq!(read, events);
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_does_not_swallow_the_next_delivery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, b"{\"message_id\": \"torn").expect("torn line");
+        let events = some_events(1);
+        JsonLinesSink::new(path.clone())
+            .deliver(&events)
+            .await
+            .expect("deliver");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let last = text.lines().last().expect("a line");
+        assert_eq!(
+            serde_json::from_str::<Event>(last).expect("whole"),
+            events[0]
+        );
     }
 }

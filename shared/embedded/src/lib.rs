@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use db::Sqlite;
 pub use error::EmbeddedError;
-pub use events::{JsonLinesSink, SqliteEventOutbox};
+pub use events::{Discarded, JsonLinesSink, SqliteEventOutbox};
 pub use files::FileImageStore;
 pub use identity::SqliteIdentityStore;
 pub use images::SqliteImageRepository;

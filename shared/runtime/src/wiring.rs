@@ -317,6 +317,9 @@ impl Wiring {
                         sinks.webhook_secret.as_deref(),
                     )?));
                 }
+                if chosen.is_empty() {
+                    chosen.push(Arc::new(cloud_images_embedded::Discarded));
+                }
                 let names = chosen.iter().map(|s| s.name().to_owned()).collect();
                 let outbox: Arc<dyn cloud_images_domain::ports::EventOutbox> = Arc::new(
                     cloud_images_embedded::SqliteEventOutbox::new(e.backend.db.clone(), names),

@@ -366,3 +366,43 @@ async fn a_webhook_that_was_down_gets_every_event_signed_once_it_is_up_and_the_f
         "the same events, in the same order"
     );
 }
+
+#[tokio::test]
+async fn with_every_sink_off_events_are_dropped_as_they_come_and_nothing_is_written() {
+    if testing_aws() {
+        return;
+    }
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_in(
+        DataDir::new(),
+        &[
+            ("CLOUD_IMAGES_EVENTS_FILE", "off"),
+            ("CLOUD_IMAGES_METRICS_LISTEN", &metrics),
+        ],
+    )
+    .await;
+    let alice = server.account("acme", "alice", "member").await;
+    let token = server.token(&alice).await;
+    let expected: usize = changes(&server, &token, 3).await.values().sum();
+    let discarded = || async {
+        let text = reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("cloud_images_events_delivered_total{sink=\"discarded\"} ")
+            })
+            .map_or(0, |n| n.parse::<usize>().unwrap())
+    };
+    for _ in 0..100 {
+        if discarded().await >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(discarded().await, expected, "the outbox was emptied");
+    assert!(!server.data_path().join("events.jsonl").exists());
+}
