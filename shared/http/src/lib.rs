@@ -5,6 +5,7 @@
 //! a request id, a log line, error bodies in the form the client asked for, a body cap.
 
 mod caller;
+mod drain;
 mod error;
 mod json;
 mod metrics;

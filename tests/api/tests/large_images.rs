@@ -24,6 +24,59 @@ async fn raw_image(w: &World) -> String {
     )
 }
 
+/// Sends a chunked `PUT` of `size` bytes the way simple clients do (python-requests,
+/// glanceclient): the whole body first, and only then the response. Returns the status
+/// line, or the error that stopped the sending or the reading.
+async fn send_all_then_read(w: &World, path: &str, size: usize) -> Result<String, std::io::Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = w.server.root.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await?;
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {address}\r\nX-Auth-Token: {}\r\n\
+         Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+        w.alice
+    );
+    socket.write_all(head.as_bytes()).await?;
+    let chunk = vec![0u8; 64 * 1024];
+    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+    framed.extend_from_slice(&chunk);
+    framed.extend_from_slice(b"\r\n");
+    for _ in 0..size / chunk.len() {
+        socket.write_all(&framed).await?;
+    }
+    socket.write_all(b"0\r\n\r\n").await?;
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await?;
+    let text = String::from_utf8_lossy(&answer);
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// A client that sends its whole body before reading reads the refusal, not a reset
+/// connection: the server reads and drops the rest of a refused body (up to 16 MiB) before
+/// it answers and closes.
+#[tokio::test]
+async fn a_client_that_sends_everything_before_reading_reads_the_refusal() {
+    let w = World::with_env(&[("CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT", "1M")]).await;
+    // Cut off at the limit with 7 MiB still to come, more than a socket buffers.
+    let id = raw_image(&w).await;
+    let cut = send_all_then_read(&w, &format!("/v2/images/{id}/file"), 8 * MIB).await;
+    assert!(cut.as_ref().is_ok_and(|l| l.contains(" 413 ")), "{cut:?}");
+    // Refused by the inspection as soon as the head is read: not the qcow2 it claims.
+    let claims_qcow2 = id_of(
+        &w.server
+            .new_image(
+                &w.alice,
+                json!({ "disk_format": "qcow2", "container_format": "bare" }),
+            )
+            .await,
+    );
+    let refused = send_all_then_read(&w, &format!("/v2/images/{claims_qcow2}/file"), MIB / 2).await;
+    assert!(
+        refused.as_ref().is_ok_and(|l| l.contains(" 400 ")),
+        "{refused:?}"
+    );
+}
+
 async fn post(w: &World, token: &str, path: &str, body: Value) -> Reply {
     w.server
         .request(Method::POST, path, Some(token))

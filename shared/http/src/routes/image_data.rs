@@ -16,6 +16,7 @@ use futures_util::TryStreamExt;
 
 use super::{RouteTable, mount};
 use crate::caller::Authenticated;
+use crate::drain::KeptBody;
 use crate::error::ApiError;
 use crate::state::{Common, Group};
 
@@ -61,6 +62,8 @@ struct DataBody {
     stream: ByteStream,
     size_hint: Option<u64>,
     content_length: Option<u64>,
+    /// The body itself, taken back to drain it after a refusal.
+    kept: KeptBody,
 }
 
 impl DataBody {
@@ -75,10 +78,12 @@ impl DataBody {
                 format!("Image data must be sent as {OCTET_STREAM}, not '{content_type}'"),
             ));
         }
-        let stream = body
-            .into_data_stream()
+        let kept = KeptBody::new(body);
+        let stream = kept
+            .stream()
             .map_err(|e| DomainError::Invalid(format!("The upload was interrupted: {e}")));
         Ok(Self {
+            kept,
             stream: Box::pin(stream),
             size_hint: size_hint(headers)?,
             content_length: headers
@@ -89,9 +94,11 @@ impl DataBody {
     }
 }
 
-/// The rest of a refused body is never read: tell the client not to send its next request on
-/// this connection.
-fn closing(error: DomainError) -> ApiError {
+/// A refusal of an upload: what is still arriving of the body is read and dropped (within
+/// bounds) so the client reads the answer, and the client is told not to send its next
+/// request on this connection, whose rest of the body may be unread.
+async fn refused(kept: KeptBody, error: DomainError) -> ApiError {
+    kept.drain().await;
     ApiError::from(error).with_header(CONNECTION, "close")
 }
 
@@ -107,11 +114,13 @@ async fn upload(
     let service = &state.service;
     let (stream, hint, length) = (data.stream, data.size_hint, data.content_length);
     let store = super::store_header(&headers)?;
-    service
+    match service
         .upload(&caller, &id, stream, hint, length, store)
         .await
-        .map_err(closing)?;
-    Ok(StatusCode::NO_CONTENT)
+    {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(refused(data.kept, e).await),
+    }
 }
 
 /// `PUT .../stage`: the data into the image's staging area, for a `glance-direct` import.
@@ -125,11 +134,10 @@ async fn stage(
     let data = DataBody::of(&headers, body)?;
     let service = &state.service;
     let (stream, hint, length) = (data.stream, data.size_hint, data.content_length);
-    service
-        .stage(&caller, &id, stream, hint, length)
-        .await
-        .map_err(closing)?;
-    Ok(StatusCode::NO_CONTENT)
+    match service.stage(&caller, &id, stream, hint, length).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(refused(data.kept, e).await),
+    }
 }
 
 /// Parses a single `bytes=` range; other units and malformed values are ignored (the whole
