@@ -31,7 +31,7 @@ use crate::dynamo::{
 
 mod usage;
 
-use crate::dynamo::events::{event_item, with_events};
+use crate::dynamo::events::{event_items, place};
 use usage::CountedWrite;
 
 /// [`ImageRepository`] over the single table.
@@ -208,15 +208,8 @@ fn stale(id: ImageId) -> DomainError {
 impl DynamoImageRepository {
     /// The conditional put of `image`: a new one (`current` none) or the next version of
     /// `current`.
-    fn image_put(
-        &self,
-        image: &Image,
-        current: Option<&Image>,
-        events: &[Event],
-    ) -> DomainResult<Put> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(with_events(image_item(image), events)?));
+    fn image_put(&self, item: Item, current: Option<&Image>) -> DomainResult<Put> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
         let put = match current {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(current) => put
@@ -255,7 +248,7 @@ impl DynamoImageRepository {
         current: Option<&Image>,
         change: UsageChange,
         quota: &TenantQuota,
-        events: Option<TransactWriteItem>,
+        events: Vec<TransactWriteItem>,
     ) -> DomainResult<()> {
         let owner = image.owner.as_deref().unwrap_or_default();
         self.write_counted(CountedWrite {
@@ -703,10 +696,11 @@ impl ImageRepository for DynamoImageRepository {
         quota: &TenantQuota,
         events: &[Event],
     ) -> DomainResult<()> {
-        let put = self.image_put(image, None, events)?;
+        let (item, event_items) = place(&self.table, image_item(image), events)?;
+        let put = self.image_put(item, None)?;
         let write = TransactWriteItem::builder().put(put).build();
         let change = UsageChange::between(None, Some(image));
-        self.write_image(write, image, None, change, quota, None)
+        self.write_image(write, image, None, change, quota, event_items)
             .await
     }
 
@@ -726,14 +720,15 @@ impl ImageRepository for DynamoImageRepository {
         quota: &TenantQuota,
         events: &[Event],
     ) -> DomainResult<()> {
-        let put = self.image_put(next, Some(current), events)?;
+        let (item, event_items) = place(&self.table, image_item(next), events)?;
+        let put = self.image_put(item, Some(current))?;
         let change = UsageChange::between(Some(current), Some(next));
-        if change.is_none() {
+        if change.is_none() && event_items.is_empty() {
             // Most changes move no counter: one conditional put, at half a transaction's cost.
             return self.put_alone(put, next.id).await;
         }
         let write = TransactWriteItem::builder().put(put).build();
-        self.write_image(write, next, Some(current), change, quota, None)
+        self.write_image(write, next, Some(current), change, quota, event_items)
             .await
     }
 
@@ -756,7 +751,7 @@ impl ImageRepository for DynamoImageRepository {
             Some(current),
             change,
             &TenantQuota::default(),
-            event_item(&self.table, events)?,
+            event_items(&self.table, events)?,
         )
         .await
     }

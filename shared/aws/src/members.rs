@@ -12,7 +12,7 @@ use cloud_images_domain::member::Member;
 use cloud_images_domain::ports::MemberRepository;
 use cloud_images_domain::{DomainError, DomainResult};
 
-use crate::dynamo::events::{event_item, with_events};
+use crate::dynamo::events::{event_items, with_events};
 use crate::dynamo::{
     GSI1PK, GSI1SK, Item, PK, SK, building, condition_failed, failed, get_item, get_s, get_time,
     is_cancelled, n, n_u64, s,
@@ -222,7 +222,7 @@ impl MemberRepository for DynamoMemberRepository {
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .transact_items(self.counter_change(image_id, -1, None)?);
         // The member's own item goes away: its events need one of their own.
-        if let Some(events) = event_item(&self.table, events)? {
+        for events in event_items(&self.table, events)? {
             transaction = transaction.transact_items(events);
         }
         let written = transaction.send().await;

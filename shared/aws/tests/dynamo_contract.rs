@@ -254,3 +254,54 @@ async fn an_image_change_stores_its_events_in_its_own_write_and_a_refused_one_no
         deleted
     );
 }
+
+#[tokio::test]
+async fn an_image_with_large_properties_keeps_its_events_beside_it_not_in_it() {
+    use chrono::Utc;
+    use cloud_images_aws::DynamoImageRepository;
+    use cloud_images_domain::events::{Actor, image_events};
+    use cloud_images_domain::identity::TenantId;
+    use cloud_images_domain::image::{Image, ImageId, ImageStatus};
+    use cloud_images_domain::ports::ImageRepository;
+    use cloud_images_domain::quota::TenantQuota;
+    use dynamo::events::events_written;
+
+    let (client, table) = fresh_table().await;
+    let repo = DynamoImageRepository::new(client.clone(), table.clone());
+    let mut saving = Image::new_queued(
+        ImageId::random(),
+        Some(TenantId::from_trusted("t1")),
+        Utc::now(),
+    );
+    // 40 properties of 4 KB: an upload's three events repeat them, 480 KB in all, more
+    // than an item may hold.
+    for i in 0..40 {
+        saving.properties.insert(format!("p{i}"), "v".repeat(4096));
+    }
+    saving.status = ImageStatus::Saving;
+    let no_quota = TenantQuota::default();
+    repo.insert(&saving, &no_quota, &[]).await.expect("insert");
+    let mut active = saving.clone();
+    active.status = ImageStatus::Active;
+    active.version += 1;
+    let events = image_events(Some(&saving), Some(&active), &Actor::service(), Utc::now());
+    assert_eq!(events.len(), 3);
+    repo.update(&active, &saving, &no_quota, &events)
+        .await
+        .expect("the activation is stored");
+    let key = format!("IMAGE#{}", active.id);
+    assert_eq!(stored_events(&client, &table, key, "IMAGE").await, None);
+    for event in &events {
+        let beside = stored_events(
+            &client,
+            &table,
+            format!("EVENTS#{}", event.message_id),
+            "EVENTS",
+        )
+        .await;
+        assert_eq!(
+            events_written(beside.as_deref(), None).expect("read"),
+            std::slice::from_ref(event)
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Events in the table: a change's events ride in the item the change writes (attribute
 //! [`EVENTS`]), so they are stored in the very same write, at no extra write request. A
-//! change that removes its item (a deletion) writes them in an event item of their own
-//! in the same transaction. The table's stream then carries every stored event once per
+//! change that removes its item (a deletion), or whose events are large (an image payload
+//! repeats its properties), writes them in event items of their own in the same
+//! transaction. The table's stream then carries every stored event once per
 //! write, and the stack's event function publishes them from there
 //! ([`events_written`]), then strips them from the item ([`strip_published`]): left in
 //! place they would ride in every list page that reads the item.
@@ -22,6 +23,11 @@ pub const EVENTS: &str = "events";
 /// streams keep records for 24 hours.
 const EVENT_ITEM_DAYS: i64 = 2;
 
+/// The most JSON that rides in the changed item: an image's payload repeats its
+/// properties, up to three times for an upload, and an item must stay under DynamoDB's
+/// 400 KB. Larger events go in event items of their own.
+const INLINE_AT_MOST: usize = 16 * 1024;
+
 fn json(events: &[Event]) -> DomainResult<String> {
     serde_json::to_string(events)
         .map_err(|e| DomainError::unavailable("writing events", Box::new(e)))
@@ -36,25 +42,40 @@ pub fn with_events(mut item: Item, events: &[Event]) -> DomainResult<Item> {
     Ok(item)
 }
 
-/// The item that carries the events of a change whose own item goes away, for the same
-/// transaction; `None` when there are none.
-pub fn event_item(table: &str, events: &[Event]) -> DomainResult<Option<TransactWriteItem>> {
-    let Some(first) = events.first() else {
-        return Ok(None);
-    };
+/// `item` carrying `events` when they are small, with nothing more to write; otherwise
+/// `item` as it is and the event items to write in the same transaction.
+pub fn place(
+    table: &str,
+    item: Item,
+    events: &[Event],
+) -> DomainResult<(Item, Vec<TransactWriteItem>)> {
+    if events.is_empty() || json(events)?.len() <= INLINE_AT_MOST {
+        return Ok((with_events(item, events)?, Vec::new()));
+    }
+    Ok((item, event_items(table, events)?))
+}
+
+/// An event item per event, for the transaction of a change whose own item cannot carry
+/// them (it goes away, or they are large).
+pub fn event_items(table: &str, events: &[Event]) -> DomainResult<Vec<TransactWriteItem>> {
     let expires = chrono::Utc::now().timestamp() + EVENT_ITEM_DAYS * 86_400;
-    let item = Item::from([
-        (PK.to_owned(), s(format!("EVENTS#{}", first.message_id))),
-        (SK.to_owned(), s("EVENTS")),
-        (EVENTS.to_owned(), s(json(events)?)),
-        (TTL_ATTRIBUTE.to_owned(), n(expires)),
-    ]);
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .build()
-        .map_err(building)?;
-    Ok(Some(TransactWriteItem::builder().put(put).build()))
+    events
+        .iter()
+        .map(|event| {
+            let item = Item::from([
+                (PK.to_owned(), s(format!("EVENTS#{}", event.message_id))),
+                (SK.to_owned(), s("EVENTS")),
+                (EVENTS.to_owned(), s(json(std::slice::from_ref(event))?)),
+                (TTL_ATTRIBUTE.to_owned(), n(expires)),
+            ]);
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .build()
+                .map_err(building)?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        })
+        .collect()
 }
 
 /// The events a write stored, from the `events` attribute of the item after it (the
@@ -143,6 +164,23 @@ mod tests {
     fn an_item_without_events_gets_no_attribute() {
         let item = with_events(Item::new(), &[]).expect("item");
         assert!(!item.contains_key(EVENTS));
-        assert!(event_item("t", &[]).expect("none").is_none());
+        assert!(event_items("t", &[]).expect("none").is_empty());
+    }
+
+    #[test]
+    fn large_events_go_in_items_of_their_own_one_each() {
+        let mut image = Image::new_queued(ImageId::random(), None, Utc::now());
+        image
+            .properties
+            .insert("big".into(), "x".repeat(INLINE_AT_MOST));
+        let mut active = image.clone();
+        active.status = cloud_images_domain::image::ImageStatus::Active;
+        image.status = cloud_images_domain::image::ImageStatus::Saving;
+        let events = image_events(Some(&image), Some(&active), &Actor::service(), Utc::now());
+        let (item, extra) = place("t", Item::new(), &events).expect("placed");
+        assert!(!item.contains_key(EVENTS));
+        assert_eq!(extra.len(), events.len());
+        let (item, extra) = place("t", Item::new(), &self::events()).expect("placed");
+        assert!(item.contains_key(EVENTS) && extra.is_empty());
     }
 }

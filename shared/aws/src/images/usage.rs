@@ -28,8 +28,9 @@ fn usage_pk(owner: &str) -> String {
 pub(super) struct CountedWrite<'a> {
     /// The image's own put or delete, with its condition.
     pub write: TransactWriteItem,
-    /// The item carrying the change's events, when the image's own item cannot (a delete).
-    pub events: Option<TransactWriteItem>,
+    /// The items carrying the change's events, when the image's own item cannot (a
+    /// delete, or events too large to ride in it).
+    pub events: Vec<TransactWriteItem>,
     pub id: ImageId,
     /// Whose counters move; `None` for an image without an owner (the write goes alone).
     pub owner: Option<&'a str>,
@@ -143,7 +144,7 @@ impl DynamoImageRepository {
                 .client
                 .transact_write_items()
                 .transact_items(write.write.clone());
-            if let Some(events) = &write.events {
+            for events in &write.events {
                 transaction = transaction.transact_items(events.clone());
             }
             if let Some(owner) = write.owner {
