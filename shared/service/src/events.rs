@@ -51,14 +51,14 @@ impl EventDelivery {
     pub async fn run(self) {
         let name = self.sink.name().to_owned();
         let mut failures = 0u32;
-        let mut backlog_seen = tokio::time::Instant::now() - BACKLOG_EVERY;
+        let mut backlog_due = tokio::time::Instant::now();
         loop {
             match self.deliver_next().await {
                 Ok(0) => {
                     failures = 0;
-                    if backlog_seen.elapsed() >= BACKLOG_EVERY {
+                    if tokio::time::Instant::now() >= backlog_due {
                         self.record_backlog().await;
-                        backlog_seen = tokio::time::Instant::now();
+                        backlog_due = tokio::time::Instant::now() + BACKLOG_EVERY;
                     }
                     tokio::time::sleep(IDLE).await;
                 }
