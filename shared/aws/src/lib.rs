@@ -6,6 +6,7 @@
 //! `AWS_ENDPOINT_URL` points them at an S3-compatible store or a local emulator (the code
 //! never asks whether it is under test).
 
+mod containers;
 pub mod dynamo;
 mod eventbridge;
 mod identity;
@@ -17,6 +18,7 @@ mod s3;
 mod sqs;
 mod tasks;
 
+pub use containers::DynamoContainerRepository;
 pub use eventbridge::{EVENT_SOURCE, EventBridgeSink};
 pub use identity::DynamoIdentityStore;
 pub use images::DynamoImageRepository;

@@ -121,6 +121,14 @@ impl AwsResources {
         ))
     }
 
+    /// Container and object records.
+    pub async fn container_repository(&self) -> DomainResult<crate::DynamoContainerRepository> {
+        Ok(crate::DynamoContainerRepository::new(
+            self.dynamodb().await?,
+            &self.settings.table,
+        ))
+    }
+
     /// Task records.
     pub async fn task_repository(&self) -> DomainResult<DynamoTaskRepository> {
         Ok(DynamoTaskRepository::new(

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 /// Smallest part: S3 needs ≥ 5 MiB for every part but the last.
 const BASE_PART: usize = 8 * 1024 * 1024;
 /// The least S3 takes as a part that is not the last.
-const MIN_PART: usize = 5 * 1024 * 1024;
+pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
 /// Parts uploaded concurrently per upload: enough to overlap network and hashing, bounded
 /// so memory stays at a few parts.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -65,7 +65,7 @@ fn copy_ranges(size: u64, min_part: u64) -> impl Iterator<Item = (i32, ByteRange
 
 /// The `x-amz-copy-source` value: `bucket/key`, percent-encoded, which S3 requires and the
 /// SDK leaves to the caller. `/` stays: it separates the bucket from the key.
-fn copy_source(bucket: &str, key: &str) -> String {
+pub(crate) fn copy_source(bucket: &str, key: &str) -> String {
     let mut encoded = String::with_capacity(bucket.len() + key.len() + 1);
     for byte in format!("{bucket}/{key}").bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
@@ -637,7 +637,7 @@ impl S3Upload {
 }
 
 /// The request that joins `parts` (in any order) into the object `key`.
-fn completion(
+pub(crate) fn completion(
     client: &Client,
     bucket: &str,
     key: &str,
@@ -657,7 +657,7 @@ fn completion(
         )
 }
 
-async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+pub(crate) async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
     if let Err(e) = client
         .abort_multipart_upload()
         .bucket(bucket)

@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cloud_images_aws::{
-    DynamoIdentityStore, DynamoMemberRepository, dynamo, dynamodb_client, load_config,
+    DynamoContainerRepository, DynamoIdentityStore, DynamoMemberRepository, dynamo,
+    dynamodb_client, load_config,
 };
 
 async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
@@ -30,6 +31,15 @@ async fn dynamodb_keeps_the_member_repository_contract() {
     let (client, table) = fresh_table().await;
     cloud_images_testkit::member_repository_contract(&DynamoMemberRepository::new(client, table))
         .await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_container_repository_contract() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::container_repository_contract(&DynamoContainerRepository::new(
+        client, table,
+    ))
+    .await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! service crate composes them into use cases.
 
 pub mod base64_bytes;
+pub mod containers;
 pub mod error;
 pub mod events;
 pub mod identity;

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::containers::{AccountUsage, ContainerRecord, ObjectRecord};
 use crate::error::{DomainError, DomainResult};
 use crate::events::Event;
 use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
@@ -448,15 +449,127 @@ pub struct WebBody {
     pub body: ByteStream,
 }
 
-/// The tenants' object storage that tasks import from and export to. Every call names the
-/// tenant, and an adapter maps `(tenant, container)` to a place only that tenant's tasks
-/// reach (a directory or key prefix per tenant).
+/// The bytes of the tenants' objects, which tasks import from and export to and the object
+/// API serves. Every call names the tenant, and an adapter maps `(tenant, container)` to a
+/// place only that tenant reaches (a directory or key prefix per tenant). Records of the
+/// objects live in a [`ContainerRepository`].
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Opens an object: its size and its bytes; `NotFound` when there is no such object.
     async fn open(&self, tenant: &str, path: &ObjectPath) -> DomainResult<(u64, ByteStream)>;
+    /// Streams an object, or the given range of it (resolved against its record's size).
+    async fn read(
+        &self,
+        tenant: &str,
+        path: &ObjectPath,
+        range: Option<ByteRange>,
+    ) -> DomainResult<ByteStream>;
     /// Starts writing an object; it appears, replacing any older one, only on commit.
     async fn create(&self, tenant: &str, path: &ObjectPath) -> DomainResult<Box<dyn UploadSink>>;
+    /// Writes the bytes of `parts` (each with its size), in order, as one object at
+    /// `target`, atomically as a commit does; where the store can, without the bytes
+    /// passing through the service.
+    async fn join(
+        &self,
+        tenant: &str,
+        target: &ObjectPath,
+        parts: &[(ObjectPath, u64)],
+    ) -> DomainResult<()>;
+    /// Removes an object's bytes; removing absent ones succeeds.
+    async fn delete(&self, tenant: &str, path: &ObjectPath) -> DomainResult<()>;
+    /// A URL valid for `valid_for` from which a client may `GET` the object (ranges too)
+    /// directly, where the store can issue one.
+    async fn download_url(
+        &self,
+        _tenant: &str,
+        _path: &ObjectPath,
+        _valid_for: std::time::Duration,
+    ) -> DomainResult<Option<String>> {
+        Ok(None)
+    }
+}
+
+/// Writes `body` into `sink`, chunk by chunk, as it arrives.
+pub async fn pour(mut body: ByteStream, sink: &mut dyn UploadSink) -> DomainResult<()> {
+    while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+        sink.write(chunk?).await?;
+    }
+    Ok(())
+}
+
+/// [`ObjectStore::join`] for a store that can only stream: each part read and written in
+/// turn into one upload, which is aborted at the first failure.
+pub async fn join_by_streaming(
+    store: &dyn ObjectStore,
+    tenant: &str,
+    target: &ObjectPath,
+    parts: &[(ObjectPath, u64)],
+) -> DomainResult<()> {
+    let mut sink = store.create(tenant, target).await?;
+    for (part, _) in parts {
+        let poured = match store.read(tenant, part, None).await {
+            Ok(body) => pour(body, sink.as_mut()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = poured {
+            sink.abort().await;
+            return Err(e);
+        }
+    }
+    sink.commit().await
+}
+
+/// The records of the tenants' containers and objects, and the usage counters a byte quota
+/// reads. Counters move in the same atomic write as the record that moves them.
+#[async_trait]
+pub trait ContainerRepository: Send + Sync {
+    /// Creates a container; `false` when it already existed (nothing changes then).
+    async fn create_container(
+        &self,
+        tenant: &str,
+        container: &ContainerRecord,
+    ) -> DomainResult<bool>;
+    /// One container.
+    async fn container(&self, tenant: &str, name: &str) -> DomainResult<Option<ContainerRecord>>;
+    /// Containers named after `after`, below `before` when given, in name order, at most
+    /// `limit` of them.
+    async fn containers(
+        &self,
+        tenant: &str,
+        after: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> DomainResult<Vec<ContainerRecord>>;
+    /// Deletes an empty container: `NotFound` when absent, `Conflict` when it holds objects.
+    async fn delete_container(&self, tenant: &str, name: &str) -> DomainResult<()>;
+    /// What the tenant keeps in all its containers.
+    async fn usage(&self, tenant: &str) -> DomainResult<AccountUsage>;
+    /// One object's record.
+    async fn object(&self, tenant: &str, path: &ObjectPath) -> DomainResult<Option<ObjectRecord>>;
+    /// Records of a container's objects named after `after`, in name order, at most `limit`.
+    async fn objects(
+        &self,
+        tenant: &str,
+        container: &str,
+        after: &str,
+        limit: usize,
+    ) -> DomainResult<Vec<ObjectRecord>>;
+    /// Records an object, replacing the record of the same name; the replaced record, if
+    /// any. `NotFound` when the container does not exist, `QuotaExceeded` when the tenant's
+    /// bytes would pass `max_bytes`. Only a record that grows the bytes is refused.
+    async fn put_object(
+        &self,
+        tenant: &str,
+        container: &str,
+        record: &ObjectRecord,
+        max_bytes: Option<u64>,
+    ) -> DomainResult<Option<ObjectRecord>>;
+    /// Removes an object's record; the removed record, or `None` when there was none.
+    async fn delete_object(
+        &self,
+        tenant: &str,
+        path: &ObjectPath,
+    ) -> DomainResult<Option<ObjectRecord>>;
 }
 
 #[cfg(test)]

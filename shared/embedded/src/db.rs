@@ -169,6 +169,30 @@ CREATE TABLE event_sinks (
     delivered INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The tenants' containers and the records of their objects (the bytes are files); the
+-- counters move in the transaction of the record that moves them.
+CREATE TABLE containers (
+    tenant     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    objects    INTEGER NOT NULL DEFAULT 0,
+    bytes      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
+CREATE TABLE objects (
+    tenant        TEXT NOT NULL,
+    container     TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    etag          TEXT NOT NULL,
+    content_type  TEXT NOT NULL,
+    last_modified INTEGER NOT NULL,
+    manifest      TEXT,
+    PRIMARY KEY (tenant, container, name),
+    FOREIGN KEY (tenant, container) REFERENCES containers (tenant, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

@@ -5,6 +5,7 @@
 //! writers queue instead of failing with "database is locked" — also across processes such
 //! as the admin CLI running beside the server.
 
+mod containers;
 mod db;
 mod error;
 mod events;
@@ -21,6 +22,7 @@ mod upload;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use containers::SqliteContainerRepository;
 pub use db::Sqlite;
 pub use error::EmbeddedError;
 pub use events::{Discarded, JsonLinesSink, SqliteEventOutbox};
@@ -48,8 +50,10 @@ pub struct EmbeddedBackend {
     pub members: Arc<SqliteMemberRepository>,
     /// Import and export task records.
     pub tasks: Arc<SqliteTaskRepository>,
-    /// The tenants' objects that tasks import from and export to.
+    /// The bytes of the tenants' objects.
     pub objects: Arc<DirObjectStore>,
+    /// The records of the tenants' containers and objects.
+    pub containers: Arc<SqliteContainerRepository>,
 }
 
 impl EmbeddedBackend {
@@ -66,6 +70,7 @@ impl EmbeddedBackend {
             members: Arc::new(SqliteMemberRepository::new(db.clone())),
             tasks: Arc::new(SqliteTaskRepository::new(db.clone())),
             objects: Arc::new(DirObjectStore::open(&data_dir.join("objects"))?),
+            containers: Arc::new(SqliteContainerRepository::new(db.clone())),
             db,
         })
     }
@@ -119,6 +124,12 @@ mod contracts {
     async fn sqlite_keeps_the_task_repository_contract() {
         let (_dir, backend) = backend();
         cloud_images_testkit::task_repository_contract(backend.tasks.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_container_repository_contract() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::container_repository_contract(backend.containers.as_ref()).await;
     }
 
     #[tokio::test]

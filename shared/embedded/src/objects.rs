@@ -6,7 +6,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use cloud_images_domain::ports::{ByteStream, ObjectStore, UploadSink};
+use cloud_images_domain::ports::{
+    ByteRange, ByteStream, ObjectStore, UploadSink, join_by_streaming,
+};
 use cloud_images_domain::task::ObjectPath;
 use cloud_images_domain::{DomainError, DomainResult};
 
@@ -91,6 +93,43 @@ impl ObjectStore for DirObjectStore {
             return Err(clash(path));
         }
         Ok(Box::new(FileUpload::begin(target).await?))
+    }
+
+    async fn read(
+        &self,
+        tenant: &str,
+        path: &ObjectPath,
+        range: Option<ByteRange>,
+    ) -> DomainResult<ByteStream> {
+        let file_path = self.file(tenant, path)?;
+        let file = match tokio::fs::File::open(&file_path).await {
+            Ok(file) => file.into_std().await,
+            Err(e) if is_missing(&e) => return Err(not_found(path)),
+            Err(e) => return Err(io_error(format!("opening {}", file_path.display()), e)),
+        };
+        let what = format!("object '{path}'");
+        Ok(match range {
+            Some(range) => stream_file(file, range.first, Some(range.len()), what),
+            None => stream_file(file, 0, None, what),
+        })
+    }
+
+    async fn join(
+        &self,
+        tenant: &str,
+        target: &ObjectPath,
+        parts: &[(ObjectPath, u64)],
+    ) -> DomainResult<()> {
+        join_by_streaming(self, tenant, target, parts).await
+    }
+
+    async fn delete(&self, tenant: &str, path: &ObjectPath) -> DomainResult<()> {
+        let file_path = self.file(tenant, path)?;
+        match tokio::fs::remove_file(&file_path).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(io_error(format!("removing {}", file_path.display()), e)),
+        }
     }
 }
 

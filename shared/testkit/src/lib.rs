@@ -11,12 +11,13 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use cloud_images_domain::DomainError;
+use cloud_images_domain::containers::{ContainerRecord, ObjectRecord};
 use cloud_images_domain::identity::{AccountName, Role, Tenant, TenantId, User, UserId};
 use cloud_images_domain::image::{Image, ImageId, ImageStatus};
 use cloud_images_domain::member::{Member, MemberStatus};
 use cloud_images_domain::ports::{
-    ByteRange, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
-    StoredObject, TaskRepository, Viewer,
+    ByteRange, ContainerRepository, IdentityStore, ImageRepository, ImageStore, MemberRepository,
+    ObjectStore, StoredObject, TaskRepository, Viewer,
 };
 use cloud_images_domain::quota::{TenantQuota, TenantUsage};
 use cloud_images_domain::task::{
@@ -1002,6 +1003,14 @@ async fn read_object(
     Ok((size, out))
 }
 
+async fn collect(mut stream: cloud_images_domain::ports::ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
 fn is_not_found<T>(result: &Result<T, DomainError>) -> bool {
     matches!(result, Err(DomainError::NotFound(_)))
 }
@@ -1082,6 +1091,67 @@ pub async fn object_store_contract(store: &dyn ObjectStore) {
     let (size, bytes) = read_object(store, tenant, &big).await.unwrap();
     assert_eq!(size, large.len() as u64);
     assert!(bytes == large, "{} bytes did not read back", large.len());
+
+    // Ranges, joins and deletes.
+    let range = collect(
+        store
+            .read(
+                tenant,
+                &big,
+                Some(ByteRange {
+                    first: 5,
+                    last: 1_048_580,
+                }),
+            )
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(range == large[5..=1_048_580], "a range read back wrong");
+    let small = object_path("images", "small.vhd");
+    put_object(store, tenant, &small, &[b"tail"]).await;
+    let joined = object_path("joined", "whole.vhd");
+    let (big_size, small_size) = (large.len() as u64, 4);
+    let parts = [
+        (big.clone(), big_size),
+        (small.clone(), small_size),
+        (big.clone(), big_size),
+    ];
+    store.join(tenant, &joined, &parts).await.unwrap();
+    let (size, bytes) = read_object(store, tenant, &joined).await.unwrap();
+    assert_eq!(size, 2 * large.len() as u64 + 4);
+    assert!(
+        bytes[..large.len()] == large[..]
+            && bytes[large.len()..large.len() + 4] == b"tail"[..]
+            && bytes[large.len() + 4..] == large[..],
+        "a join read back wrong"
+    );
+    let missing_part = store
+        .join(
+            tenant,
+            &object_path("joined", "broken"),
+            &[(small.clone(), 4), (object_path("images", "absent"), 1)],
+        )
+        .await;
+    assert!(
+        is_not_found(&missing_part),
+        "a join of a missing part: {missing_part:?}"
+    );
+    assert!(
+        is_not_found(&read_object(store, tenant, &object_path("joined", "broken")).await),
+        "a failed join left an object"
+    );
+    store.delete(stranger, &small).await.unwrap();
+    assert!(
+        read_object(store, tenant, &small).await.is_ok(),
+        "another tenant deleted the object"
+    );
+    store.delete(tenant, &small).await.unwrap();
+    assert!(
+        is_not_found(&read_object(store, tenant, &small).await),
+        "a deleted object reads"
+    );
+    store.delete(tenant, &small).await.unwrap();
 
     for bad in ["", ".", "..", ".hidden", "a/b", "../tenant-a", "a\\b"] {
         assert!(
@@ -1236,4 +1306,220 @@ pub async fn list_visibility_contract(
             );
         }
     }
+}
+
+fn object_record(name: &str, size: u64, etag: &str) -> ObjectRecord {
+    ObjectRecord {
+        name: name.into(),
+        size,
+        etag: etag.into(),
+        content_type: "application/octet-stream".into(),
+        last_modified: Utc.timestamp_opt(1_780_000_000, 123_456_000).unwrap(),
+        manifest: None,
+    }
+}
+
+fn container_record(name: &str) -> ContainerRecord {
+    ContainerRecord {
+        name: name.into(),
+        objects: 0,
+        bytes: 0,
+        created_at: Utc.timestamp_opt(1_780_000_000, 0).unwrap(),
+    }
+}
+
+/// Everything a [`ContainerRepository`] promises: containers per tenant, created once and
+/// deleted only empty; object records in byte order of their names, replaced by name; the
+/// counters moved by every record write; a byte quota that refuses only growth; and nothing
+/// of one tenant visible to another.
+pub async fn container_repository_contract(repo: &dyn ContainerRepository) {
+    let (tenant, stranger) = ("tenant-a", "tenant-b");
+    assert!(
+        repo.create_container(tenant, &container_record("backups"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .create_container(tenant, &container_record("backups"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.create_container(tenant, &container_record("archive"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.create_container(stranger, &container_record("backups"))
+            .await
+            .unwrap()
+    );
+    let names = |list: Vec<ContainerRecord>| list.into_iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(repo.containers(tenant, "", None, 10).await.unwrap()),
+        ["archive", "backups"]
+    );
+    assert_eq!(
+        names(repo.containers(tenant, "archive", None, 10).await.unwrap()),
+        ["backups"]
+    );
+    assert_eq!(
+        names(repo.containers(tenant, "", Some("b"), 10).await.unwrap()),
+        ["archive"]
+    );
+    assert_eq!(
+        names(repo.containers(tenant, "", None, 1).await.unwrap()),
+        ["archive"]
+    );
+    assert!(repo.container(tenant, "absent").await.unwrap().is_none());
+
+    let path = |object: &str| object_path("backups", object);
+    let first = object_record("disk.vhd", 100, "aa");
+    assert_eq!(
+        repo.put_object(tenant, "backups", &first, None)
+            .await
+            .unwrap(),
+        None
+    );
+    // Names in byte order: "Z" < "a" < "é" (0xC3).
+    for (name, size) in [("a/2", 1), ("a/1", 2), ("Zebra", 3), ("é", 4)] {
+        repo.put_object(tenant, "backups", &object_record(name, size, "bb"), None)
+            .await
+            .unwrap();
+    }
+    let listed: Vec<String> = repo
+        .objects(tenant, "backups", "", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(listed, ["Zebra", "a/1", "a/2", "disk.vhd", "é"]);
+    let after: Vec<String> = repo
+        .objects(tenant, "backups", "a/1", 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(after, ["a/2", "disk.vhd"]);
+    assert_eq!(
+        repo.object(tenant, &path("disk.vhd")).await.unwrap(),
+        Some(first.clone())
+    );
+
+    let counted = repo.container(tenant, "backups").await.unwrap().unwrap();
+    assert_eq!((counted.objects, counted.bytes), (5, 110));
+    let replacement = object_record("disk.vhd", 40, "cc");
+    assert_eq!(
+        repo.put_object(tenant, "backups", &replacement, None)
+            .await
+            .unwrap(),
+        Some(first)
+    );
+    let counted = repo.container(tenant, "backups").await.unwrap().unwrap();
+    assert_eq!(
+        (counted.objects, counted.bytes),
+        (5, 50),
+        "a replacement moved the counters wrong"
+    );
+    let usage = repo.usage(tenant).await.unwrap();
+    assert_eq!((usage.containers, usage.objects, usage.bytes), (2, 5, 50));
+
+    // The quota refuses growth past it, and never a shrink.
+    let full = repo
+        .put_object(
+            tenant,
+            "archive",
+            &object_record("big", 51, "dd"),
+            Some(100),
+        )
+        .await;
+    assert!(
+        matches!(full, Err(DomainError::QuotaExceeded(_))),
+        "growth past the quota: {full:?}"
+    );
+    assert!(
+        repo.object(tenant, &object_path("archive", "big"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    repo.put_object(
+        tenant,
+        "archive",
+        &object_record("big", 50, "dd"),
+        Some(100),
+    )
+    .await
+    .unwrap();
+    repo.put_object(tenant, "archive", &object_record("big", 10, "dd"), Some(20))
+        .await
+        .unwrap();
+    assert_eq!(repo.usage(tenant).await.unwrap().bytes, 60);
+
+    let absent = repo
+        .put_object(tenant, "absent", &object_record("x", 1, "ee"), None)
+        .await;
+    assert!(
+        is_not_found(&absent),
+        "a record in a missing container: {absent:?}"
+    );
+
+    // Another tenant sees none of it.
+    assert!(
+        repo.object(stranger, &path("disk.vhd"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        repo.objects(stranger, "backups", "", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(repo.usage(stranger).await.unwrap().bytes, 0);
+    assert!(
+        repo.delete_object(stranger, &path("disk.vhd"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Deletes.
+    let busy = repo.delete_container(tenant, "backups").await;
+    assert!(
+        matches!(busy, Err(DomainError::Conflict(_))),
+        "deleting a full container: {busy:?}"
+    );
+    assert_eq!(
+        repo.delete_object(tenant, &path("disk.vhd")).await.unwrap(),
+        Some(replacement)
+    );
+    assert!(
+        repo.delete_object(tenant, &path("disk.vhd"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for name in ["a/2", "a/1", "Zebra", "é"] {
+        assert!(
+            repo.delete_object(tenant, &path(name))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let counted = repo.container(tenant, "backups").await.unwrap().unwrap();
+    assert_eq!((counted.objects, counted.bytes), (0, 0));
+    repo.delete_container(tenant, "backups").await.unwrap();
+    assert!(is_not_found(
+        &repo.delete_container(tenant, "backups").await
+    ));
+    assert!(
+        repo.container(stranger, "backups").await.unwrap().is_some(),
+        "another tenant's container went"
+    );
 }
