@@ -201,6 +201,11 @@ pub struct Config {
     #[arg(long, global = true, env = "CLOUD_IMAGES_STORAGE_QUOTA", value_parser = parse_bytes)]
     pub storage_quota: Option<u64>,
 
+    /// Most bytes one tenant's containers (the object API, `/v1/AUTH_<tenant>`) may hold,
+    /// e.g. `100G`; writes past it get 413. Unlimited when unset.
+    #[arg(long, global = true, env = "CLOUD_IMAGES_CONTAINER_QUOTA", value_parser = parse_bytes)]
+    pub container_quota: Option<u64>,
+
     /// Most members (consumer tenants) one image may be shared with (413 beyond).
     #[arg(
         long,
@@ -356,6 +361,15 @@ impl Config {
             max_attempts: self.task_max_attempts.max(1),
             default_limit: 25.min(self.max_page_size),
             max_limit: self.max_page_size,
+        }
+    }
+
+    /// How the object API behaves.
+    pub fn container_settings(&self) -> cloud_images_service::ContainerSettings {
+        cloud_images_service::ContainerSettings {
+            max_bytes: self.container_quota,
+            download_redirect: self.download_redirect,
+            max_direct_bytes: self.direct_upload_limit,
         }
     }
 

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use cloud_images_domain::ports::{
-    IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore, TaskQueue,
-    TaskRepository, WebSource,
+    ContainerRepository, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
+    TaskQueue, TaskRepository, WebSource,
 };
 use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
-    EventDelivery, IdentityService, ImageAccess, ImageDataService, ImageService, ImageStores,
-    ImportService, MemberService, SigningKey, StagingService, TaskRunner, TaskService,
+    ContainerService, EventDelivery, IdentityService, ImageAccess, ImageDataService, ImageService,
+    ImageStores, ImportService, MemberService, SigningKey, StagingService, TaskRunner, TaskService,
     TaskSettings, TokenSigner,
 };
 
@@ -167,11 +167,20 @@ impl Wiring {
         ))
     }
 
+    /// Containers and objects.
+    pub async fn containers(&self) -> Result<ContainerService, StartupError> {
+        Ok(ContainerService::new(
+            self.container_repository().await?,
+            self.object_store().await?,
+            self.config.container_settings(),
+        ))
+    }
+
     /// Runs queued tasks.
     pub async fn task_runner(&self) -> Result<TaskRunner, StartupError> {
         Ok(TaskRunner::new(
             self.task_repository().await?,
-            self.object_store().await?,
+            self.containers().await?,
             self.web_source(),
             self.access().await?,
             self.image_data().await?,
@@ -232,6 +241,14 @@ impl Wiring {
         )
     }
 
+    /// The object API: containers and objects.
+    pub async fn objects_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::objects::router(
+            self.common(),
+            self.containers().await?,
+        ))
+    }
+
     /// Every route group on one router, as the local binary serves them.
     pub async fn all_routes(&self) -> Result<Router, StartupError> {
         Ok(self
@@ -241,7 +258,8 @@ impl Wiring {
             .merge(self.images_routes().await?)
             .merge(self.image_data_routes().await?)
             .merge(self.members_routes().await?)
-            .merge(self.tasks_routes().await?))
+            .merge(self.tasks_routes().await?)
+            .merge(self.objects_routes().await?))
     }
 
     // ---- adapters ----
@@ -383,6 +401,14 @@ impl Wiring {
                     ),
                 ));
             }
+        })
+    }
+
+    async fn container_repository(&self) -> Result<Arc<dyn ContainerRepository>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.containers.clone(),
+            Opened::Aws(aws) => Arc::new(aws.container_repository().await?),
         })
     }
 

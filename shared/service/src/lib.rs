@@ -1,6 +1,7 @@
 //! Use cases of Cloud Images, written against the domain's ports only.
 
 pub mod access;
+pub mod containers;
 pub mod events;
 pub mod identity;
 pub mod image_data;
@@ -15,6 +16,7 @@ pub mod tasks;
 pub mod tokens;
 
 pub use access::{ImageAccess, ImageSettings};
+pub use containers::{ContainerService, ContainerSettings};
 pub use events::EventDelivery;
 pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
 pub use image_data::{Download, ImageDataService};

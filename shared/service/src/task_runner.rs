@@ -8,15 +8,12 @@
 //! image id is fixed when the task is created, so however often it runs there is one image.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use cloud_images_domain::events::Actor;
 use cloud_images_domain::image::{DiskFormat, Image, ImageId, ImageStatus, Visibility};
 use cloud_images_domain::import::ImportMethod;
-use cloud_images_domain::ports::{
-    ByteRange, ByteStream, ObjectStore, TaskRepository, UploadSink, WebSource,
-};
+use cloud_images_domain::ports::{ByteRange, ByteStream, TaskRepository, WebSource};
 use cloud_images_domain::task::{ObjectPath, Task, TaskId, TaskInput, TaskStatus};
 use cloud_images_domain::{DomainError, DomainResult, vhd};
 use futures_util::StreamExt;
@@ -25,8 +22,8 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use crate::access::{Contention, ImageAccess, now};
+use crate::containers::ContainerService;
 use crate::image_data::ImageDataService;
-use crate::stores::stream_into;
 use crate::tasks::{TaskMessage, TaskSettings, chrono_span, save_task};
 
 mod image_import;
@@ -52,7 +49,7 @@ fn is_final_failure(error: &DomainError) -> bool {
 #[derive(Clone)]
 pub struct TaskRunner {
     tasks: Arc<dyn TaskRepository>,
-    objects: Arc<dyn ObjectStore>,
+    containers: ContainerService,
     web: Arc<dyn WebSource>,
     access: ImageAccess,
     data: ImageDataService,
@@ -87,7 +84,7 @@ impl TaskRunner {
     /// web-download) and the image data pipeline.
     pub fn new(
         tasks: Arc<dyn TaskRepository>,
-        objects: Arc<dyn ObjectStore>,
+        containers: ContainerService,
         web: Arc<dyn WebSource>,
         access: ImageAccess,
         data: ImageDataService,
@@ -95,7 +92,7 @@ impl TaskRunner {
     ) -> Self {
         Self {
             tasks,
-            objects,
+            containers,
             web,
             access,
             data,
@@ -378,7 +375,7 @@ impl TaskRunner {
             }
             other => other,
         };
-        let received = match self.objects.open(&task.owner, source).await {
+        let received = match self.containers.open_for_import(&task.owner, source).await {
             Ok((size, body)) => match self.import_target(existing, fresh, &actor).await {
                 Ok(image) => {
                     self.data
@@ -448,8 +445,9 @@ impl TaskRunner {
             "input.receiving_swift_container",
         )?;
         let body = self.data.read(&image, plan.read_range).await?;
-        let sink = self.objects.create(&task.owner, &object).await?;
-        write_converted(sink, body, &plan).await?;
+        self.containers
+            .store_export(&task.owner, &object, converted(body, &plan))
+            .await?;
         Ok(json!({ "export_location": object.to_string() }))
     }
 
@@ -567,17 +565,11 @@ struct Conversion {
     append: Vec<u8>,
 }
 
-async fn write_converted(
-    sink: Box<dyn UploadSink>,
-    body: ByteStream,
-    plan: &Conversion,
-) -> DomainResult<()> {
+/// The stored bytes as the export writes them: the read range, then what the plan appends.
+fn converted(body: ByteStream, plan: &Conversion) -> ByteStream {
     let append = bytes::Bytes::copy_from_slice(&plan.append);
     let tail = futures_util::stream::iter((!append.is_empty()).then_some(Ok(append)));
-    let body: ByteStream = Box::pin(body.chain(tail));
-    stream_into(sink, body, &AtomicU64::new(0))
-        .await
-        .map(|_| ())
+    Box::pin(body.chain(tail))
 }
 
 fn random_id() -> [u8; 16] {

@@ -84,7 +84,16 @@ impl Checked for RequestBuilder {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap().to_vec();
-        spec::check(&method, url.path(), status, &String::from_utf8_lossy(&body));
+        let media = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        spec::check(
+            &method,
+            url.path(),
+            status,
+            media,
+            &String::from_utf8_lossy(&body),
+        );
         Reply {
             status,
             headers,
@@ -938,6 +947,27 @@ pub async fn put_part(upload: &Value, number: usize, data: &[u8]) {
         .await
         .unwrap();
     assert_eq!(sent.status(), StatusCode::OK, "part {number}");
+}
+
+/// Makes a fixed VHD of `raw` with qemu-img (installed by .ci/run from qemu-utils).
+pub fn fixed_vhd(raw: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("disk.raw"), raw).unwrap();
+    qemu_img(
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vpc",
+            "-o",
+            "subformat=fixed,force_size=on",
+            "disk.raw",
+            "disk.vhd",
+        ],
+        dir.path(),
+    );
+    std::fs::read(dir.path().join("disk.vhd")).unwrap()
 }
 
 /// Runs qemu-img in `dir` (installed by .ci/run from Debian's qemu-utils) and returns its

@@ -52,12 +52,16 @@ async fn every_described_method_answers_and_every_other_method_is_405() {
             .new_image(&w.alice, json!({ "name": "probe" }))
             .await,
     );
+    let admin_tenant = &w.server.first_admin.as_ref().unwrap().tenant_id;
     for (template, item) in spec["paths"].as_object().unwrap() {
         let path = template
             .replace("{image_id}", &image)
             .replace("{tag}", "probe-tag")
             .replace("{name}", "image")
-            .replace("{project_id}", &w.acme);
+            .replace("{project_id}", &w.acme)
+            .replace("{account}", &format!("AUTH_{}", admin_tenant))
+            .replace("{container}", "probe-container")
+            .replace("{*object}", "probe/object");
         for method in METHODS {
             let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             // Each call is checked against the description by the harness as well.

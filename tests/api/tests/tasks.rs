@@ -3,34 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use cloud_images_api_tests::{
-    DataDir, Server, World, id_of, json_body, qemu_img, sample_bytes, tool_digest,
+    DataDir, Server, World, fixed_vhd, id_of, json_body, qemu_img, sample_bytes, tool_digest,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// A short lease, so the take-over of a killed worker's task is quick to observe.
 const FAST_LEASE: (&str, &str) = ("CLOUD_IMAGES_TASK_LEASE", "2s");
-
-/// Makes a fixed VHD of `raw` with qemu-img (installed by .ci/run from qemu-utils).
-fn fixed_vhd(raw: &[u8]) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("disk.raw"), raw).unwrap();
-    qemu_img(
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            "subformat=fixed,force_size=on",
-            "disk.raw",
-            "disk.vhd",
-        ],
-        dir.path(),
-    );
-    std::fs::read(dir.path().join("disk.vhd")).unwrap()
-}
 
 fn qcow2_image() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();

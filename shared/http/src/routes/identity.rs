@@ -184,6 +184,7 @@ fn v2_catalog(root: &str, region: &str, caller: &Caller) -> Value {
     };
     json!([
         { "type": "image", "name": "cloudImages", "endpoints": endpoint(root.to_owned(), "image-public"), "endpoints_links": [] },
+        { "type": "object-store", "name": "cloudFiles", "endpoints": endpoint(format!("{root}/v1/AUTH_{}", caller.tenant_id), "object-store-public"), "endpoints_links": [] },
         { "type": "identity", "name": "keystone", "endpoints": endpoint(format!("{root}/v2.0"), "identity-public"), "endpoints_links": [] },
     ])
 }
@@ -367,12 +368,12 @@ fn v3_token_body(root: &str, region: &str, claims: &Claims) -> Value {
             "audit_ids": [claims.aid],
             "issued_at": v3_time(claims.issued_at()),
             "expires_at": v3_time(claims.expires_at()),
-            "catalog": v3_catalog(root, region),
+            "catalog": v3_catalog(root, region, caller.tenant_id.as_str()),
         }
     })
 }
 
-fn v3_catalog(root: &str, region: &str) -> Value {
+fn v3_catalog(root: &str, region: &str, tenant: &str) -> Value {
     let endpoints = |url: String, service: &str| -> Vec<Value> {
         ["public", "internal", "admin"]
             .iter()
@@ -386,6 +387,7 @@ fn v3_catalog(root: &str, region: &str) -> Value {
     };
     json!([
         { "type": "image", "name": "glance", "id": "image", "endpoints": endpoints(root.to_owned(), "image") },
+        { "type": "object-store", "name": "swift", "id": "object-store", "endpoints": endpoints(format!("{root}/v1/AUTH_{tenant}"), "object-store") },
         { "type": "identity", "name": "keystone", "id": "identity", "endpoints": endpoints(format!("{root}/v3"), "identity") },
     ])
 }

@@ -97,7 +97,7 @@ impl DataBody {
 /// A refusal of an upload: what is still arriving of the body is read and dropped (within
 /// bounds) so the client reads the answer, and the client is told not to send its next
 /// request on this connection, whose rest of the body may be unread.
-async fn refused(kept: KeptBody, error: DomainError) -> ApiError {
+pub(crate) async fn refused(kept: KeptBody, error: DomainError) -> ApiError {
     kept.drain().await;
     ApiError::from(error).with_header(CONNECTION, "close")
 }
@@ -142,7 +142,7 @@ async fn stage(
 
 /// Parses a single `bytes=` range; other units and malformed values are ignored (the whole
 /// data is served, as RFC 9110 asks), several ranges are refused as Glance does.
-fn parse_range(headers: &HeaderMap) -> Result<Option<RangeRequest>, ApiError> {
+pub(crate) fn parse_range(headers: &HeaderMap) -> Result<Option<RangeRequest>, ApiError> {
     let Some(spec) = headers
         .get(RANGE)
         .and_then(|v| v.to_str().ok())

@@ -1,0 +1,615 @@
+//! The tenant's containers: the object API's use cases, and the writes export tasks make.
+//!
+//! An object's bytes are written first and appear only on commit; its record (ETag, size)
+//! is written in between, where the quota is checked, so a refused write leaves the older
+//! object whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use cloud_images_domain::containers::{
+    AccountUsage, ContainerRecord, ListQuery, Listed, ObjectRecord, beyond, check_segment,
+    container_name, no_container, parse_manifest, quota_full, short_of,
+};
+use cloud_images_domain::identity::Caller;
+use cloud_images_domain::ports::{
+    ByteStream, ContainerRepository, ObjectStore, RangeRequest, UploadSink,
+};
+use cloud_images_domain::task::ObjectPath;
+use cloud_images_domain::{DomainError, DomainResult};
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use serde_json::json;
+
+/// The content type of an object stored without one.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// How the object API behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ContainerSettings {
+    /// The most bytes one tenant's containers may hold; `None` is no limit.
+    pub max_bytes: Option<u64>,
+    /// When set, downloads of objects above `max_direct_bytes` answer with a URL of the
+    /// store valid this long.
+    pub download_redirect: Option<Duration>,
+    /// The most bytes a request or response carries through the service (a Lambda's
+    /// payload); bigger objects are sent in segments and fetched from the store.
+    pub max_direct_bytes: Option<u64>,
+}
+
+/// An object being read: its record, the range served, and its bytes or where to get them.
+pub struct ObjectDownload {
+    /// The object's record.
+    pub record: ObjectRecord,
+    /// The range served, when one was asked for.
+    pub range: Option<cloud_images_domain::ports::ByteRange>,
+    /// The bytes, unless the client is sent elsewhere.
+    pub body: Option<ByteStream>,
+    /// Where to fetch the bytes instead.
+    pub redirect: Option<String>,
+}
+
+/// What a new object is: its place, its type, and the ETag the client says it has.
+pub struct NewObject {
+    /// Where it goes.
+    pub path: ObjectPath,
+    /// Its `Content-Type`.
+    pub content_type: Option<String>,
+    /// The MD5 the client computed, checked against the bytes received.
+    pub expected_etag: Option<String>,
+    /// The size announced in `Content-Length`, checked against the quota up front.
+    pub announced_size: Option<u64>,
+}
+
+/// The use cases over containers and objects.
+#[derive(Clone)]
+pub struct ContainerService {
+    records: Arc<dyn ContainerRepository>,
+    objects: Arc<dyn ObjectStore>,
+    settings: ContainerSettings,
+}
+
+/// The account in a request path must be the caller's own: one tenant never reaches
+/// another's containers, whatever the URL says.
+fn own_account(caller: &Caller, account: &str) -> DomainResult<()> {
+    if caller.tenant_id.as_str() == account {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(format!(
+            "Account AUTH_{account} is not yours; your account is AUTH_{}",
+            caller.tenant_id
+        )))
+    }
+}
+
+fn md5_hex(digest: impl AsRef<[u8]>) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Static Large Object's ETag as Swift computes it: the MD5 of its segments' ETags.
+fn large_object_etag(etags: &[&str]) -> String {
+    let mut hash = Md5::new();
+    for etag in etags {
+        hash.update(etag.as_bytes());
+    }
+    md5_hex(hash.finalize())
+}
+
+impl ContainerService {
+    /// The use cases over these adapters.
+    pub fn new(
+        records: Arc<dyn ContainerRepository>,
+        objects: Arc<dyn ObjectStore>,
+        settings: ContainerSettings,
+    ) -> Self {
+        Self {
+            records,
+            objects,
+            settings,
+        }
+    }
+
+    /// The account's usage and a page of its containers.
+    pub async fn account(
+        &self,
+        caller: &Caller,
+        account: &str,
+        query: &ListQuery,
+    ) -> DomainResult<(AccountUsage, Vec<ContainerRecord>)> {
+        own_account(caller, account)?;
+        let tenant = caller.tenant_id.as_str();
+        let usage = self.records.usage(tenant).await?;
+        let mut page = self
+            .records
+            .containers(
+                tenant,
+                &query.start(),
+                query.end_marker.as_deref(),
+                query.limit,
+            )
+            .await?;
+        page.retain(|c| !short_of(query, &c.name));
+        if let Some(at) = page.iter().position(|c| beyond(query, &c.name)) {
+            page.truncate(at);
+        }
+        Ok((usage, page))
+    }
+
+    /// Creates a container; `false` when it already existed.
+    pub async fn create_container(
+        &self,
+        caller: &Caller,
+        account: &str,
+        name: &str,
+    ) -> DomainResult<bool> {
+        own_account(caller, account)?;
+        caller.require_writer()?;
+        self.create_for(caller.tenant_id.as_str(), name).await
+    }
+
+    async fn create_for(&self, tenant: &str, name: &str) -> DomainResult<bool> {
+        let record = ContainerRecord {
+            name: container_name(name)?,
+            objects: 0,
+            bytes: 0,
+            created_at: Utc::now(),
+        };
+        self.records.create_container(tenant, &record).await
+    }
+
+    /// One container.
+    pub async fn container(
+        &self,
+        caller: &Caller,
+        account: &str,
+        name: &str,
+    ) -> DomainResult<ContainerRecord> {
+        own_account(caller, account)?;
+        self.records
+            .container(caller.tenant_id.as_str(), name)
+            .await?
+            .ok_or_else(|| no_container(name))
+    }
+
+    /// A container and a page of its listing.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        account: &str,
+        name: &str,
+        query: &ListQuery,
+    ) -> DomainResult<(ContainerRecord, Vec<Listed>)> {
+        let container = self.container(caller, account, name).await?;
+        let tenant = caller.tenant_id.as_str();
+        let mut listed = Vec::new();
+        let mut after = query.start();
+        'pages: while listed.len() < query.limit {
+            let want = query.limit - listed.len();
+            let page = self.records.objects(tenant, name, &after, want).await?;
+            let exhausted = page.len() < want;
+            for record in page {
+                if beyond(query, &record.name) {
+                    break 'pages;
+                }
+                if short_of(query, &record.name) {
+                    after = record.name;
+                    continue;
+                }
+                let (entry, next) = query.classify(record);
+                let skips = matches!(entry, Listed::Subdir(_));
+                // A subdir equal to the marker was the last entry of the previous page.
+                if !matches!(&entry, Listed::Subdir(s) if *s == query.marker) {
+                    listed.push(entry);
+                }
+                after = next;
+                if skips {
+                    continue 'pages;
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok((container, listed))
+    }
+
+    /// Deletes an empty container.
+    pub async fn delete_container(
+        &self,
+        caller: &Caller,
+        account: &str,
+        name: &str,
+    ) -> DomainResult<()> {
+        own_account(caller, account)?;
+        caller.require_writer()?;
+        self.records
+            .delete_container(caller.tenant_id.as_str(), name)
+            .await
+    }
+
+    /// One object's record.
+    pub async fn head(
+        &self,
+        caller: &Caller,
+        account: &str,
+        path: &ObjectPath,
+    ) -> DomainResult<ObjectRecord> {
+        own_account(caller, account)?;
+        self.record(caller.tenant_id.as_str(), path).await
+    }
+
+    async fn record(&self, tenant: &str, path: &ObjectPath) -> DomainResult<ObjectRecord> {
+        self.records
+            .object(tenant, path)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("Object '{path}' not found")))
+    }
+
+    /// An object's bytes (or a range of them), or where to fetch them.
+    pub async fn download(
+        &self,
+        caller: &Caller,
+        account: &str,
+        path: &ObjectPath,
+        range: Option<RangeRequest>,
+    ) -> DomainResult<ObjectDownload> {
+        let record = self.head(caller, account, path).await?;
+        let tenant = caller.tenant_id.as_str();
+        let range = match range {
+            Some(request) => Some(
+                request
+                    .resolve(record.size)
+                    .ok_or(DomainError::RangeNotSatisfiable { size: record.size })?,
+            ),
+            None => None,
+        };
+        let fits = self
+            .settings
+            .max_direct_bytes
+            .is_none_or(|max| range.map_or(record.size, |r| r.len()) <= max);
+        if let Some(valid_for) = self.settings.download_redirect
+            && !fits
+            && let Some(url) = self.objects.download_url(tenant, path, valid_for).await?
+        {
+            return Ok(ObjectDownload {
+                record,
+                range,
+                body: None,
+                redirect: Some(url),
+            });
+        }
+        let body = if record.size == 0 {
+            Box::pin(futures_util::stream::empty()) as ByteStream
+        } else {
+            self.objects.read(tenant, path, range).await?
+        };
+        Ok(ObjectDownload {
+            record,
+            range,
+            body: Some(body),
+            redirect: None,
+        })
+    }
+
+    /// Stores an object from the request body.
+    pub async fn upload(
+        &self,
+        caller: &Caller,
+        account: &str,
+        object: NewObject,
+        body: ByteStream,
+    ) -> DomainResult<ObjectRecord> {
+        own_account(caller, account)?;
+        caller.require_writer()?;
+        let tenant = caller.tenant_id.as_str();
+        if self
+            .records
+            .container(tenant, &object.path.container)
+            .await?
+            .is_none()
+        {
+            return Err(no_container(&object.path.container));
+        }
+        self.check_room(tenant, &object.path, object.announced_size)
+            .await?;
+        self.write(tenant, &object, body).await
+    }
+
+    /// Opens an object's bytes for an import task.
+    pub async fn open_for_import(
+        &self,
+        tenant: &str,
+        path: &ObjectPath,
+    ) -> DomainResult<(u64, ByteStream)> {
+        self.objects.open(tenant, path).await
+    }
+
+    /// Stores an object an export task produced, creating its container when absent.
+    pub async fn store_export(
+        &self,
+        tenant: &str,
+        path: &ObjectPath,
+        body: ByteStream,
+    ) -> DomainResult<ObjectRecord> {
+        self.create_for(tenant, &path.container).await?;
+        let object = NewObject {
+            path: path.clone(),
+            content_type: None,
+            expected_etag: None,
+            announced_size: None,
+        };
+        self.write(tenant, &object, body).await
+    }
+
+    /// Refuses up front a write the quota cannot hold, so a client sending a big object
+    /// learns before the bytes travel.
+    async fn check_room(
+        &self,
+        tenant: &str,
+        path: &ObjectPath,
+        size: Option<u64>,
+    ) -> DomainResult<()> {
+        let (Some(max), Some(size)) = (self.settings.max_bytes, size) else {
+            return Ok(());
+        };
+        let replaced = self
+            .records
+            .object(tenant, path)
+            .await?
+            .map_or(0, |r| r.size);
+        let used = self.records.usage(tenant).await?.bytes;
+        if used.saturating_sub(replaced).saturating_add(size) > max {
+            return Err(quota_full(max));
+        }
+        Ok(())
+    }
+
+    async fn write(
+        &self,
+        tenant: &str,
+        object: &NewObject,
+        body: ByteStream,
+    ) -> DomainResult<ObjectRecord> {
+        let mut sink = self.objects.create(tenant, &object.path).await?;
+        let received = match receive(sink.as_mut(), body).await {
+            Ok(received) => received,
+            Err(e) => {
+                sink.abort().await;
+                return Err(e);
+            }
+        };
+        if let Some(expected) = &object.expected_etag
+            && !expected.trim_matches('"').eq_ignore_ascii_case(&received.1)
+        {
+            sink.abort().await;
+            return Err(DomainError::Invalid(format!(
+                "The ETag header says {expected} but the data received has MD5 {}; nothing was stored",
+                received.1
+            )));
+        }
+        let record = ObjectRecord {
+            name: object.path.object.clone(),
+            size: received.0,
+            etag: received.1,
+            content_type: object
+                .content_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
+            last_modified: Utc::now(),
+            manifest: None,
+        };
+        self.publish(tenant, &object.path, record, sink).await
+    }
+
+    /// Records the object, then lets its bytes appear; a commit that fails puts the older
+    /// record back.
+    async fn publish(
+        &self,
+        tenant: &str,
+        path: &ObjectPath,
+        record: ObjectRecord,
+        sink: Box<dyn UploadSink>,
+    ) -> DomainResult<ObjectRecord> {
+        let replaced = match self
+            .records
+            .put_object(tenant, &path.container, &record, self.settings.max_bytes)
+            .await
+        {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                sink.abort().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = sink.commit().await {
+            self.restore(tenant, path, replaced).await;
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    async fn restore(&self, tenant: &str, path: &ObjectPath, replaced: Option<ObjectRecord>) {
+        let restored = match replaced {
+            Some(old) => self
+                .records
+                .put_object(tenant, &path.container, &old, None)
+                .await
+                .map(|_| ()),
+            None => self.records.delete_object(tenant, path).await.map(|_| ()),
+        };
+        if let Err(e) = restored {
+            tracing::error!(%path, error = %e, "an object's record could not be put back after its bytes failed to commit");
+        }
+    }
+
+    /// Stores a Static Large Object from its manifest: its segments joined, in order.
+    pub async fn upload_manifest(
+        &self,
+        caller: &Caller,
+        account: &str,
+        path: &ObjectPath,
+        content_type: Option<String>,
+        manifest: &[u8],
+    ) -> DomainResult<ObjectRecord> {
+        own_account(caller, account)?;
+        caller.require_writer()?;
+        let tenant = caller.tenant_id.as_str();
+        if self
+            .records
+            .container(tenant, &path.container)
+            .await?
+            .is_none()
+        {
+            return Err(no_container(&path.container));
+        }
+        let segments = parse_manifest(manifest)?;
+        let mut records = Vec::with_capacity(segments.len());
+        for (index, segment) in segments.iter().enumerate() {
+            let record = self
+                .records
+                .object(tenant, &segment.path)
+                .await?
+                .ok_or_else(|| {
+                    DomainError::Invalid(format!(
+                        "Segment {index} ({}) does not exist",
+                        segment.path
+                    ))
+                })?;
+            check_segment(index, segment, &record)?;
+            records.push(record);
+        }
+        let size = records.iter().map(|r| r.size).sum();
+        self.check_room(tenant, path, Some(size)).await?;
+        let parts: Vec<(ObjectPath, u64)> = segments
+            .iter()
+            .zip(&records)
+            .map(|(s, r)| (s.path.clone(), r.size))
+            .collect();
+        let stored_manifest: Vec<_> = segments
+            .iter()
+            .zip(&records)
+            .map(|(s, r)| {
+                json!({
+                    "name": format!("/{}", s.path),
+                    "hash": r.etag,
+                    "bytes": r.size,
+                    "content_type": r.content_type,
+                    "last_modified": listing_time(r),
+                })
+            })
+            .collect();
+        let etags: Vec<&str> = records.iter().map(|r| r.etag.as_str()).collect();
+        let record = ObjectRecord {
+            name: path.object.clone(),
+            size,
+            etag: large_object_etag(&etags),
+            content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
+            last_modified: Utc::now(),
+            manifest: Some(serde_json::Value::Array(stored_manifest).to_string()),
+        };
+        self.objects.join(tenant, path, &parts).await?;
+        match self
+            .records
+            .put_object(tenant, &path.container, &record, self.settings.max_bytes)
+            .await
+        {
+            Ok(_) => Ok(record),
+            Err(e) => {
+                // The joined bytes replaced any older object's; without a record they go.
+                if let Err(e) = self.objects.delete(tenant, path).await {
+                    tracing::warn!(%path, error = %e, "joined bytes of a refused manifest could not be removed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes an object; with `segments`, a Static Large Object's segments too. The
+    /// objects deleted.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        account: &str,
+        path: &ObjectPath,
+        segments: bool,
+    ) -> DomainResult<u64> {
+        own_account(caller, account)?;
+        caller.require_writer()?;
+        let tenant = caller.tenant_id.as_str();
+        let removed = self
+            .records
+            .delete_object(tenant, path)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("Object '{path}' not found")))?;
+        self.objects.delete(tenant, path).await?;
+        let mut deleted = 1;
+        if segments && let Some(manifest) = &removed.manifest {
+            for segment in manifest_paths(manifest) {
+                if self
+                    .records
+                    .delete_object(tenant, &segment)
+                    .await?
+                    .is_some()
+                {
+                    self.objects.delete(tenant, &segment).await?;
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The segment paths of a stored manifest.
+fn manifest_paths(manifest: &str) -> Vec<ObjectPath> {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(manifest).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| e.get("name")?.as_str().map(str::to_owned))
+        .filter_map(|name| ObjectPath::parse(name.trim_start_matches('/'), "segment").ok())
+        .collect()
+}
+
+/// An object's time as Swift's listings write it: UTC with microseconds, no zone.
+pub fn listing_time(record: &ObjectRecord) -> String {
+    record
+        .last_modified
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}
+
+/// Writes `body` into `sink`: the bytes written and their MD5 in hex.
+async fn receive(sink: &mut dyn UploadSink, mut body: ByteStream) -> DomainResult<(u64, String)> {
+    let (mut size, mut hash) = (0u64, Md5::new());
+    while let Some(chunk) = body.next().await {
+        let chunk: Bytes = chunk?;
+        hash.update(&chunk);
+        size += chunk.len() as u64;
+        sink.write(chunk).await?;
+    }
+    Ok((size, md5_hex(hash.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_objects_etag_is_the_md5_of_its_segments_etags() {
+        // Two empty segments: the MD5 of their two ETags written one after the other.
+        let etag = large_object_etag(&["d41d8cd98f00b204e9800998ecf8427e"; 2]);
+        assert_eq!(etag, "020eb29b524d7ba672d9d48bc72db455");
+    }
+
+    #[test]
+    fn stored_manifests_name_their_segments() {
+        let manifest = r#"[{"name": "/c_segments/a/1", "hash": "x"}, {"name": "/c_segments/a/2"}]"#;
+        let paths: Vec<String> = manifest_paths(manifest)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(paths, ["c_segments/a/1", "c_segments/a/2"]);
+    }
+}
