@@ -170,6 +170,40 @@ def exercise(host):
     r.call("GET", "/v2/tasks/{task_id}", f"/v2/tasks/{task.json()['id']}", token=token)
     wait_for_task(host, token, task.json()["id"])
 
+    # Containers: the object API.
+    account = f"/v1/AUTH_{alice['tenant_id']}"
+    container, objects = "/v1/{account}/{container}", "/v1/{account}/{container}/{*object}"
+    r.call("GET", "/info")
+    r.call("PUT", container, f"{account}/parity", token=token)
+    r.call("PUT", container, f"{account}/parity", token=token, case="exists")
+    r.call("GET", "/v1/{account}", f"{account}?format=json", token=token)
+    r.call("GET", "/v1/{account}/", f"{account}/", token=token)
+    r.call("GET", "/v1/{account}", account, token=bob_token, case="another account")
+    r.call("PUT", objects, f"{account}/parity/disk.raw", token=token, data=os.urandom(64 * 1024))
+    r.call("PUT", objects, f"{account}/parity/big.raw", token=token, data=os.urandom(4 * 1024 * 1024 + 1),
+           case="a body over 4 MiB")
+    r.call("PUT", objects, f"{account}/parity/none/x", token=token, data=b"x", headers={"ETag": "0" * 32},
+           case="wrong etag")
+    segments, manifest = f"{account}/parity_segments", []
+    requests.put(host.root + segments, headers={"X-Auth-Token": token}, timeout=60).raise_for_status()
+    for i, size in enumerate([4 * 1024 * 1024, 1024]):
+        data = os.urandom(size)
+        requests.put(f"{host.root}{segments}/big.raw/{i}", headers={"X-Auth-Token": token}, data=data,
+                     timeout=60).raise_for_status()
+        manifest.append({"path": f"/parity_segments/big.raw/{i}", "size_bytes": size})
+    r.call("PUT", objects, f"{account}/parity/big.raw?multipart-manifest=put", token=token,
+           data=json.dumps(manifest), case="manifest")
+    r.call("GET", container, f"{account}/parity?format=json&delimiter=/", token=token)
+    r.call("GET", objects, f"{account}/parity/disk.raw", token=token)
+    r.call("GET", objects, f"{account}/parity/big.raw", token=token, case="an object over 4 MiB")
+    r.call("GET", objects, f"{account}/parity/absent", token=token, case="absent")
+    r.call("DELETE", container, f"{account}/parity", token=token, case="not empty")
+    r.call("DELETE", objects, f"{account}/parity/big.raw?multipart-manifest=delete", token=token,
+           case="with its segments")
+    r.call("DELETE", objects, f"{account}/parity/disk.raw", token=token)
+    requests.delete(host.root + segments, headers={"X-Auth-Token": token}, timeout=60).raise_for_status()
+    r.call("DELETE", container, f"{account}/parity", token=token)
+
     r.call("DELETE", "/v2/images/{image_id}", one, token=token)
     r.call("DELETE", "/v2/images/{image_id}", one, token=token, case="gone")
     r.call("GET", "/v2/nothing/here", token=token)

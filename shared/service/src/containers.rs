@@ -312,8 +312,19 @@ impl ContainerService {
         {
             return Err(no_container(&object.path.container));
         }
+        let max = self.settings.max_direct_bytes;
+        if let (Some(max), Some(size)) = (max, object.announced_size)
+            && size > max
+        {
+            return Err(too_big_for_one_request(max));
+        }
         self.check_room(tenant, &object.path, object.announced_size)
             .await?;
+        // A body that announced no size (or the wrong one) is cut off at the limit too.
+        let body: ByteStream = match max {
+            Some(max) => Box::pin(at_most(body, max)),
+            None => body,
+        };
         self.write(tenant, &object, body).await
     }
 
@@ -560,6 +571,28 @@ impl ContainerService {
         }
         Ok(deleted)
     }
+}
+
+fn too_big_for_one_request(max: u64) -> DomainError {
+    DomainError::QuotaExceeded(format!(
+        "An object above {max} bytes is sent in segments and joined by a manifest: \
+         swift upload --segment-size {max} <container> <file>"
+    ))
+}
+
+/// `body`, failing once it passes `max` bytes.
+fn at_most(body: ByteStream, max: u64) -> impl futures_util::Stream<Item = DomainResult<Bytes>> {
+    body.scan(0u64, move |seen, chunk| {
+        let chunk = chunk.and_then(|chunk| {
+            *seen += chunk.len() as u64;
+            if *seen > max {
+                Err(too_big_for_one_request(max))
+            } else {
+                Ok(chunk)
+            }
+        });
+        std::future::ready(Some(chunk))
+    })
 }
 
 /// The segment paths of a stored manifest.

@@ -627,3 +627,92 @@ async fn a_tenant_imports_from_and_exports_to_its_own_containers() {
     assert!(exported.bytes() == vhd, "the export differs from the image");
     assert_eq!(header(&exported, "etag"), md5(&vhd));
 }
+
+/// As the stack is set up: objects above the direct limit are refused whole (announced or
+/// not) and sent in segments, and come back through the store's URL where it issues one.
+#[tokio::test]
+async fn objects_above_the_direct_limit_go_up_in_segments_and_come_back_from_the_store() {
+    let w = World::with_env(&[
+        ("CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT", "1M"),
+        ("CLOUD_IMAGES_DOWNLOAD_REDIRECT", "60s"),
+    ])
+    .await;
+    let path = container(&w, "c").await;
+    let too_big = put(
+        &w,
+        &w.alice,
+        &format!("{path}/big"),
+        sample_bytes(1024 * 1024 + 1, 1),
+    )
+    .await;
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        too_big.text().contains("--segment-size"),
+        "{}",
+        too_big.text()
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(sample_bytes(600_000, 2)), Ok(sample_bytes(600_000, 3))];
+    let unannounced = w
+        .server
+        .request(Method::PUT, &format!("{path}/big"), Some(&w.alice))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .checked()
+        .await;
+    assert_eq!(unannounced.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        call(&w, Method::HEAD, &format!("{path}/big"), &w.alice)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let parts = [sample_bytes(700_000, 4), sample_bytes(700_000, 5)];
+    let mut manifest = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        assert_eq!(
+            put(&w, &w.alice, &format!("{path}/segments/{i}"), part.clone())
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+        manifest.push(json!({"path": format!("/c/segments/{i}")}));
+    }
+    let stored = put(
+        &w,
+        &w.alice,
+        &format!("{path}/big?multipart-manifest=put"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
+    assert_eq!(stored.status(), StatusCode::CREATED, "{}", stored.text());
+    let whole = parts.concat();
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let got = no_follow
+        .get(w.server.url(&format!("{path}/big")))
+        .header("X-Auth-Token", &w.alice)
+        .send()
+        .await
+        .unwrap();
+    let bytes = if cloud_images_api_tests::testing_aws() {
+        // S3 issues URLs: the client fetches the bytes there.
+        assert_eq!(got.status(), StatusCode::FOUND);
+        let location = got.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.contains("X-Amz-Signature"), "{location}");
+        let fetched = no_follow.get(&location).send().await.unwrap();
+        assert_eq!(fetched.status(), StatusCode::OK);
+        fetched.bytes().await.unwrap().to_vec()
+    } else {
+        // Files do not: the bytes stream through.
+        assert_eq!(got.status(), StatusCode::OK);
+        got.bytes().await.unwrap().to_vec()
+    };
+    assert!(bytes == whole, "the large object came back different");
+    // Within the limit, bytes always stream through, with their MD5 ETag.
+    let small = call(&w, Method::GET, &format!("{path}/segments/0"), &w.alice).await;
+    assert_eq!(small.status(), StatusCode::OK);
+    assert_eq!(header(&small, "etag"), md5(&parts[0]));
+}

@@ -42,6 +42,8 @@ pub fn table() -> RouteTable<Group<ContainerService>> {
     vec![
         ("/info", get(info)),
         ("/v1/{account}", get(list_account).head(head_account)),
+        // openstacksdk lists an account at its endpoint with a trailing slash.
+        ("/v1/{account}/", get(list_account).head(head_account)),
         (
             "/v1/{account}/{container}",
             get(list_container)
