@@ -499,3 +499,160 @@ async fn the_default_list_shows_each_caller_exactly_what_it_should() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Callers of the object API: its owner, a reader of the same tenant, another tenant, an
+/// administrator (of the admin tenant: no reseller rights over other accounts), nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Owner,
+    Reader,
+    Stranger,
+    Admin,
+    Anonymous,
+}
+
+/// The object routes, each with what its owner gets on the fixture (a container holding
+/// one object) and whether it changes anything.
+const OBJECT_ROWS: [(&str, &str, u16, bool); 13] = [
+    ("GET", "/v1/{account}", 200, false),
+    ("HEAD", "/v1/{account}", 204, false),
+    ("GET", "/v1/{account}/", 200, false),
+    ("HEAD", "/v1/{account}/", 204, false),
+    ("GET", "/v1/{account}/{container}", 200, false),
+    ("HEAD", "/v1/{account}/{container}", 204, false),
+    ("PUT", "/v1/{account}/{container}", 202, true),
+    ("DELETE", "/v1/{account}/{container}", 409, true),
+    ("GET", "/v1/{account}/{container}/{*object}", 200, false),
+    ("HEAD", "/v1/{account}/{container}/{*object}", 200, false),
+    ("PUT", "/v1/{account}/{container}/{*object}", 201, true),
+    ("DELETE", "/v1/{account}/{container}/{*object}", 204, true),
+    ("GET", "/info", 200, false),
+];
+
+fn object_expected(caller: Caller, template: &str, owner: u16, writes: bool) -> u16 {
+    match caller {
+        _ if template == "/info" => 200,
+        Caller::Owner => owner,
+        Caller::Reader if !writes => owner,
+        Caller::Reader | Caller::Stranger | Caller::Admin => 403,
+        Caller::Anonymous => 401,
+    }
+}
+
+#[tokio::test]
+async fn the_object_matrix_covers_every_object_route_of_the_api() {
+    let server = Server::start().await;
+    let spec = json_body(
+        server
+            .request(Method::GET, "/openapi.json", None)
+            .checked()
+            .await,
+    )
+    .await;
+    let described: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.starts_with("/v1/") || *path == "/info")
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "parameters")
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let rows: BTreeSet<(String, String)> = OBJECT_ROWS
+        .iter()
+        .map(|(method, template, _, _)| ((*method).to_owned(), (*template).to_owned()))
+        .collect();
+    assert_eq!(
+        rows, described,
+        "every object route needs a row in OBJECT_ROWS"
+    );
+}
+
+/// Every caller on every object route of one tenant's account: only the owner's tenant gets
+/// in, and only its writers change anything; nothing another tenant does touches it.
+#[tokio::test]
+async fn every_caller_reaches_only_its_own_account_on_every_object_route() {
+    let server = Server::start().await;
+    let owner = server.account("storage", "owner", "member").await;
+    let reader = server.account("storage", "reader", "reader").await;
+    let stranger = server.account("outsider", "stranger", "member").await;
+    let (owner_token, reader_token, stranger_token, admin_token) = tokio::join!(
+        server.token(&owner),
+        server.token(&reader),
+        server.token(&stranger),
+        server.token(server.first_admin.as_ref().unwrap()),
+    );
+    let account = format!("/v1/AUTH_{}", owner.tenant_id);
+    let callers = [
+        (Caller::Owner, Some(owner_token.as_str())),
+        (Caller::Reader, Some(reader_token.as_str())),
+        (Caller::Stranger, Some(stranger_token.as_str())),
+        (Caller::Admin, Some(admin_token.as_str())),
+        (Caller::Anonymous, None),
+    ];
+    let mut failures = Vec::new();
+    for (n, (method, template, owner_status, writes)) in OBJECT_ROWS.iter().enumerate() {
+        for (caller, token) in callers {
+            // A fresh container holding one object per cell: writes of one cell do not
+            // change another's fixture.
+            let container = format!("cell-{n}-{caller:?}").to_lowercase();
+            let fixture = format!("{account}/{container}");
+            let put = |path: String, body: Vec<u8>| {
+                server
+                    .request(Method::PUT, &path, Some(&owner_token))
+                    .body(body)
+                    .checked()
+            };
+            assert_eq!(put(fixture.clone(), Vec::new()).await.status(), 201);
+            assert_eq!(
+                put(format!("{fixture}/probe/object"), b"probe".to_vec())
+                    .await
+                    .status(),
+                201
+            );
+            let path = template
+                .replace("{account}", &format!("AUTH_{}", owner.tenant_id))
+                .replace("{container}", &container)
+                .replace("{*object}", "probe/object");
+            let verb = Method::from_bytes(method.as_bytes()).unwrap();
+            let got = server
+                .request(verb, &path, token)
+                .body(b"written".to_vec())
+                .checked()
+                .await
+                .status()
+                .as_u16();
+            let want = object_expected(caller, template, *owner_status, *writes);
+            if got != want {
+                failures.push(format!(
+                    "{method} {template} as {caller:?}: got {got}, want {want}"
+                ));
+            }
+            // Whoever called, the object is the owner's or gone by the owner's hand only.
+            let left = server
+                .request(
+                    Method::GET,
+                    &format!("{fixture}/probe/object"),
+                    Some(&owner_token),
+                )
+                .checked()
+                .await;
+            let changed_by_owner = *writes && matches!(caller, Caller::Owner);
+            if !changed_by_owner && left.bytes() != b"probe" {
+                failures.push(format!(
+                    "{method} {template} as {caller:?} changed the owner's object"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
