@@ -173,12 +173,15 @@ cmd_up() {
   # (The upload progress of nine ~15 MB zips is dropped from the log.)
   # The client tests serve web-download sources from loopback on this port
   # (tests/host-differences.json); on the emulator internal addresses are allowed.
-  local web_port
+  local web_port linked_port
   web_port=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["hosts"]["stack"]["web_download_port"])' \
+    "$root/tests/host-differences.json")
+  # ... and a tenant's own storage for linked containers on this one (scripts/linked-storage.sh).
+  linked_port=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["hosts"]["stack"]["linked_storage_port"])' \
     "$root/tests/host-differences.json")
   sam deploy --config-env local --parameter-overrides \
     "TokenSigningKey=$(cat "$state/signing-key")" "EndpointUrl=$AWS_ENDPOINT_URL" LogRetentionDays=1 \
-    "WebDownloadAllowedPorts=80,443,$web_port" StoreId=fast SecondStoreId=cheap \
+    "WebDownloadAllowedPorts=80,443,$web_port,$linked_port" StoreId=fast SecondStoreId=cheap \
     2>&1 | grep -v 'Uploading to'
   timing "sam deploy" "$(took "$t")"
 

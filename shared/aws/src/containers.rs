@@ -63,6 +63,12 @@ fn container_from(item: &Item) -> DomainResult<ContainerRecord> {
         objects: count(item, "objects"),
         bytes: count(item, "bytes"),
         created_at: time(item, "created_at")?,
+        link: get_opt_s(item, "link")
+            .map(|raw| {
+                serde_json::from_str(&raw)
+                    .map_err(|e| DomainError::unavailable("reading a container link", e))
+            })
+            .transpose()?,
     })
 }
 
@@ -261,7 +267,7 @@ impl ContainerRepository for DynamoContainerRepository {
         tenant: &str,
         container: &ContainerRecord,
     ) -> DomainResult<bool> {
-        let item = Item::from([
+        let mut item = Item::from([
             (PK.to_owned(), s(containers_partition(tenant))),
             (SK.to_owned(), s(container.name.clone())),
             ("objects".to_owned(), n(0)),
@@ -271,6 +277,11 @@ impl ContainerRepository for DynamoContainerRepository {
                 n(container.created_at.timestamp_micros()),
             ),
         ]);
+        if let Some(link) = &container.link {
+            let link = serde_json::to_string(link)
+                .map_err(|e| DomainError::unavailable("storing a container link", e))?;
+            item.insert("link".to_owned(), s(link));
+        }
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::error::{DomainError, DomainResult};
+use crate::links::ContainerLink;
 use crate::task::{ObjectPath, check_container};
 
 /// The most entries one listing page returns (Swift's `container_listing_limit`).
@@ -29,6 +30,8 @@ pub struct ContainerRecord {
     pub bytes: u64,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// For a linked container, where its objects live; `None` for a built-in one.
+    pub link: Option<ContainerLink>,
 }
 
 /// What a tenant keeps in all its containers; a byte quota counts `bytes`.
@@ -196,6 +199,14 @@ pub fn not_empty(name: &str) -> DomainError {
 pub fn quota_full(max: u64) -> DomainError {
     DomainError::QuotaExceeded(format!(
         "Upload exceeds quota: your containers may hold at most {max} bytes"
+    ))
+}
+
+/// The answer for an object request on a linked container: its objects live in the
+/// tenant's own storage, which tasks reach and the tenant's own tools serve.
+pub fn linked_elsewhere(name: &str) -> DomainError {
+    DomainError::Conflict(format!(
+        "Container '{name}' is linked to your own storage: its objects are read and written there (import and export tasks reach it), not through this API"
     ))
 }
 

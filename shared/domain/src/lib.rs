@@ -14,6 +14,7 @@ pub mod image_rules;
 pub mod import;
 pub mod inspection;
 pub mod lifecycle;
+pub mod links;
 pub mod listing;
 pub mod member;
 pub mod ports;

@@ -7,6 +7,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::events::Event;
 use crate::identity::{AccountName, Tenant, TenantId, User, UserId};
 use crate::image::{Image, ImageId};
+use crate::links::LinkAccess;
 use crate::listing::ListQuery;
 use crate::member::Member;
 use crate::quota::{TenantQuota, TenantUsage};
@@ -517,6 +518,20 @@ pub async fn join_by_streaming(
         }
     }
     sink.commit().await
+}
+
+/// The tenants' own S3-compatible storage, as linked containers reach it. Every request
+/// goes only where the fetch policy lets server-side requests go (the adapter checks each
+/// resolved address; the caller checks the endpoint first).
+#[async_trait]
+pub trait LinkedStorage: Send + Sync {
+    /// Checks the bucket can be reached and listed under `prefix`; `Invalid` saying what
+    /// failed (the endpoint, the credentials, the bucket) when not.
+    async fn check(&self, link: &LinkAccess, prefix: &str) -> DomainResult<()>;
+    /// Opens an object: its size and its bytes; `NotFound` when there is none.
+    async fn open(&self, link: &LinkAccess, key: &str) -> DomainResult<(u64, ByteStream)>;
+    /// Starts writing an object (multipart, bounded memory); it appears only on commit.
+    async fn create(&self, link: &LinkAccess, key: &str) -> DomainResult<Box<dyn UploadSink>>;
 }
 
 /// The records of the tenants' containers and objects, and the usage counters a byte quota

@@ -45,7 +45,7 @@ fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const CONTAINER_COLUMNS: &str = "name, objects, bytes, created_at";
+const CONTAINER_COLUMNS: &str = "name, objects, bytes, created_at, link";
 const OBJECT_COLUMNS: &str = "name, size, etag, content_type, last_modified, manifest";
 
 fn container_from(row: &Row<'_>) -> Result<ContainerRecord, EmbeddedError> {
@@ -54,6 +54,13 @@ fn container_from(row: &Row<'_>) -> Result<ContainerRecord, EmbeddedError> {
         objects: count(row.get(1)?),
         bytes: count(row.get(2)?),
         created_at: time(row.get(3)?)?,
+        link: row
+            .get::<_, Option<String>>(4)?
+            .map(|raw| {
+                serde_json::from_str(&raw)
+                    .map_err(|e| EmbeddedError::Corrupt(format!("container link: {e}")))
+            })
+            .transpose()?,
     })
 }
 
@@ -133,10 +140,16 @@ impl ContainerRepository for SqliteContainerRepository {
         Ok(self
             .db
             .write(move |tx| {
+                let link = record
+                    .link
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| EmbeddedError::Corrupt(format!("container link: {e}")))?;
                 let inserted = tx.execute(
-                    "INSERT INTO containers (tenant, name, created_at) VALUES (?1, ?2, ?3)
+                    "INSERT INTO containers (tenant, name, created_at, link) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (tenant, name) DO NOTHING",
-                    params![tenant, record.name, micros(record.created_at)],
+                    params![tenant, record.name, micros(record.created_at), link],
                 )?;
                 Ok(inserted == 1)
             })

@@ -193,6 +193,10 @@ CREATE TABLE objects (
     FOREIGN KEY (tenant, container) REFERENCES containers (tenant, name)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- A linked container's place in the tenant's own storage (JSON, the secret sealed).
+ALTER TABLE containers ADD COLUMN link TEXT;
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use cloud_images_domain::ports::{
-    ContainerRepository, IdentityStore, ImageRepository, ImageStore, MemberRepository, ObjectStore,
-    TaskQueue, TaskRepository, WebSource,
+    ContainerRepository, IdentityStore, ImageRepository, ImageStore, LinkedStorage,
+    MemberRepository, ObjectStore, TaskQueue, TaskRepository, WebSource,
 };
 use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
     ContainerService, EventDelivery, IdentityService, ImageAccess, ImageDataService, ImageService,
-    ImageStores, ImportService, MemberService, SigningKey, StagingService, TaskRunner, TaskService,
-    TaskSettings, TokenSigner,
+    ImageStores, ImportService, LinkSealer, Links, MemberService, SigningKey, StagingService,
+    TaskRunner, TaskService, TaskSettings, TokenSigner,
 };
 
 use crate::{Backend, Config, EventSinks, StartupError, StoreLayout, StoreLocation};
@@ -36,6 +36,8 @@ pub struct Wiring {
     web: std::sync::OnceLock<Arc<dyn WebSource>>,
     layout: StoreLayout,
     stores: tokio::sync::OnceCell<Arc<ImageStores>>,
+    sealer: Arc<LinkSealer>,
+    linked: std::sync::OnceLock<Arc<dyn LinkedStorage>>,
 }
 
 enum Opened {
@@ -76,7 +78,12 @@ impl Wiring {
             Some(hex) => SigningKey::from_hex(hex)?,
             None => SigningKey::from_hex(&signing_key_in_data_dir(config)?)?,
         };
+        let sealer = Arc::new(LinkSealer::new(
+            key.derive(cloud_images_service::link_sealing::SEALING_PURPOSE),
+        ));
         Ok(Self {
+            sealer,
+            linked: std::sync::OnceLock::new(),
             signer: TokenSigner::new(key, config.token_ttl),
             task_settings: Arc::new(config.task_settings()),
             http: Arc::new(HttpSettings {
@@ -172,6 +179,11 @@ impl Wiring {
         Ok(ContainerService::new(
             self.container_repository().await?,
             self.object_store().await?,
+            Links {
+                storage: self.linked_storage(),
+                endpoints: self.web_source(),
+                sealer: self.sealer.clone(),
+            },
             self.config.container_settings(),
         ))
     }
@@ -271,6 +283,19 @@ impl Wiring {
                 Arc::new(cloud_images_fetch::WebFetcher::new(
                     self.config.fetch_policy(),
                 ))
+            })
+            .clone()
+    }
+
+    /// The tenants' own storage behind linked containers, on either backend: connections
+    /// go only where web-download's policy lets server-side requests go.
+    fn linked_storage(&self) -> Arc<dyn LinkedStorage> {
+        self.linked
+            .get_or_init(|| {
+                let policy = self.config.fetch_policy();
+                Arc::new(cloud_images_aws::S3LinkedStorage::new(Arc::new(
+                    move |ip| policy.check_address(ip),
+                )))
             })
             .clone()
     }

@@ -11,16 +11,20 @@ use bytes::Bytes;
 use chrono::Utc;
 use cloud_images_domain::containers::{
     AccountUsage, ContainerRecord, ListQuery, Listed, ObjectRecord, beyond, check_segment,
-    container_name, no_container, parse_manifest, quota_full, short_of,
+    container_name, linked_elsewhere, no_container, parse_manifest, quota_full, short_of,
 };
 use cloud_images_domain::identity::Caller;
+use cloud_images_domain::links::{ContainerLink, LinkAccess, LinkRequest};
 use cloud_images_domain::ports::{
-    ByteStream, ContainerRepository, ObjectStore, RangeRequest, UploadSink,
+    ByteStream, ContainerRepository, LinkedStorage, ObjectStore, RangeRequest, UploadSink,
+    WebSource,
 };
 use cloud_images_domain::task::ObjectPath;
 use cloud_images_domain::{DomainError, DomainResult};
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
+
+use crate::link_sealing::LinkSealer;
 use serde_json::json;
 
 /// The content type of an object stored without one.
@@ -68,7 +72,20 @@ pub struct NewObject {
 pub struct ContainerService {
     records: Arc<dyn ContainerRepository>,
     objects: Arc<dyn ObjectStore>,
+    links: Links,
     settings: ContainerSettings,
+}
+
+/// What linked containers need: the tenants' own storage, the rule for where server-side
+/// requests may go (web-download's), and the sealer of their secret keys.
+#[derive(Clone)]
+pub struct Links {
+    /// The tenants' own S3-compatible storage.
+    pub storage: Arc<dyn LinkedStorage>,
+    /// Checks an endpoint as web-download checks a URI.
+    pub endpoints: Arc<dyn WebSource>,
+    /// Seals and opens the secret keys.
+    pub sealer: Arc<LinkSealer>,
 }
 
 /// The account in a request path must be the caller's own: one tenant never reaches
@@ -102,12 +119,104 @@ impl ContainerService {
     pub fn new(
         records: Arc<dyn ContainerRepository>,
         objects: Arc<dyn ObjectStore>,
+        links: Links,
         settings: ContainerSettings,
     ) -> Self {
         Self {
             records,
             objects,
+            links,
             settings,
+        }
+    }
+
+    /// Links container `name` to a bucket of the tenant's own storage, once the bucket is
+    /// reached and listed with the keys given; the secret is sealed before it is stored.
+    pub async fn link(
+        &self,
+        caller: &Caller,
+        account: &str,
+        name: &str,
+        body: &[u8],
+    ) -> DomainResult<ContainerRecord> {
+        own_account(caller, account)?;
+        caller.require_writer()?;
+        let request = LinkRequest::parse(body)?;
+        let tenant = caller.tenant_id.as_str();
+        let name = container_name(name)?;
+        self.links.endpoints.check(&request.endpoint).map_err(|e| {
+            DomainError::Invalid(format!(
+                "The endpoint {} is not allowed: {e}",
+                request.endpoint
+            ))
+        })?;
+        if self.records.container(tenant, &name).await?.is_some() {
+            return Err(already_exists(&name));
+        }
+        let access = LinkAccess {
+            endpoint: request.endpoint.clone(),
+            region: request.region(),
+            bucket: request.bucket.clone(),
+            access_key_id: request.access_key_id.clone(),
+            secret_access_key: request.secret_access_key.clone(),
+        };
+        self.links.storage.check(&access, &request.prefix()).await?;
+        let record = ContainerRecord {
+            link: Some(ContainerLink {
+                endpoint: access.endpoint,
+                region: access.region,
+                bucket: access.bucket,
+                prefix: request.prefix(),
+                access_key_id: access.access_key_id,
+                sealed_secret: self
+                    .links
+                    .sealer
+                    .seal(tenant, &name, &request.secret_access_key)?,
+            }),
+            name: name.clone(),
+            objects: 0,
+            bytes: 0,
+            created_at: Utc::now(),
+        };
+        if !self.records.create_container(tenant, &record).await? {
+            return Err(already_exists(&name));
+        }
+        Ok(record)
+    }
+
+    /// A linked container's storage, its secret opened.
+    fn access(
+        &self,
+        tenant: &str,
+        container: &str,
+        link: &ContainerLink,
+    ) -> DomainResult<LinkAccess> {
+        Ok(LinkAccess {
+            endpoint: link.endpoint.clone(),
+            region: link.region.clone(),
+            bucket: link.bucket.clone(),
+            access_key_id: link.access_key_id.clone(),
+            secret_access_key: self
+                .links
+                .sealer
+                .open(tenant, container, &link.sealed_secret)?,
+        })
+    }
+
+    /// A container whose objects this API serves: it exists and is not linked.
+    async fn built_in(&self, tenant: &str, container: &str) -> DomainResult<ContainerRecord> {
+        match self.records.container(tenant, container).await? {
+            None => Err(no_container(container)),
+            Some(record) if record.link.is_some() => Err(linked_elsewhere(container)),
+            Some(record) => Ok(record),
+        }
+    }
+
+    /// The answer for an object this API has no record of.
+    async fn no_object(&self, tenant: &str, path: &ObjectPath) -> DomainError {
+        match self.records.container(tenant, &path.container).await {
+            Ok(Some(record)) if record.link.is_some() => linked_elsewhere(&path.container),
+            _ => DomainError::NotFound(format!("Object '{path}' not found")),
         }
     }
 
@@ -155,6 +264,7 @@ impl ContainerService {
             objects: 0,
             bytes: 0,
             created_at: Utc::now(),
+            link: None,
         };
         self.records.create_container(tenant, &record).await
     }
@@ -241,10 +351,10 @@ impl ContainerService {
     }
 
     async fn record(&self, tenant: &str, path: &ObjectPath) -> DomainResult<ObjectRecord> {
-        self.records
-            .object(tenant, path)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("Object '{path}' not found")))
+        match self.records.object(tenant, path).await? {
+            Some(record) => Ok(record),
+            None => Err(self.no_object(tenant, path).await),
+        }
     }
 
     /// An object's bytes (or a range of them), or where to fetch them.
@@ -304,14 +414,7 @@ impl ContainerService {
         own_account(caller, account)?;
         caller.require_writer()?;
         let tenant = caller.tenant_id.as_str();
-        if self
-            .records
-            .container(tenant, &object.path.container)
-            .await?
-            .is_none()
-        {
-            return Err(no_container(&object.path.container));
-        }
+        self.built_in(tenant, &object.path.container).await?;
         let max = self.settings.max_direct_bytes;
         if let (Some(max), Some(size)) = (max, object.announced_size)
             && size > max
@@ -328,13 +431,25 @@ impl ContainerService {
         self.write(tenant, &object, body).await
     }
 
-    /// Opens an object's bytes for an import task.
+    /// Opens an object's bytes for an import task: from the tenant's own storage when the
+    /// container is linked.
     pub async fn open_for_import(
         &self,
         tenant: &str,
         path: &ObjectPath,
     ) -> DomainResult<(u64, ByteStream)> {
-        self.objects.open(tenant, path).await
+        match self.records.container(tenant, &path.container).await? {
+            Some(ContainerRecord {
+                link: Some(link), ..
+            }) => {
+                let access = self.access(tenant, &path.container, &link)?;
+                self.links
+                    .storage
+                    .open(&access, &link.key(&path.object))
+                    .await
+            }
+            _ => self.objects.open(tenant, path).await,
+        }
     }
 
     /// Stores an object an export task produced, creating its container when absent.
@@ -343,7 +458,26 @@ impl ContainerService {
         tenant: &str,
         path: &ObjectPath,
         body: ByteStream,
-    ) -> DomainResult<ObjectRecord> {
+    ) -> DomainResult<()> {
+        if let Some(ContainerRecord {
+            link: Some(link), ..
+        }) = self.records.container(tenant, &path.container).await?
+        {
+            // Straight into the tenant's bucket, multipart: no record, no quota of ours.
+            let access = self.access(tenant, &path.container, &link)?;
+            let mut sink = self
+                .links
+                .storage
+                .create(&access, &link.key(&path.object))
+                .await?;
+            return match receive(sink.as_mut(), body).await {
+                Ok(_) => sink.commit().await,
+                Err(e) => {
+                    sink.abort().await;
+                    Err(e)
+                }
+            };
+        }
         self.create_for(tenant, &path.container).await?;
         let object = NewObject {
             path: path.clone(),
@@ -351,7 +485,7 @@ impl ContainerService {
             expected_etag: None,
             announced_size: None,
         };
-        self.write(tenant, &object, body).await
+        self.write(tenant, &object, body).await.map(|_| ())
     }
 
     /// Refuses up front a write the quota cannot hold, so a client sending a big object
@@ -467,14 +601,7 @@ impl ContainerService {
         own_account(caller, account)?;
         caller.require_writer()?;
         let tenant = caller.tenant_id.as_str();
-        if self
-            .records
-            .container(tenant, &path.container)
-            .await?
-            .is_none()
-        {
-            return Err(no_container(&path.container));
-        }
+        self.built_in(tenant, &path.container).await?;
         let segments = parse_manifest(manifest)?;
         let mut records = Vec::with_capacity(segments.len());
         for (index, segment) in segments.iter().enumerate() {
@@ -549,11 +676,9 @@ impl ContainerService {
         own_account(caller, account)?;
         caller.require_writer()?;
         let tenant = caller.tenant_id.as_str();
-        let removed = self
-            .records
-            .delete_object(tenant, path)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("Object '{path}' not found")))?;
+        let Some(removed) = self.records.delete_object(tenant, path).await? else {
+            return Err(self.no_object(tenant, path).await);
+        };
         self.objects.delete(tenant, path).await?;
         let mut deleted = 1;
         if segments && let Some(manifest) = &removed.manifest {
@@ -593,6 +718,12 @@ fn at_most(body: ByteStream, max: u64) -> impl futures_util::Stream<Item = Domai
         });
         std::future::ready(Some(chunk))
     })
+}
+
+fn already_exists(name: &str) -> DomainError {
+    DomainError::Conflict(format!(
+        "Container '{name}' already exists; a linked container takes a name not in use"
+    ))
 }
 
 /// The segment paths of a stored manifest.

@@ -44,6 +44,15 @@ impl SigningKey {
             .map_err(|_| DomainError::Invalid("the token signing key must be hex".into()))?;
         Self::new(bytes)
     }
+
+    /// A key for another purpose, derived so that neither key tells anything of the other
+    /// (HMAC-SHA256 of the purpose under this key, as HKDF's expand step does).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl std::fmt::Debug for SigningKey {

@@ -1325,6 +1325,7 @@ fn container_record(name: &str) -> ContainerRecord {
         objects: 0,
         bytes: 0,
         created_at: Utc.timestamp_opt(1_780_000_000, 0).unwrap(),
+        link: None,
     }
 }
 
@@ -1373,6 +1374,25 @@ pub async fn container_repository_contract(repo: &dyn ContainerRepository) {
         ["archive"]
     );
     assert!(repo.container(tenant, "absent").await.unwrap().is_none());
+    // A linked container keeps its link, sealed secret and all.
+    let link = cloud_images_domain::links::ContainerLink {
+        endpoint: "https://s3.example.com".into(),
+        region: "eu-west-1".into(),
+        bucket: "their-bucket".into(),
+        prefix: "exports/".into(),
+        access_key_id: "AKIAEXAMPLE".into(),
+        sealed_secret: "c2VhbGVk".into(),
+    };
+    let linked = ContainerRecord {
+        link: Some(link),
+        ..container_record("linked")
+    };
+    assert!(repo.create_container(tenant, &linked).await.unwrap());
+    assert_eq!(
+        repo.container(tenant, "linked").await.unwrap(),
+        Some(linked)
+    );
+    repo.delete_container(tenant, "linked").await.unwrap();
 
     let path = |object: &str| object_path("backups", object);
     let first = object_record("disk.vhd", 100, "aa");

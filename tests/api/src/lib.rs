@@ -1310,3 +1310,61 @@ async fn s3_incomplete_uploads(bucket: &str) -> Vec<String> {
         .filter_map(|u| u.key().map(|k| format!("incomplete upload of {k}")))
         .collect()
 }
+
+/// A tenant's own S3-compatible storage for linked containers: the second emulator that
+/// `scripts/linked-storage.sh up` starts (and scripts/test starts for every run), with the
+/// keys of a user who may use only its bucket.
+pub struct TenantStorage {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// The tenant's bucket.
+    pub bucket: String,
+    /// The tenant's access key id.
+    pub key_id: String,
+    /// The tenant's secret key.
+    pub secret: String,
+}
+
+impl TenantStorage {
+    /// The storage scripts/linked-storage.sh described in the environment.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is unset: run eval \"$(bash scripts/linked-storage.sh up)\" first (scripts/test does)")
+            })
+        };
+        Self {
+            endpoint: var("CLOUD_IMAGES_TEST_LINKED_ENDPOINT"),
+            bucket: var("CLOUD_IMAGES_TEST_LINKED_BUCKET"),
+            key_id: var("CLOUD_IMAGES_TEST_LINKED_KEY_ID"),
+            secret: var("CLOUD_IMAGES_TEST_LINKED_SECRET"),
+        }
+    }
+
+    /// The port the storage listens on.
+    pub fn port(&self) -> String {
+        self.endpoint.rsplit(':').next().unwrap().to_owned()
+    }
+
+    /// An S3 client with the tenant's keys, as the tenant's own tools would use.
+    pub async fn client(&self) -> aws_sdk_s3::Client {
+        let sdk = cloud_images_aws::load_config().await;
+        let credentials =
+            aws_sdk_s3::config::Credentials::new(&self.key_id, &self.secret, None, None, "tenant");
+        let config = aws_sdk_s3::config::Builder::from(&sdk)
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The `{"link": ...}` body that links a container to `prefix` of the bucket.
+    pub fn link(&self, prefix: &str) -> Value {
+        json!({"link": {
+            "endpoint": self.endpoint, "bucket": self.bucket, "prefix": prefix,
+            "access_key_id": self.key_id, "secret_access_key": self.secret,
+        }})
+    }
+}

@@ -181,6 +181,14 @@ fn container_headers(response: &mut Response, container: &ContainerRecord) {
         HeaderName::from_static("x-timestamp"),
         &timestamp(container.created_at),
     );
+    if let Some(link) = &container.link {
+        let place = format!("{} {}/{}", link.endpoint, link.bucket, link.prefix);
+        insert(
+            response,
+            HeaderName::from_static("x-container-link"),
+            &place,
+        );
+    }
 }
 
 /// A listing: a JSON array, or one name per line (204 when there is none).
@@ -207,10 +215,7 @@ async fn list_account(
         .service
         .account(&caller, account_id(&account)?, &params.query()?)
         .await?;
-    let entries = containers
-        .iter()
-        .map(|c| json!({ "name": c.name, "count": c.objects, "bytes": c.bytes, "last_modified": c.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string() }))
-        .collect();
+    let entries = containers.iter().map(container_view).collect();
     let names = containers.iter().map(|c| c.name.clone()).collect();
     let mut response = listing(params.json(&headers), entries, names);
     account_headers(&mut response, &usage);
@@ -286,20 +291,54 @@ async fn head_container(
     Ok(response)
 }
 
+/// `PUT` a container: a built-in one (Swift's empty body), or, with `{"link": {...}}`, a
+/// linked one standing for a bucket of the tenant's own storage.
 async fn create_container(
     State(state): Objects,
     Authenticated(caller): Authenticated,
     Path((account, container)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let account = account_id(&account)?;
+    if !body.is_empty() {
+        let record = state
+            .service
+            .link(&caller, account, &container, &body)
+            .await?;
+        let mut response = (
+            StatusCode::CREATED,
+            Json(json!({ "container": container_view(&record) })),
+        )
+            .into_response();
+        container_headers(&mut response, &record);
+        return Ok(response);
+    }
     let created = state
         .service
-        .create_container(&caller, account_id(&account)?, &container)
+        .create_container(&caller, account, &container)
         .await?;
-    Ok(if created {
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::ACCEPTED
-    })
+    };
+    // As Swift answers: an empty HTML body.
+    Ok((status, [(CONTENT_TYPE, "text/html; charset=UTF-8")], "").into_response())
+}
+
+/// A container as listings show it; a linked one with its place (never its secret).
+fn container_view(c: &ContainerRecord) -> Value {
+    let mut view = json!({
+        "name": c.name, "count": c.objects, "bytes": c.bytes,
+        "last_modified": c.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    });
+    if let Some(link) = &c.link {
+        view["link"] = json!({
+            "endpoint": link.endpoint, "region": link.region, "bucket": link.bucket,
+            "prefix": link.prefix, "access_key_id": link.access_key_id,
+        });
+    }
+    view
 }
 
 async fn delete_container(

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A tenant's own S3-compatible storage, for the linked-container tests: a second emulator
+# (ministack, as pinned in scripts/local-stack.sh) that checks signatures (AUTH=true), one
+# bucket, and an IAM user whose keys may use only that bucket.
+#
+#   eval "$(bash scripts/linked-storage.sh up)"    # starts it; prints the exports tests read
+#   bash scripts/linked-storage.sh down
+#
+# Its port is fixed (tests/host-differences.json, "linked_storage_port") because the stack on
+# the emulator is deployed allowing server-side requests to it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=$root/target/linked-storage
+port=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["hosts"]["stack"]["linked_storage_port"])' \
+  "$root/tests/host-differences.json")
+
+up() {
+  down
+  bash "$root/scripts/local-stack.sh" tools >&2
+  mkdir -p "$state/tmp"
+  AUTH=true TMPDIR=$state/tmp BIND_HOST=127.0.0.1 GATEWAY_PORT=$port \
+    nohup "$root/.venv-emu/bin/ministack" >"$state/ministack.log" 2>&1 &
+  echo $! >"$state/pid"
+  for _ in $(seq 1 200); do
+    curl -sf -o /dev/null "http://127.0.0.1:$port/_ministack/health" && break
+    sleep 0.1
+  done
+  curl -sf -o /dev/null "http://127.0.0.1:$port/_ministack/health" \
+    || { cat "$state/ministack.log" >&2; exit 1; }
+  # The emulator's root keys make the bucket and the tenant's user; the tests use only the
+  # user's keys, which the emulator checks.
+  "$root/.venv-tools/bin/python" - "http://127.0.0.1:$port" <<'PY'
+import json, sys, boto3
+from botocore.config import Config
+endpoint = sys.argv[1]
+root = dict(endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+            region_name="us-east-1")
+bucket = "tenant-images"
+boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **root).create_bucket(Bucket=bucket)
+iam = boto3.client("iam", **root)
+iam.create_user(UserName="tenant")
+iam.put_user_policy(UserName="tenant", PolicyName="own-bucket", PolicyDocument=json.dumps({
+    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": [
+        f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
+key = iam.create_access_key(UserName="tenant")["AccessKey"]
+print(f"export CLOUD_IMAGES_TEST_LINKED_ENDPOINT={endpoint} CLOUD_IMAGES_TEST_LINKED_BUCKET={bucket} "
+      f"CLOUD_IMAGES_TEST_LINKED_KEY_ID={key['AccessKeyId']} "
+      f"CLOUD_IMAGES_TEST_LINKED_SECRET={key['SecretAccessKey']}")
+PY
+}
+
+down() {
+  if [ -f "$state/pid" ]; then
+    kill "$(cat "$state/pid")" 2>/dev/null || true
+    rm -f "$state/pid"
+  fi
+  rm -rf "$state/tmp"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
