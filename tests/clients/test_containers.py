@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import sdk_for
+from conftest import HOST, DeployedStack, Service, sdk_for
 from test_images import glance_cli
 from test_tasks import fixed_vhd, table_value
 
@@ -154,3 +154,70 @@ def test_openstacksdk_keeps_objects_in_containers(service, alice):
     conn.object_store.delete_object("a/b.bin", container="sdk")
     conn.object_store.delete_container("sdk")
     assert [c.name for c in conn.object_store.containers()] == []
+
+
+@pytest.fixture
+def linked_storage():
+    """The tenant's own S3-compatible storage (scripts/linked-storage.sh; scripts/test starts
+    it): endpoint, bucket and a user's keys that reach only that bucket."""
+    names = ["ENDPOINT", "BUCKET", "KEY_ID", "SECRET"]
+    missing = [n for n in names if not os.environ.get(f"CLOUD_IMAGES_TEST_LINKED_{n}")]
+    assert not missing, 'run eval "$(bash scripts/linked-storage.sh up)" first (scripts/test does)'
+    return {n.lower(): os.environ[f"CLOUD_IMAGES_TEST_LINKED_{n}"] for n in names}
+
+
+@pytest.fixture
+def reaching(tmp_path, linked_storage):
+    """The host under test, allowed to reach the tenant's storage on loopback: the local
+    binary so configured, or the stack (deployed allowing that port)."""
+    if HOST == "stack":
+        svc = DeployedStack()
+    else:
+        port = linked_storage["endpoint"].rsplit(":", 1)[1]
+        svc = Service(tmp_path, CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL="true",
+                      CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS=f"80,443,{port}")
+    yield svc
+    svc.stop()
+
+
+def test_glance_tasks_read_and_write_a_bucket_of_the_tenants_own(reaching, linked_storage, tmp_path):
+    import boto3
+    import requests
+    from botocore.config import Config
+
+    service = reaching
+    alice = service.account("acme", "alice")
+    bucket = boto3.client("s3", endpoint_url=linked_storage["endpoint"], region_name="us-east-1",
+                          aws_access_key_id=linked_storage["key_id"],
+                          aws_secret_access_key=linked_storage["secret"],
+                          config=Config(s3={"addressing_style": "path"}))
+    prefix = f"clients-{os.urandom(4).hex()}"
+    vhd = fixed_vhd(tmp_path, 2 * 1024 * 1024)
+    bucket.put_object(Bucket=linked_storage["bucket"], Key=f"{prefix}/disk.vhd", Body=vhd)
+
+    token = requests.post(service.root + "/v2.0/tokens", timeout=60, json={"auth": {"RAX-KSKEY:apiKeyCredentials": {
+        "username": alice["user_name"], "apiKey": alice["api_key"]}}}).json()["access"]["token"]["id"]
+    linked = requests.put(f"{service.root}/v1/AUTH_{alice['tenant_id']}/mine", timeout=60,
+                          headers={"X-Auth-Token": token}, json={"link": {
+                              "endpoint": linked_storage["endpoint"], "bucket": linked_storage["bucket"],
+                              "prefix": prefix, "access_key_id": linked_storage["key_id"],
+                              "secret_access_key": linked_storage["secret"]}})
+    assert linked.status_code == 201, linked.text
+    assert linked_storage["secret"] not in linked.text
+    assert "mine" in ok(swift(service, alice, "list")).split()
+
+    task_input = json.dumps({"import_from": "mine/disk.vhd", "import_from_format": "vhd",
+                             "image_properties": {"name": "from-my-bucket"}})
+    created = glance_cli(service, alice, "task-create", "--type", "import", "--input", task_input)
+    assert created.returncode == 0, created.stderr
+    shown = finished(service, alice, table_value(created.stdout, "id"))
+    assert table_value(shown, "status") == "success", shown
+    image_id = json.loads(table_value(shown, "result").replace("'", '"'))["image_id"]
+
+    task_input = json.dumps({"image_uuid": image_id, "receiving_swift_container": "mine"})
+    created = glance_cli(service, alice, "task-create", "--type", "export", "--input", task_input)
+    assert created.returncode == 0, created.stderr
+    shown = finished(service, alice, table_value(created.stdout, "id"))
+    assert table_value(shown, "status") == "success", shown
+    exported = bucket.get_object(Bucket=linked_storage["bucket"], Key=f"{prefix}/{image_id}.vhd")["Body"].read()
+    assert exported == vhd
