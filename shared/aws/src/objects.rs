@@ -15,7 +15,7 @@ use cloud_images_domain::task::ObjectPath;
 use cloud_images_domain::{DomainError, DomainResult};
 use tokio::task::JoinSet;
 
-use crate::s3::{MIN_PART, S3Upload, abort, completion, copy_source, get_streamed};
+use crate::s3::{MIN_PART, S3Upload, abort, completion, copy_source, get_range, get_streamed};
 
 /// The largest part S3 copies in one `UploadPartCopy`.
 const MAX_COPY_PART: u64 = 5 * 1024 * 1024 * 1024;
@@ -106,17 +106,13 @@ impl ObjectStore for S3ObjectStore {
             .get_object()
             .bucket(&self.bucket)
             .key(self.key(tenant, path)?);
-        let request = match range {
-            Some(r) => request.range(format!("bytes={}-{}", r.first, r.last)),
-            None => request,
-        };
-        let (_, body) = get_streamed(
+        get_range(
             request,
+            range,
             format!("object '{path}'"),
             format!("object '{path}' not found"),
         )
-        .await?;
-        Ok(body)
+        .await
     }
 
     /// Segments S3 can copy whole are joined by `UploadPartCopy`, S3 moving the bytes;

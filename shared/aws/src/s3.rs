@@ -771,6 +771,21 @@ pub(crate) async fn get_streamed(
     Ok((length, Box::pin(body)))
 }
 
+/// [`get_streamed`] of `range` (the whole object when `None`), without the length.
+pub(crate) async fn get_range(
+    request: GetObjectFluentBuilder,
+    range: Option<ByteRange>,
+    what: String,
+    missing: String,
+) -> DomainResult<ByteStream> {
+    let request = match range {
+        Some(r) => request.range(format!("bytes={}-{}", r.first, r.last)),
+        None => request,
+    };
+    let (_, body) = get_streamed(request, what, missing).await?;
+    Ok(body)
+}
+
 #[async_trait]
 impl ImageStore for S3ImageStore {
     async fn begin_upload(&self, id: ImageId) -> DomainResult<Box<dyn UploadSink>> {
@@ -826,17 +841,13 @@ impl ImageStore for S3ImageStore {
             .get_object()
             .bucket(&self.bucket)
             .key(self.key(id));
-        let request = match range {
-            Some(r) => request.range(format!("bytes={}-{}", r.first, r.last)),
-            None => request,
-        };
-        let (_, body) = get_streamed(
+        get_range(
             request,
+            range,
             format!("image {id}"),
             format!("no data stored for image {id}"),
         )
-        .await?;
-        Ok(body)
+        .await
     }
 
     async fn download_url(&self, id: ImageId, valid_for: Duration) -> DomainResult<Option<String>> {

@@ -1048,6 +1048,14 @@ pub struct World {
 }
 
 impl World {
+    /// Sends `method path` with `token` and no body.
+    pub async fn call(&self, method: Method, path: &str, token: &str) -> Reply {
+        self.server
+            .request(method, path, Some(token))
+            .checked()
+            .await
+    }
+
     /// Starts a server with default settings and the three callers.
     pub async fn new() -> Self {
         Self::with_env(&[]).await

@@ -99,13 +99,11 @@ async fn tasks_import_from_and_export_to_the_tenants_own_bucket() {
         format!("{prefix}/")
     );
     let listing = w
-        .server
-        .request(
+        .call(
             Method::GET,
             &format!("/v1/AUTH_{}?format=json", w.acme),
-            Some(&w.alice),
+            &w.alice,
         )
-        .checked()
         .await;
     assert!(
         !listing.text().contains(&storage.secret),
@@ -159,11 +157,7 @@ async fn tasks_import_from_and_export_to_the_tenants_own_bucket() {
 
     // Its objects are the bucket's, not this API's; unlinking leaves the bucket alone.
     let object = format!("/v1/AUTH_{}/mine/incoming/disk.vhd", w.acme);
-    let through_api = w
-        .server
-        .request(Method::GET, &object, Some(&w.alice))
-        .checked()
-        .await;
+    let through_api = w.call(Method::GET, &object, &w.alice).await;
     assert_eq!(
         through_api.status(),
         StatusCode::CONFLICT,
@@ -178,13 +172,11 @@ async fn tasks_import_from_and_export_to_the_tenants_own_bucket() {
         .await;
     assert_eq!(put.status(), StatusCode::CONFLICT);
     let unlinked = w
-        .server
-        .request(
+        .call(
             Method::DELETE,
             &format!("/v1/AUTH_{}/mine", w.acme),
-            Some(&w.alice),
+            &w.alice,
         )
-        .checked()
         .await;
     assert_eq!(unlinked.status(), StatusCode::NO_CONTENT);
     assert!(
@@ -246,13 +238,11 @@ async fn links_that_cannot_work_are_refused_with_what_is_wrong_and_leave_nothing
             "{what}: the secret came back"
         );
         let head = w
-            .server
-            .request(
+            .call(
                 Method::HEAD,
                 &format!("/v1/AUTH_{}/broken", w.acme),
-                Some(&w.alice),
+                &w.alice,
             )
-            .checked()
             .await;
         assert_eq!(
             head.status(),
@@ -263,13 +253,7 @@ async fn links_that_cannot_work_are_refused_with_what_is_wrong_and_leave_nothing
 
     // A name in use is not linked over.
     let plain = w
-        .server
-        .request(
-            Method::PUT,
-            &format!("/v1/AUTH_{}/taken", w.acme),
-            Some(&w.alice),
-        )
-        .checked()
+        .call(Method::PUT, &format!("/v1/AUTH_{}/taken", w.acme), &w.alice)
         .await;
     assert_eq!(plain.status(), StatusCode::CREATED);
     assert_eq!(
@@ -317,13 +301,7 @@ async fn another_tenant_cannot_reach_a_linked_container() {
     assert_eq!(done["status"], "failure", "{done}");
     assert!(w.server.listed_ids(&w.bob, "").await.is_empty());
     let head = w
-        .server
-        .request(
-            Method::HEAD,
-            &format!("/v1/AUTH_{}/mine", w.acme),
-            Some(&w.bob),
-        )
-        .checked()
+        .call(Method::HEAD, &format!("/v1/AUTH_{}/mine", w.acme), &w.bob)
         .await;
     assert_eq!(head.status(), StatusCode::FORBIDDEN);
 }

@@ -13,7 +13,7 @@ fn account(tenant: &str) -> String {
 }
 
 async fn call(w: &World, method: Method, path: &str, token: &str) -> Reply {
-    w.server.request(method, path, Some(token)).checked().await
+    w.call(method, path, token).await
 }
 
 async fn put(w: &World, token: &str, path: &str, data: Vec<u8>) -> Reply {
