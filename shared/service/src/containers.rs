@@ -10,11 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use cloud_images_domain::containers::{
-    AccountUsage, ContainerRecord, ListQuery, Listed, ObjectRecord, beyond, check_segment,
-    container_name, linked_elsewhere, no_container, parse_manifest, quota_full, short_of,
+    AccountUsage, ContainerRecord, ListQuery, Listed, ObjectRecord, beyond, container_name,
+    linked_elsewhere, no_container, quota_full, short_of,
 };
 use cloud_images_domain::identity::Caller;
-use cloud_images_domain::links::{ContainerLink, LinkAccess, LinkRequest};
 use cloud_images_domain::ports::{
     ByteStream, ContainerRepository, LinkedStorage, ObjectStore, RangeRequest, UploadSink,
     WebSource,
@@ -25,7 +24,9 @@ use futures_util::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::link_sealing::LinkSealer;
-use serde_json::json;
+
+mod large_objects;
+mod links;
 
 /// The content type of an object stored without one.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -105,15 +106,6 @@ fn md5_hex(digest: impl AsRef<[u8]>) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A Static Large Object's ETag as Swift computes it: the MD5 of its segments' ETags.
-fn large_object_etag(etags: &[&str]) -> String {
-    let mut hash = Md5::new();
-    for etag in etags {
-        hash.update(etag.as_bytes());
-    }
-    md5_hex(hash.finalize())
-}
-
 impl ContainerService {
     /// The use cases over these adapters.
     pub fn new(
@@ -128,79 +120,6 @@ impl ContainerService {
             links,
             settings,
         }
-    }
-
-    /// Links container `name` to a bucket of the tenant's own storage, once the bucket is
-    /// reached and listed with the keys given; the secret is sealed before it is stored.
-    pub async fn link(
-        &self,
-        caller: &Caller,
-        account: &str,
-        name: &str,
-        body: &[u8],
-    ) -> DomainResult<ContainerRecord> {
-        own_account(caller, account)?;
-        caller.require_writer()?;
-        let request = LinkRequest::parse(body)?;
-        let tenant = caller.tenant_id.as_str();
-        let name = container_name(name)?;
-        self.links.endpoints.check(&request.endpoint).map_err(|e| {
-            DomainError::Invalid(format!(
-                "The endpoint {} is not allowed: {e}",
-                request.endpoint
-            ))
-        })?;
-        if self.records.container(tenant, &name).await?.is_some() {
-            return Err(already_exists(&name));
-        }
-        let access = LinkAccess {
-            endpoint: request.endpoint.clone(),
-            region: request.region(),
-            bucket: request.bucket.clone(),
-            access_key_id: request.access_key_id.clone(),
-            secret_access_key: request.secret_access_key.clone(),
-        };
-        self.links.storage.check(&access, &request.prefix()).await?;
-        let record = ContainerRecord {
-            link: Some(ContainerLink {
-                endpoint: access.endpoint,
-                region: access.region,
-                bucket: access.bucket,
-                prefix: request.prefix(),
-                access_key_id: access.access_key_id,
-                sealed_secret: self
-                    .links
-                    .sealer
-                    .seal(tenant, &name, &request.secret_access_key)?,
-            }),
-            name: name.clone(),
-            objects: 0,
-            bytes: 0,
-            created_at: Utc::now(),
-        };
-        if !self.records.create_container(tenant, &record).await? {
-            return Err(already_exists(&name));
-        }
-        Ok(record)
-    }
-
-    /// A linked container's storage, its secret opened.
-    fn access(
-        &self,
-        tenant: &str,
-        container: &str,
-        link: &ContainerLink,
-    ) -> DomainResult<LinkAccess> {
-        Ok(LinkAccess {
-            endpoint: link.endpoint.clone(),
-            region: link.region.clone(),
-            bucket: link.bucket.clone(),
-            access_key_id: link.access_key_id.clone(),
-            secret_access_key: self
-                .links
-                .sealer
-                .open(tenant, container, &link.sealed_secret)?,
-        })
     }
 
     /// A container whose objects this API serves: it exists and is not linked.
@@ -431,63 +350,6 @@ impl ContainerService {
         self.write(tenant, &object, body).await
     }
 
-    /// Opens an object's bytes for an import task: from the tenant's own storage when the
-    /// container is linked.
-    pub async fn open_for_import(
-        &self,
-        tenant: &str,
-        path: &ObjectPath,
-    ) -> DomainResult<(u64, ByteStream)> {
-        match self.records.container(tenant, &path.container).await? {
-            Some(ContainerRecord {
-                link: Some(link), ..
-            }) => {
-                let access = self.access(tenant, &path.container, &link)?;
-                self.links
-                    .storage
-                    .open(&access, &link.key(&path.object))
-                    .await
-            }
-            _ => self.objects.open(tenant, path).await,
-        }
-    }
-
-    /// Stores an object an export task produced, creating its container when absent.
-    pub async fn store_export(
-        &self,
-        tenant: &str,
-        path: &ObjectPath,
-        body: ByteStream,
-    ) -> DomainResult<()> {
-        if let Some(ContainerRecord {
-            link: Some(link), ..
-        }) = self.records.container(tenant, &path.container).await?
-        {
-            // Straight into the tenant's bucket, multipart: no record, no quota of ours.
-            let access = self.access(tenant, &path.container, &link)?;
-            let mut sink = self
-                .links
-                .storage
-                .create(&access, &link.key(&path.object))
-                .await?;
-            return match receive(sink.as_mut(), body).await {
-                Ok(_) => sink.commit().await,
-                Err(e) => {
-                    sink.abort().await;
-                    Err(e)
-                }
-            };
-        }
-        self.create_for(tenant, &path.container).await?;
-        let object = NewObject {
-            path: path.clone(),
-            content_type: None,
-            expected_etag: None,
-            announced_size: None,
-        };
-        self.write(tenant, &object, body).await.map(|_| ())
-    }
-
     /// Refuses up front a write the quota cannot hold, so a client sending a big object
     /// learns before the bytes travel.
     async fn check_room(
@@ -588,114 +450,6 @@ impl ContainerService {
             tracing::error!(%path, error = %e, "an object's record could not be put back after its bytes failed to commit");
         }
     }
-
-    /// Stores a Static Large Object from its manifest: its segments joined, in order.
-    pub async fn upload_manifest(
-        &self,
-        caller: &Caller,
-        account: &str,
-        path: &ObjectPath,
-        content_type: Option<String>,
-        manifest: &[u8],
-    ) -> DomainResult<ObjectRecord> {
-        own_account(caller, account)?;
-        caller.require_writer()?;
-        let tenant = caller.tenant_id.as_str();
-        self.built_in(tenant, &path.container).await?;
-        let segments = parse_manifest(manifest)?;
-        let mut records = Vec::with_capacity(segments.len());
-        for (index, segment) in segments.iter().enumerate() {
-            let record = self
-                .records
-                .object(tenant, &segment.path)
-                .await?
-                .ok_or_else(|| {
-                    DomainError::Invalid(format!(
-                        "Segment {index} ({}) does not exist",
-                        segment.path
-                    ))
-                })?;
-            check_segment(index, segment, &record)?;
-            records.push(record);
-        }
-        let size = records.iter().map(|r| r.size).sum();
-        self.check_room(tenant, path, Some(size)).await?;
-        let parts: Vec<(ObjectPath, u64)> = segments
-            .iter()
-            .zip(&records)
-            .map(|(s, r)| (s.path.clone(), r.size))
-            .collect();
-        let stored_manifest: Vec<_> = segments
-            .iter()
-            .zip(&records)
-            .map(|(s, r)| {
-                json!({
-                    "name": format!("/{}", s.path),
-                    "hash": r.etag,
-                    "bytes": r.size,
-                    "content_type": r.content_type,
-                    "last_modified": listing_time(r),
-                })
-            })
-            .collect();
-        let etags: Vec<&str> = records.iter().map(|r| r.etag.as_str()).collect();
-        let record = ObjectRecord {
-            name: path.object.clone(),
-            size,
-            etag: large_object_etag(&etags),
-            content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
-            last_modified: Utc::now(),
-            manifest: Some(serde_json::Value::Array(stored_manifest).to_string()),
-        };
-        self.objects.join(tenant, path, &parts).await?;
-        match self
-            .records
-            .put_object(tenant, &path.container, &record, self.settings.max_bytes)
-            .await
-        {
-            Ok(_) => Ok(record),
-            Err(e) => {
-                // The joined bytes replaced any older object's; without a record they go.
-                if let Err(e) = self.objects.delete(tenant, path).await {
-                    tracing::warn!(%path, error = %e, "joined bytes of a refused manifest could not be removed");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Deletes an object; with `segments`, a Static Large Object's segments too. The
-    /// objects deleted.
-    pub async fn delete(
-        &self,
-        caller: &Caller,
-        account: &str,
-        path: &ObjectPath,
-        segments: bool,
-    ) -> DomainResult<u64> {
-        own_account(caller, account)?;
-        caller.require_writer()?;
-        let tenant = caller.tenant_id.as_str();
-        let Some(removed) = self.records.delete_object(tenant, path).await? else {
-            return Err(self.no_object(tenant, path).await);
-        };
-        self.objects.delete(tenant, path).await?;
-        let mut deleted = 1;
-        if segments && let Some(manifest) = &removed.manifest {
-            for segment in manifest_paths(manifest) {
-                if self
-                    .records
-                    .delete_object(tenant, &segment)
-                    .await?
-                    .is_some()
-                {
-                    self.objects.delete(tenant, &segment).await?;
-                    deleted += 1;
-                }
-            }
-        }
-        Ok(deleted)
-    }
 }
 
 fn too_big_for_one_request(max: u64) -> DomainError {
@@ -720,22 +474,6 @@ fn at_most(body: ByteStream, max: u64) -> impl futures_util::Stream<Item = Domai
     })
 }
 
-fn already_exists(name: &str) -> DomainError {
-    DomainError::Conflict(format!(
-        "Container '{name}' already exists; a linked container takes a name not in use"
-    ))
-}
-
-/// The segment paths of a stored manifest.
-fn manifest_paths(manifest: &str) -> Vec<ObjectPath> {
-    let entries: Vec<serde_json::Value> = serde_json::from_str(manifest).unwrap_or_default();
-    entries
-        .iter()
-        .filter_map(|e| e.get("name")?.as_str().map(str::to_owned))
-        .filter_map(|name| ObjectPath::parse(name.trim_start_matches('/'), "segment").ok())
-        .collect()
-}
-
 /// An object's time as Swift's listings write it: UTC with microseconds, no zone.
 pub fn listing_time(record: &ObjectRecord) -> String {
     record
@@ -754,26 +492,4 @@ async fn receive(sink: &mut dyn UploadSink, mut body: ByteStream) -> DomainResul
         sink.write(chunk).await?;
     }
     Ok((size, md5_hex(hash.finalize())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_large_objects_etag_is_the_md5_of_its_segments_etags() {
-        // Two empty segments: the MD5 of their two ETags written one after the other.
-        let etag = large_object_etag(&["d41d8cd98f00b204e9800998ecf8427e"; 2]);
-        assert_eq!(etag, "020eb29b524d7ba672d9d48bc72db455");
-    }
-
-    #[test]
-    fn stored_manifests_name_their_segments() {
-        let manifest = r#"[{"name": "/c_segments/a/1", "hash": "x"}, {"name": "/c_segments/a/2"}]"#;
-        let paths: Vec<String> = manifest_paths(manifest)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(paths, ["c_segments/a/1", "c_segments/a/2"]);
-    }
 }
