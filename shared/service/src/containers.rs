@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use cloud_images_domain::containers::{
-    AccountUsage, ContainerRecord, ListQuery, Listed, ObjectRecord, beyond, container_name,
-    linked_elsewhere, no_container, quota_full, short_of,
+    AccountUsage, ContainerRecord, ListQuery, Listed, Listing, ObjectRecord, beyond,
+    container_name, linked_elsewhere, no_container, quota_full, short_of,
 };
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::ports::{
@@ -212,35 +212,12 @@ impl ContainerService {
     ) -> DomainResult<(ContainerRecord, Vec<Listed>)> {
         let container = self.container(caller, account, name).await?;
         let tenant = caller.tenant_id.as_str();
-        let mut listed = Vec::new();
-        let mut after = query.start();
-        'pages: while listed.len() < query.limit {
-            let want = query.limit - listed.len();
+        let mut listing = Listing::new(query);
+        while let Some((after, want)) = listing.next_scan() {
             let page = self.records.objects(tenant, name, &after, want).await?;
-            let exhausted = page.len() < want;
-            for record in page {
-                if beyond(query, &record.name) {
-                    break 'pages;
-                }
-                if short_of(query, &record.name) {
-                    after = record.name;
-                    continue;
-                }
-                let (entry, next) = query.classify(record);
-                let skips = matches!(entry, Listed::Subdir(_));
-                // A subdir equal to the marker was the last entry of the previous page.
-                if !matches!(&entry, Listed::Subdir(s) if *s == query.marker) {
-                    listed.push(entry);
-                }
-                after = next;
-                if skips {
-                    continue 'pages;
-                }
-            }
-            if exhausted {
-                break;
-            }
+            listing.feed(page, want);
         }
+        let listed = listing.finish();
         Ok((container, listed))
     }
 
