@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A tenant's own S3-compatible storage, for the linked-container tests: a second emulator
-# (ministack, as pinned in scripts/local-stack.sh) that checks signatures (AUTH=true), one
-# bucket, and an IAM user whose keys may use only that bucket.
+# (ministack, as pinned in scripts/local-stack.sh) that checks signatures and policies
+# (AUTH=true), one bucket, an IAM user whose keys may use only that bucket, and roles for the
+# service to assume (its STS stands in for AWS's: CLOUD_IMAGES_LINK_STS_ENDPOINT).
 #
 #   eval "$(bash scripts/linked-storage.sh up)"    # starts it; prints the exports tests read
 #   bash scripts/linked-storage.sh down
@@ -43,9 +44,27 @@ iam.put_user_policy(UserName="tenant", PolicyName="own-bucket", PolicyDocument=j
     "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": [
         f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
 key = iam.create_access_key(UserName="tenant")["AccessKey"]
+
+# Roles the service (its own keys: this emulator's root) may assume for a linked container:
+# one for any tenant of the service (the external id is "cloud-images:<tenant id>"), one
+# set up for another tenant only, and one that may not use the bucket.
+def role(name, external_id_condition, bucket_name):
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+             "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Condition": external_id_condition}]}
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="bucket", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": [
+            f"arn:aws:s3:::{bucket_name}", f"arn:aws:s3:::{bucket_name}/*"]}]}))
+    return arn
+
+ours = role("images-import", {"StringLike": {"sts:ExternalId": "cloud-images:*"}}, bucket)
+foreign = role("someone-elses", {"StringEquals": {"sts:ExternalId": "cloud-images:someone-else"}}, bucket)
+powerless = role("other-bucket", {"StringLike": {"sts:ExternalId": "cloud-images:*"}}, "another-bucket")
 print(f"export CLOUD_IMAGES_TEST_LINKED_ENDPOINT={endpoint} CLOUD_IMAGES_TEST_LINKED_BUCKET={bucket} "
       f"CLOUD_IMAGES_TEST_LINKED_KEY_ID={key['AccessKeyId']} "
-      f"CLOUD_IMAGES_TEST_LINKED_SECRET={key['SecretAccessKey']}")
+      f"CLOUD_IMAGES_TEST_LINKED_SECRET={key['SecretAccessKey']} "
+      f"CLOUD_IMAGES_TEST_LINKED_ROLE={ours} CLOUD_IMAGES_TEST_LINKED_FOREIGN_ROLE={foreign} "
+      f"CLOUD_IMAGES_TEST_LINKED_POWERLESS_ROLE={powerless}")
 PY
 }
 

@@ -181,7 +181,7 @@ cmd_up() {
     "$root/tests/host-differences.json")
   sam deploy --config-env local --parameter-overrides \
     "TokenSigningKey=$(cat "$state/signing-key")" "EndpointUrl=$AWS_ENDPOINT_URL" LogRetentionDays=1 \
-    "WebDownloadAllowedPorts=80,443,$web_port,$linked_port" StoreId=fast SecondStoreId=cheap \
+    "WebDownloadAllowedPorts=80,443,$web_port,$linked_port" "LinkStsEndpoint=http://127.0.0.1:$linked_port" StoreId=fast SecondStoreId=cheap \
     2>&1 | grep -v 'Uploading to'
   timing "sam deploy" "$(took "$t")"
 

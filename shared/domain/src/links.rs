@@ -44,10 +44,23 @@ pub struct ContainerLink {
     pub bucket: String,
     /// Prepended to every object name to make its key: empty or ending in `/`.
     pub prefix: String,
-    /// The access key id (shown back to the tenant: it names the key, it is not the key).
-    pub access_key_id: String,
+    /// The access key id (shown back to the tenant: it names the key, it is not the key);
+    /// `None` for a link through a role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
     /// The secret access key, sealed; opaque here.
-    pub sealed_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<String>,
+    /// The role the service assumes (with STS) instead of holding keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+/// The external id the service always presents when it assumes a tenant's role: bound to
+/// the tenant, so no tenant can have the service assume a role another tenant set up for it
+/// (the confused deputy). The role's trust policy requires it.
+pub fn external_id(tenant: &str) -> String {
+    format!("cloud-images:{tenant}")
 }
 
 impl ContainerLink {
@@ -67,10 +80,27 @@ pub struct LinkAccess {
     pub region: String,
     /// The bucket.
     pub bucket: String,
-    /// The access key id.
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: Secret,
+    /// Whose requests they are.
+    pub credentials: LinkCredentials,
+}
+
+/// The keys a link's requests are signed with, or the role whose keys STS hands out.
+#[derive(Debug, Clone)]
+pub enum LinkCredentials {
+    /// The tenant's access key pair.
+    Keys {
+        /// The access key id.
+        access_key_id: String,
+        /// The secret access key.
+        secret_access_key: Secret,
+    },
+    /// A role of the tenant's that the service assumes.
+    Role {
+        /// The role.
+        role_arn: String,
+        /// The external id its trust policy requires ([`external_id`]).
+        external_id: String,
+    },
 }
 
 /// `PUT /v1/AUTH_<tenant>/<container>` with `{"link": {...}}`: what the tenant sends.
@@ -87,10 +117,18 @@ pub struct LinkRequest {
     /// A key prefix inside the bucket (default: none).
     #[serde(default)]
     pub prefix: Option<String>,
-    /// The access key id.
-    pub access_key_id: String,
+    /// The access key id (with `secret_access_key`).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
     /// The secret access key.
-    pub secret_access_key: Secret,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// A role for the service to assume instead (on AWS).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id, when given: it must be the service's ([`external_id`]).
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -108,7 +146,7 @@ impl LinkRequest {
     pub fn parse(body: &[u8]) -> DomainResult<Self> {
         let LinkBody { link } = serde_json::from_slice(body).map_err(|e| {
             invalid(format!(
-                "A linked container is created with {{\"link\": {{\"endpoint\", \"bucket\", \"access_key_id\", \"secret_access_key\", \"region\"?, \"prefix\"?}}}}: {e}"
+                "A linked container is created with {{\"link\": {{\"endpoint\", \"bucket\", \"access_key_id\" and \"secret_access_key\" or \"role_arn\", \"region\"?, \"prefix\"?}}}}: {e}"
             ))
         })?;
         link.check()?;
@@ -129,19 +167,36 @@ impl LinkRequest {
         {
             return Err(invalid(format!("'{region}' is not a region name")));
         }
-        if self.access_key_id.is_empty()
-            || self.access_key_id.len() > 128
-            || !self.access_key_id.chars().all(|c| c.is_ascii_graphic())
+        match (&self.access_key_id, &self.secret_access_key, &self.role_arn) {
+            (Some(id), Some(secret), None) => check_keys(id, secret),
+            (None, None, Some(role)) => check_role(role),
+            _ => Err(invalid(
+                "A link names either access_key_id and secret_access_key, or role_arn",
+            )),
+        }
+    }
+
+    /// The credentials, the external id being `tenant`'s: a link naming another one is
+    /// refused, so a role set up for one tenant is never assumed for another.
+    pub fn credentials(&self, tenant: &str) -> DomainResult<LinkCredentials> {
+        if let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
+            return Ok(LinkCredentials::Keys {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+            });
+        }
+        let ours = external_id(tenant);
+        if let Some(given) = &self.external_id
+            && *given != ours
         {
-            return Err(invalid(
-                "access_key_id must be 1 to 128 printable characters",
-            ));
+            return Err(invalid(format!(
+                "The external id is the service's for your tenant, '{ours}', not '{given}': require it in the role's trust policy"
+            )));
         }
-        let secret = self.secret_access_key.expose();
-        if secret.is_empty() || secret.len() > 256 || secret.chars().any(char::is_control) {
-            return Err(invalid("secret_access_key must be 1 to 256 characters"));
-        }
-        Ok(())
+        Ok(LinkCredentials::Role {
+            role_arn: self.role_arn.clone().unwrap_or_default(),
+            external_id: ours,
+        })
     }
 
     /// The region to sign for.
@@ -156,6 +211,45 @@ impl LinkRequest {
             Some(p) if p.ends_with('/') => p.to_owned(),
             Some(p) => format!("{p}/"),
         }
+    }
+}
+
+fn check_keys(id: &str, secret: &Secret) -> DomainResult<()> {
+    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(invalid(
+            "access_key_id must be 1 to 128 printable characters",
+        ));
+    }
+    let secret = secret.expose();
+    if secret.is_empty() || secret.len() > 256 || secret.chars().any(char::is_control) {
+        return Err(invalid("secret_access_key must be 1 to 256 characters"));
+    }
+    Ok(())
+}
+
+/// `arn:<partition>:iam::<12-digit account>:role/<path and name>`.
+fn check_role(arn: &str) -> DomainResult<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = arn.len() <= 2048
+        && parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("role/").is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "'{arn}' is not a role ARN (arn:aws:iam::<account>:role/<name>)"
+        )))
     }
 }
 
@@ -251,5 +345,46 @@ mod tests {
             );
         }
         assert!(LinkRequest::parse(b"{}").is_err());
+        let mut both = good();
+        both["role_arn"] = "arn:aws:iam::123456789012:role/both".into();
+        assert!(LinkRequest::parse(&body(both)).is_err(), "keys and a role");
+    }
+
+    #[test]
+    fn a_role_link_presents_the_tenants_own_external_id() {
+        let role = serde_json::json!({
+            "endpoint": "https://s3.example.com", "bucket": "my-images",
+            "role_arn": "arn:aws:iam::123456789012:role/imports/cloud-images"
+        });
+        let link = LinkRequest::parse(&body(role.clone())).expect("link");
+        match link.credentials("t1").expect("credentials") {
+            LinkCredentials::Role {
+                role_arn,
+                external_id,
+            } => {
+                assert_eq!(
+                    role_arn,
+                    "arn:aws:iam::123456789012:role/imports/cloud-images"
+                );
+                assert_eq!(external_id, "cloud-images:t1");
+            }
+            LinkCredentials::Keys { .. } => panic!("keys from a role link"),
+        }
+        let mut theirs = role.clone();
+        theirs["external_id"] = "cloud-images:t2".into();
+        let link = LinkRequest::parse(&body(theirs)).expect("link");
+        assert!(matches!(
+            link.credentials("t1"),
+            Err(DomainError::Invalid(_))
+        ));
+        for bad in [
+            "arn:aws:iam::123:role/x",
+            "arn:aws:s3:::bucket",
+            "arn:aws:iam::123456789012:user/x",
+        ] {
+            let mut wrong = role.clone();
+            wrong["role_arn"] = bad.into();
+            assert!(LinkRequest::parse(&body(wrong)).is_err(), "{bad}");
+        }
     }
 }

@@ -206,6 +206,11 @@ pub struct Config {
     #[arg(long, global = true, env = "CLOUD_IMAGES_CONTAINER_QUOTA", value_parser = parse_bytes)]
     pub container_quota: Option<u64>,
 
+    /// Where roles of linked containers are assumed (an STS endpoint URL); unset, STS as
+    /// the AWS configuration says (`AWS_ENDPOINT_URL`, else AWS's own).
+    #[arg(long, global = true, env = "CLOUD_IMAGES_LINK_STS_ENDPOINT")]
+    pub link_sts_endpoint: Option<String>,
+
     /// Most members (consumer tenants) one image may be shared with (413 beyond).
     #[arg(
         long,

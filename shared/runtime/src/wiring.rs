@@ -293,9 +293,10 @@ impl Wiring {
         self.linked
             .get_or_init(|| {
                 let policy = self.config.fetch_policy();
-                Arc::new(cloud_images_aws::S3LinkedStorage::new(Arc::new(
-                    move |ip| policy.check_address(ip),
-                )))
+                Arc::new(cloud_images_aws::S3LinkedStorage::new(
+                    Arc::new(move |ip| policy.check_address(ip)),
+                    self.config.link_sts_endpoint.clone(),
+                ))
             })
             .clone()
     }

@@ -1380,8 +1380,9 @@ pub async fn container_repository_contract(repo: &dyn ContainerRepository) {
         region: "eu-west-1".into(),
         bucket: "their-bucket".into(),
         prefix: "exports/".into(),
-        access_key_id: "AKIAEXAMPLE".into(),
-        sealed_secret: "c2VhbGVk".into(),
+        access_key_id: Some("AKIAEXAMPLE".into()),
+        sealed_secret: Some("c2VhbGVk".into()),
+        role_arn: None,
     };
     let linked = ContainerRecord {
         link: Some(link),

@@ -1331,6 +1331,12 @@ pub struct TenantStorage {
     pub key_id: String,
     /// The tenant's secret key.
     pub secret: String,
+    /// A role the service may assume for any of its tenants.
+    pub role: String,
+    /// A role set up for another tenant of the service only.
+    pub foreign_role: String,
+    /// A role that may not use the bucket.
+    pub powerless_role: String,
 }
 
 impl TenantStorage {
@@ -1346,6 +1352,9 @@ impl TenantStorage {
             bucket: var("CLOUD_IMAGES_TEST_LINKED_BUCKET"),
             key_id: var("CLOUD_IMAGES_TEST_LINKED_KEY_ID"),
             secret: var("CLOUD_IMAGES_TEST_LINKED_SECRET"),
+            role: var("CLOUD_IMAGES_TEST_LINKED_ROLE"),
+            foreign_role: var("CLOUD_IMAGES_TEST_LINKED_FOREIGN_ROLE"),
+            powerless_role: var("CLOUD_IMAGES_TEST_LINKED_POWERLESS_ROLE"),
         }
     }
 
@@ -1366,6 +1375,14 @@ impl TenantStorage {
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The `{"link": ...}` body that links a container to `prefix` of the bucket through
+    /// `role`.
+    pub fn link_role(&self, prefix: &str, role: &str) -> Value {
+        json!({"link": {
+            "endpoint": self.endpoint, "bucket": self.bucket, "prefix": prefix, "role_arn": role,
+        }})
     }
 
     /// The `{"link": ...}` body that links a container to `prefix` of the bucket.

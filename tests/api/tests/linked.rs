@@ -19,6 +19,7 @@ async fn world(storage: &TenantStorage) -> World {
         return World::new().await;
     }
     World::with_env(&[
+        ("CLOUD_IMAGES_LINK_STS_ENDPOINT", &storage.endpoint),
         ("CLOUD_IMAGES_WEB_DOWNLOAD_ALLOW_INTERNAL", "true"),
         (
             "CLOUD_IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS",
@@ -334,5 +335,119 @@ async fn the_default_policy_refuses_a_link_to_this_machine() {
             "{endpoint}: {}",
             reply.text()
         );
+    }
+}
+
+#[tokio::test]
+async fn a_role_link_is_assumed_with_the_tenants_own_external_id() {
+    let storage = TenantStorage::from_env();
+    let w = world(&storage).await;
+    let prefix = unique("role");
+    let vhd = fixed_vhd(&sample_bytes(1 << 20, 5));
+    put_in_bucket(&storage, &format!("{prefix}/disk.vhd"), vhd.clone()).await;
+
+    let linked = link(
+        &w,
+        &w.alice,
+        &w.acme,
+        "mine",
+        &storage.link_role(&prefix, &storage.role),
+    )
+    .await;
+    assert_eq!(linked.status(), StatusCode::CREATED, "{}", linked.text());
+    let shown = json_body(linked).await["container"]["link"].clone();
+    assert_eq!(shown["role_arn"], storage.role.as_str());
+    assert_eq!(shown["external_id"], format!("cloud-images:{}", w.acme));
+    assert!(shown.get("access_key_id").is_none());
+
+    let task = w
+        .server
+        .new_task(
+            &w.alice,
+            json!({"type": "import", "input": {
+            "import_from": "mine/disk.vhd", "import_from_format": "vhd",
+            "image_properties": {"name": "through-a-role"}}}),
+        )
+        .await;
+    let done = w
+        .server
+        .finished_task(&w.alice, task["id"].as_str().unwrap())
+        .await;
+    assert_eq!(done["status"], "success", "{done}");
+    let image_id = done["result"]["image_id"].as_str().unwrap().to_owned();
+    let task = w
+        .server
+        .new_task(
+            &w.alice,
+            json!({"type": "export", "input": {
+            "image_uuid": image_id, "receiving_swift_container": "mine"}}),
+        )
+        .await;
+    let done = w
+        .server
+        .finished_task(&w.alice, task["id"].as_str().unwrap())
+        .await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert!(get_from_bucket(&storage, &format!("{prefix}/{image_id}.vhd")).await == Some(vhd));
+
+    // A role set up for another tenant is not assumed for this one, a role that may not
+    // use the bucket is refused by the bucket, and the external id is not the tenant's to
+    // choose.
+    let foreign = link(
+        &w,
+        &w.alice,
+        &w.acme,
+        "theirs",
+        &storage.link_role(&prefix, &storage.foreign_role),
+    )
+    .await;
+    assert_eq!(
+        foreign.status(),
+        StatusCode::BAD_REQUEST,
+        "{}",
+        foreign.text()
+    );
+    assert!(
+        foreign.text().contains("could not be assumed"),
+        "{}",
+        foreign.text()
+    );
+    let powerless = link(
+        &w,
+        &w.alice,
+        &w.acme,
+        "weak",
+        &storage.link_role(&prefix, &storage.powerless_role),
+    )
+    .await;
+    assert_eq!(
+        powerless.status(),
+        StatusCode::BAD_REQUEST,
+        "{}",
+        powerless.text()
+    );
+    assert!(
+        powerless.text().contains("refused the keys of role"),
+        "{}",
+        powerless.text()
+    );
+    let mut chosen = storage.link_role(&prefix, &storage.foreign_role);
+    chosen["link"]["external_id"] = json!("cloud-images:someone-else");
+    let chosen = link(&w, &w.alice, &w.acme, "chosen", &chosen).await;
+    assert_eq!(
+        chosen.status(),
+        StatusCode::BAD_REQUEST,
+        "{}",
+        chosen.text()
+    );
+    for name in ["theirs", "weak", "chosen"] {
+        let head = w
+            .call(
+                Method::HEAD,
+                &format!("/v1/AUTH_{}/{name}", w.acme),
+                &w.alice,
+            )
+            .await;
+        assert_eq!(head.status(), StatusCode::NOT_FOUND, "{name} was kept");
     }
 }

@@ -215,7 +215,10 @@ async fn list_account(
         .service
         .account(&caller, account_id(&account)?, &params.query()?)
         .await?;
-    let entries = containers.iter().map(container_view).collect();
+    let entries = containers
+        .iter()
+        .map(|c| container_view(caller.tenant_id.as_str(), c))
+        .collect();
     let names = containers.iter().map(|c| c.name.clone()).collect();
     let mut response = listing(params.json(&headers), entries, names);
     account_headers(&mut response, &usage);
@@ -307,7 +310,7 @@ async fn create_container(
             .await?;
         let mut response = (
             StatusCode::CREATED,
-            Json(json!({ "container": container_view(&record) })),
+            Json(json!({ "container": container_view(caller.tenant_id.as_str(), &record) })),
         )
             .into_response();
         container_headers(&mut response, &record);
@@ -327,16 +330,24 @@ async fn create_container(
 }
 
 /// A container as listings show it; a linked one with its place (never its secret).
-fn container_view(c: &ContainerRecord) -> Value {
+fn container_view(tenant: &str, c: &ContainerRecord) -> Value {
     let mut view = json!({
         "name": c.name, "count": c.objects, "bytes": c.bytes,
         "last_modified": c.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
     });
     if let Some(link) = &c.link {
-        view["link"] = json!({
+        let mut shown = json!({
             "endpoint": link.endpoint, "region": link.region, "bucket": link.bucket,
-            "prefix": link.prefix, "access_key_id": link.access_key_id,
+            "prefix": link.prefix,
         });
+        if let Some(id) = &link.access_key_id {
+            shown["access_key_id"] = json!(id);
+        }
+        if let Some(role) = &link.role_arn {
+            shown["role_arn"] = json!(role);
+            shown["external_id"] = json!(cloud_images_domain::links::external_id(tenant));
+        }
+        view["link"] = shown;
     }
     view
 }

@@ -5,7 +5,9 @@
 use chrono::Utc;
 use cloud_images_domain::containers::ContainerRecord;
 use cloud_images_domain::identity::Caller;
-use cloud_images_domain::links::{ContainerLink, LinkAccess, LinkRequest};
+use cloud_images_domain::links::{
+    ContainerLink, LinkAccess, LinkCredentials, LinkRequest, external_id,
+};
 use cloud_images_domain::ports::ByteStream;
 use cloud_images_domain::task::ObjectPath;
 use cloud_images_domain::{DomainError, DomainResult};
@@ -14,7 +16,8 @@ use super::{ContainerService, NewObject, container_name, own_account, receive};
 
 impl ContainerService {
     /// Links container `name` to a bucket of the tenant's own storage, once the bucket is
-    /// reached and listed with the keys given; the secret is sealed before it is stored.
+    /// reached and listed with the keys given (or the role's, assumed with the tenant's
+    /// external id); a secret key is sealed before it is stored.
     pub async fn link(
         &self,
         caller: &Caller,
@@ -40,21 +43,29 @@ impl ContainerService {
             endpoint: request.endpoint.clone(),
             region: request.region(),
             bucket: request.bucket.clone(),
-            access_key_id: request.access_key_id.clone(),
-            secret_access_key: request.secret_access_key.clone(),
+            credentials: request.credentials(tenant)?,
         };
         self.links.storage.check(&access, &request.prefix()).await?;
+        let (access_key_id, sealed_secret, role_arn) = match &access.credentials {
+            LinkCredentials::Keys {
+                access_key_id,
+                secret_access_key,
+            } => (
+                Some(access_key_id.clone()),
+                Some(self.links.sealer.seal(tenant, &name, secret_access_key)?),
+                None,
+            ),
+            LinkCredentials::Role { role_arn, .. } => (None, None, Some(role_arn.clone())),
+        };
         let record = ContainerRecord {
             link: Some(ContainerLink {
                 endpoint: access.endpoint,
                 region: access.region,
                 bucket: access.bucket,
                 prefix: request.prefix(),
-                access_key_id: access.access_key_id,
-                sealed_secret: self
-                    .links
-                    .sealer
-                    .seal(tenant, &name, &request.secret_access_key)?,
+                access_key_id,
+                sealed_secret,
+                role_arn,
             }),
             name: name.clone(),
             objects: 0,
@@ -74,15 +85,27 @@ impl ContainerService {
         container: &str,
         link: &ContainerLink,
     ) -> DomainResult<LinkAccess> {
+        let credentials = match (&link.access_key_id, &link.sealed_secret, &link.role_arn) {
+            (Some(access_key_id), Some(sealed), _) => LinkCredentials::Keys {
+                access_key_id: access_key_id.clone(),
+                secret_access_key: self.links.sealer.open(tenant, container, sealed)?,
+            },
+            (_, _, Some(role_arn)) => LinkCredentials::Role {
+                role_arn: role_arn.clone(),
+                external_id: external_id(tenant),
+            },
+            _ => {
+                return Err(DomainError::unavailable(
+                    "reading a container link",
+                    format!("container '{container}' has neither keys nor a role"),
+                ));
+            }
+        };
         Ok(LinkAccess {
             endpoint: link.endpoint.clone(),
             region: link.region.clone(),
             bucket: link.bucket.clone(),
-            access_key_id: link.access_key_id.clone(),
-            secret_access_key: self
-                .links
-                .sealer
-                .open(tenant, container, &link.sealed_secret)?,
+            credentials,
         })
     }
 
