@@ -75,6 +75,9 @@ pub struct S3LinkedStorage {
 /// external id.
 type ClientKey = (String, String, String, String);
 
+/// Clients kept at most; past it the cache starts again.
+const MAX_CLIENTS: usize = 1024;
+
 /// Assumed keys are replaced this long before they expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
@@ -149,10 +152,13 @@ impl S3LinkedStorage {
             .http_client(self.http.clone())
             .build();
         let client = Client::from_conf(config);
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (client.clone(), expires));
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        // Every link attempt makes a client, refused ones too: a bound keeps a tenant who
+        // tries many keys from growing the process.
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, (client.clone(), expires));
         Ok(client)
     }
 

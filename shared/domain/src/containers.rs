@@ -187,6 +187,9 @@ pub struct Listing<'q> {
     listed: Vec<Listed>,
     after: String,
     done: bool,
+    /// How many records the next scan asks for: after a roll-up only one (the next name
+    /// may well roll up too), doubling while scans list plain objects.
+    batch: usize,
 }
 
 impl<'q> Listing<'q> {
@@ -197,6 +200,7 @@ impl<'q> Listing<'q> {
             listed: Vec::new(),
             after: query.start(),
             done: false,
+            batch: query.limit,
         }
     }
 
@@ -204,7 +208,7 @@ impl<'q> Listing<'q> {
     /// once the page is complete.
     pub fn next_scan(&self) -> Option<(String, usize)> {
         let want = self.query.limit.saturating_sub(self.listed.len());
-        (!self.done && want > 0).then(|| (self.after.clone(), want))
+        (!self.done && want > 0).then(|| (self.after.clone(), want.min(self.batch)))
     }
 
     /// Takes what the scan [`Listing::next_scan`] asked for returned.
@@ -230,9 +234,11 @@ impl<'q> Listing<'q> {
                 self.listed.push(entry);
             }
             // The rest of this scan is under the subdir: scan again past it.
+            self.batch = 1;
             return;
         }
         self.done = exhausted;
+        self.batch = self.batch.saturating_mul(2).min(self.query.limit);
     }
 
     /// The page.

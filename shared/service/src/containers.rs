@@ -15,7 +15,7 @@ use cloud_images_domain::containers::{
 };
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::ports::{
-    ByteStream, ContainerRepository, LinkedStorage, ObjectStore, RangeRequest, UploadSink,
+    ByteRange, ByteStream, ContainerRepository, LinkedStorage, ObjectStore, RangeRequest, UploadSink,
     WebSource,
 };
 use cloud_images_domain::task::ObjectPath;
@@ -289,7 +289,15 @@ impl ContainerService {
         let body = if record.size == 0 {
             Box::pin(futures_util::stream::empty()) as ByteStream
         } else {
-            self.objects.read(tenant, path, range).await?
+            // The record knows the size: a store reads exactly that, no more (a read of
+            // unknown length would fill whole read blocks for a few bytes).
+            let whole = ByteRange {
+                first: 0,
+                last: record.size - 1,
+            };
+            self.objects
+                .read(tenant, path, Some(range.unwrap_or(whole)))
+                .await?
         };
         Ok(ObjectDownload {
             record,
