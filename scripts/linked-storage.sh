@@ -19,6 +19,10 @@ up() {
   down
   bash "$root/scripts/local-stack.sh" tools >&2
   mkdir -p "$state/tmp"
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+    echo "port $port is taken (another run's storage?): stop it first" >&2
+    exit 1
+  fi
   AUTH=true TMPDIR=$state/tmp BIND_HOST=127.0.0.1 GATEWAY_PORT=$port \
     nohup "$root/.venv-emu/bin/ministack" >"$state/ministack.log" 2>&1 &
   echo $! >"$state/pid"
