@@ -15,8 +15,8 @@ use cloud_images_domain::containers::{
 };
 use cloud_images_domain::identity::Caller;
 use cloud_images_domain::ports::{
-    ByteRange, ByteStream, ContainerRepository, LinkedStorage, ObjectStore, RangeRequest, UploadSink,
-    WebSource,
+    ByteRange, ByteStream, ContainerRepository, LinkedStorage, ObjectStore, RangeRequest,
+    UploadSink, WebSource,
 };
 use cloud_images_domain::task::ObjectPath;
 use cloud_images_domain::{DomainError, DomainResult};
