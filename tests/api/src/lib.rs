@@ -784,6 +784,13 @@ impl Server {
         );
     }
 
+    /// Creates a task and returns its document once it is final.
+    pub async fn run_task(&self, token: &str, body: Value) -> Value {
+        let task = self.new_task(token, body).await;
+        self.finished_task(token, task["id"].as_str().unwrap())
+            .await
+    }
+
     /// Polls a task until it is final (up to 120 s) and returns its document.
     pub async fn finished_task(&self, token: &str, id: &str) -> Value {
         for _ in 0..1200 {

@@ -115,35 +115,27 @@ async fn tasks_import_from_and_export_to_the_tenants_own_bucket() {
         storage.endpoint.as_str()
     );
 
-    let task = w
+    let done = w
         .server
-        .new_task(
+        .run_task(
             &w.alice,
             json!({"type": "import", "input": {
             "import_from": "mine/incoming/disk.vhd", "import_from_format": "vhd",
             "image_properties": {"name": "from-my-bucket"}}}),
         )
         .await;
-    let done = w
-        .server
-        .finished_task(&w.alice, task["id"].as_str().unwrap())
-        .await;
     assert_eq!(done["status"], "success", "{done}");
     let image_id = done["result"]["image_id"].as_str().unwrap().to_owned();
     let image = json_body(w.server.show_image(&w.alice, &image_id).await).await;
     assert_eq!(image["checksum"], tool_digest("md5sum", &vhd));
 
-    let task = w
+    let done = w
         .server
-        .new_task(
+        .run_task(
             &w.alice,
             json!({"type": "export", "input": {
             "image_uuid": image_id, "receiving_swift_container": "mine"}}),
         )
-        .await;
-    let done = w
-        .server
-        .finished_task(&w.alice, task["id"].as_str().unwrap())
         .await;
     assert_eq!(done["status"], "success", "{done}");
     assert_eq!(
@@ -286,18 +278,14 @@ async fn another_tenant_cannot_reach_a_linked_container() {
         StatusCode::CREATED
     );
     // bob's "mine" is bob's: it does not exist, and alice's link is not found through it.
-    let task = w
+    let done = w
         .server
-        .new_task(
+        .run_task(
             &w.bob,
             json!({"type": "import", "input": {
             "import_from": "mine/disk.vhd", "import_from_format": "vhd",
             "image_properties": {"name": "stolen"}}}),
         )
-        .await;
-    let done = w
-        .server
-        .finished_task(&w.bob, task["id"].as_str().unwrap())
         .await;
     assert_eq!(done["status"], "failure", "{done}");
     // (Only bob's own: on the shared stack other tests' public images are listed too.)
@@ -362,32 +350,24 @@ async fn a_role_link_is_assumed_with_the_tenants_own_external_id() {
     assert_eq!(shown["external_id"], format!("cloud-images:{}", w.acme));
     assert!(shown.get("access_key_id").is_none());
 
-    let task = w
+    let done = w
         .server
-        .new_task(
+        .run_task(
             &w.alice,
             json!({"type": "import", "input": {
             "import_from": "mine/disk.vhd", "import_from_format": "vhd",
             "image_properties": {"name": "through-a-role"}}}),
         )
         .await;
-    let done = w
-        .server
-        .finished_task(&w.alice, task["id"].as_str().unwrap())
-        .await;
     assert_eq!(done["status"], "success", "{done}");
     let image_id = done["result"]["image_id"].as_str().unwrap().to_owned();
-    let task = w
+    let done = w
         .server
-        .new_task(
+        .run_task(
             &w.alice,
             json!({"type": "export", "input": {
             "image_uuid": image_id, "receiving_swift_container": "mine"}}),
         )
-        .await;
-    let done = w
-        .server
-        .finished_task(&w.alice, task["id"].as_str().unwrap())
         .await;
     assert_eq!(done["status"], "success", "{done}");
     assert!(get_from_bucket(&storage, &format!("{prefix}/{image_id}.vhd")).await == Some(vhd));

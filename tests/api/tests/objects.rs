@@ -578,18 +578,14 @@ async fn a_tenant_imports_from_and_exports_to_its_own_containers() {
             .status(),
         StatusCode::CREATED
     );
-    let task = w
+    let done = w
         .server
-        .new_task(
+        .run_task(
             &w.alice,
             json!({"type": "import", "input": {
             "import_from": "backups/disk.vhd", "import_from_format": "vhd",
             "image_properties": {"name": "from-my-container"}}}),
         )
-        .await;
-    let done = w
-        .server
-        .finished_task(&w.alice, task["id"].as_str().unwrap())
         .await;
     assert_eq!(done["status"], "success", "{done}");
     let image_id = done["result"]["image_id"].as_str().unwrap().to_owned();
@@ -597,17 +593,13 @@ async fn a_tenant_imports_from_and_exports_to_its_own_containers() {
     assert_eq!(image["status"], "active");
     assert_eq!(image["checksum"], md5(&vhd));
 
-    let task = w
+    let done = w
         .server
-        .new_task(
+        .run_task(
             &w.alice,
             json!({"type": "export", "input": {
             "image_uuid": image_id, "receiving_swift_container": "exports"}}),
         )
-        .await;
-    let done = w
-        .server
-        .finished_task(&w.alice, task["id"].as_str().unwrap())
         .await;
     assert_eq!(done["status"], "success", "{done}");
     let location = done["result"]["export_location"].as_str().unwrap();
