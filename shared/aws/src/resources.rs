@@ -129,6 +129,14 @@ impl AwsResources {
         ))
     }
 
+    /// The metadata definitions catalogue.
+    pub async fn metadef_repository(&self) -> DomainResult<crate::DynamoMetadefRepository> {
+        Ok(crate::DynamoMetadefRepository::new(
+            self.dynamodb().await?,
+            &self.settings.table,
+        ))
+    }
+
     /// Task records.
     pub async fn task_repository(&self) -> DomainResult<DynamoTaskRepository> {
         Ok(DynamoTaskRepository::new(

@@ -3,8 +3,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cloud_images_aws::{
-    DynamoContainerRepository, DynamoIdentityStore, DynamoMemberRepository, dynamo,
-    dynamodb_client, load_config,
+    DynamoContainerRepository, DynamoIdentityStore, DynamoMemberRepository,
+    DynamoMetadefRepository, dynamo, dynamodb_client, load_config,
 };
 
 async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
@@ -40,6 +40,13 @@ async fn dynamodb_keeps_the_container_repository_contract() {
         client, table,
     ))
     .await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_metadef_repository_contract() {
+    let (client, table) = fresh_table().await;
+    cloud_images_testkit::metadef_repository_contract(&DynamoMetadefRepository::new(client, table))
+        .await;
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod listing;
 pub mod member;
+pub mod metadefs;
 pub mod ports;
 pub mod quota;
 pub mod staging;

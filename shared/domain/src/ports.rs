@@ -10,6 +10,7 @@ use crate::image::{Image, ImageId};
 use crate::links::LinkAccess;
 use crate::listing::ListQuery;
 use crate::member::Member;
+use crate::metadefs::{Contents, Namespace, NamespaceRecord, ResourceType};
 use crate::quota::{TenantQuota, TenantUsage};
 use crate::staging::PartPlan;
 use crate::task::{ObjectPath, Task, TaskId};
@@ -585,6 +586,42 @@ pub trait ContainerRepository: Send + Sync {
         tenant: &str,
         path: &ObjectPath,
     ) -> DomainResult<Option<ObjectRecord>>;
+}
+
+/// Where the metadata definitions catalogue lives: whole namespace records, each write a
+/// compare-and-set on the record's revision, and the resource types.
+#[async_trait]
+pub trait MetadefRepository: Send + Sync {
+    /// Every namespace's header, in name order. The catalogue is curated by administrators
+    /// (only they create namespaces), so it is read whole and filtered by the service.
+    async fn namespaces(&self) -> DomainResult<Vec<Namespace>>;
+    /// One namespace with its contents and revision.
+    async fn namespace(&self, name: &str) -> DomainResult<Option<NamespaceRecord>>;
+    /// Stores a new namespace at revision 1; `Conflict` when the name is taken.
+    async fn insert_namespace(
+        &self,
+        namespace: &Namespace,
+        contents: &Contents,
+    ) -> DomainResult<()>;
+    /// Replaces `current` (renaming it when `namespace` has another name) if it is still
+    /// at its revision; otherwise, or when the new name is taken, `Conflict`.
+    async fn replace_namespace(
+        &self,
+        current: &NamespaceRecord,
+        namespace: &Namespace,
+        contents: &Contents,
+    ) -> DomainResult<()>;
+    /// Deletes `current` if it is still at its revision; otherwise `Conflict`.
+    async fn delete_namespace(&self, current: &NamespaceRecord) -> DomainResult<()>;
+    /// Every resource type, in name order.
+    async fn resource_types(&self) -> DomainResult<Vec<ResourceType>>;
+    /// Adds the resource types not known yet; known ones stay as they are.
+    async fn add_resource_types(&self, types: &[ResourceType]) -> DomainResult<()>;
+    /// Whether the stock catalogue was loaded into this store.
+    async fn stock_loaded(&self) -> DomainResult<bool>;
+    /// Records that the stock catalogue was loaded, so it is loaded once, not again after
+    /// an operator deleted parts of it.
+    async fn mark_stock_loaded(&self) -> DomainResult<()>;
 }
 
 #[cfg(test)]

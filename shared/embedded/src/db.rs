@@ -197,6 +197,25 @@ CREATE TABLE objects (
 -- A linked container's place in the tenant's own storage (JSON, the secret sealed).
 ALTER TABLE containers ADD COLUMN link TEXT;
 "#,
+    r#"
+-- Metadata definitions: each namespace whole (header and contents as JSON), written under
+-- a compare-and-set on its revision; resource types; whether the stock catalogue was loaded.
+CREATE TABLE metadef_namespaces (
+    name     TEXT PRIMARY KEY,
+    header   TEXT NOT NULL,
+    contents TEXT NOT NULL,
+    revision INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE metadef_resource_types (
+    name       TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE metadef_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

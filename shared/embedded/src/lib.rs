@@ -14,6 +14,7 @@ mod identity;
 mod images;
 pub mod keyfile;
 mod members;
+mod metadefs;
 mod objects;
 mod queue;
 mod tasks;
@@ -30,6 +31,7 @@ pub use files::FileImageStore;
 pub use identity::SqliteIdentityStore;
 pub use images::SqliteImageRepository;
 pub use members::SqliteMemberRepository;
+pub use metadefs::SqliteMetadefRepository;
 pub use objects::DirObjectStore;
 pub use queue::SqliteTaskQueue;
 pub use tasks::SqliteTaskRepository;
@@ -54,6 +56,8 @@ pub struct EmbeddedBackend {
     pub objects: Arc<DirObjectStore>,
     /// The records of the tenants' containers and objects.
     pub containers: Arc<SqliteContainerRepository>,
+    /// The metadata definitions catalogue.
+    pub metadefs: Arc<SqliteMetadefRepository>,
 }
 
 impl EmbeddedBackend {
@@ -71,6 +75,7 @@ impl EmbeddedBackend {
             tasks: Arc::new(SqliteTaskRepository::new(db.clone())),
             objects: Arc::new(DirObjectStore::open(&data_dir.join("objects"))?),
             containers: Arc::new(SqliteContainerRepository::new(db.clone())),
+            metadefs: Arc::new(SqliteMetadefRepository::new(db.clone())),
             db,
         })
     }
@@ -130,6 +135,12 @@ mod contracts {
     async fn sqlite_keeps_the_container_repository_contract() {
         let (_dir, backend) = backend();
         cloud_images_testkit::container_repository_contract(backend.containers.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_metadef_repository_contract() {
+        let (_dir, backend) = backend();
+        cloud_images_testkit::metadef_repository_contract(backend.metadefs.as_ref()).await;
     }
 
     #[tokio::test]

@@ -1544,3 +1544,170 @@ pub async fn container_repository_contract(repo: &dyn ContainerRepository) {
         "another tenant's container went"
     );
 }
+
+fn metadef_namespace(name: &str, at: DateTime<Utc>) -> cloud_images_domain::metadefs::Namespace {
+    use cloud_images_domain::metadefs::{Association, Namespace, NamespaceVisibility};
+    Namespace {
+        namespace: name.into(),
+        display_name: Some(format!("{name} shown")),
+        description: None,
+        visibility: NamespaceVisibility::Private,
+        protected: false,
+        owner: "owner-1".into(),
+        created_at: at,
+        updated_at: at,
+        resource_type_associations: vec![Association {
+            name: "OS::Glance::Image".into(),
+            prefix: Some("hw_".into()),
+            properties_target: None,
+            created_at: at,
+            updated_at: at,
+        }],
+    }
+}
+
+/// Metadef records: whole namespaces round-trip, every write compares and sets the
+/// revision it read, a rename moves the record and cannot take a used name, lists are in
+/// name order without contents, and resource types are added once.
+pub async fn metadef_repository_contract(repo: &dyn cloud_images_domain::ports::MetadefRepository) {
+    use cloud_images_domain::metadefs::{Contents, ResourceType};
+    let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let suffix = ImageId::random().to_string();
+    let (a, b, c) = (
+        format!("A::{suffix}"),
+        format!("B::{suffix}"),
+        format!("C::{suffix}"),
+    );
+    let mut contents = Contents::default();
+    contents
+        .put_tags(&a, &["t1".into(), "t2".into()], false, at)
+        .unwrap();
+    repo.insert_namespace(&metadef_namespace(&a, at), &contents)
+        .await
+        .unwrap();
+    repo.insert_namespace(&metadef_namespace(&b, at), &Contents::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            repo.insert_namespace(&metadef_namespace(&a, at), &Contents::default())
+                .await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a namespace name was stored twice"
+    );
+    let read = repo
+        .namespace(&a)
+        .await
+        .unwrap()
+        .expect("stored namespace reads back");
+    assert_eq!(
+        read.namespace,
+        metadef_namespace(&a, at),
+        "header changed in the store"
+    );
+    assert_eq!(read.contents, contents, "contents changed in the store");
+
+    let mut changed = contents.clone();
+    changed.put_tags(&a, &["t3".into()], true, at).unwrap();
+    repo.replace_namespace(&read, &read.namespace, &changed)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            repo.replace_namespace(&read, &read.namespace, &contents)
+                .await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a write from a stale revision was accepted (a lost update)"
+    );
+    let current = repo.namespace(&a).await.unwrap().unwrap();
+    assert_eq!(current.contents, changed);
+    assert!(
+        current.revision > read.revision,
+        "a write did not move the revision"
+    );
+
+    let onto_b = metadef_namespace(&b, at);
+    assert!(
+        matches!(
+            repo.replace_namespace(&current, &onto_b, &changed).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a rename took another namespace's name"
+    );
+    repo.replace_namespace(&current, &metadef_namespace(&c, at), &changed)
+        .await
+        .unwrap();
+    assert!(
+        repo.namespace(&a).await.unwrap().is_none(),
+        "a renamed namespace kept its old name"
+    );
+    let renamed = repo
+        .namespace(&c)
+        .await
+        .unwrap()
+        .expect("renamed namespace under its new name");
+    assert_eq!(renamed.contents, changed, "a rename lost the contents");
+
+    let names: Vec<String> = repo
+        .namespaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.namespace)
+        .filter(|n| n.ends_with(&suffix))
+        .collect();
+    assert_eq!(
+        names,
+        [b.clone(), c.clone()],
+        "namespaces are not listed in name order"
+    );
+
+    assert!(
+        matches!(
+            repo.delete_namespace(&current).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a stale delete was accepted"
+    );
+    repo.delete_namespace(&renamed).await.unwrap();
+    assert!(
+        repo.namespace(&c).await.unwrap().is_none(),
+        "a deleted namespace reads back"
+    );
+
+    let type_name = format!("OS::Test::{suffix}");
+    let first = ResourceType {
+        name: type_name.clone(),
+        created_at: at,
+        updated_at: at,
+    };
+    repo.add_resource_types(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let later = ResourceType {
+        created_at: at + chrono::Duration::days(1),
+        ..first.clone()
+    };
+    repo.add_resource_types(&[later]).await.unwrap();
+    let types: Vec<ResourceType> = repo
+        .resource_types()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.name == type_name)
+        .collect();
+    assert_eq!(
+        types,
+        [first],
+        "adding a known resource type changed or repeated it"
+    );
+
+    // The stock marker is shared state: only check that setting it sticks.
+    repo.mark_stock_loaded().await.unwrap();
+    assert!(
+        repo.stock_loaded().await.unwrap(),
+        "the stock catalogue marker did not stick"
+    );
+}
