@@ -16,12 +16,17 @@ use crate::identity::Caller;
 
 mod catalogue;
 mod document;
+mod listing;
 mod property;
 
 pub use catalogue::{Catalogue, STOCK_OWNER, STOCK_RESOURCE_TYPES, stock_catalogue};
 pub use document::{
     NamespaceHeader, association_from, namespace_from, namespace_property_from, object_from,
     tag_from,
+};
+pub use listing::{
+    DEFAULT_LIMIT, MAX_LIMIT, NamespaceQuery, NamespaceSortKey, prefixed,
+    property_for_resource_type,
 };
 pub use property::{Items, Property, PropertyType};
 

@@ -8,6 +8,7 @@ mod caller;
 mod drain;
 mod error;
 mod json;
+mod metadef_schemas;
 mod metrics;
 mod middleware;
 pub mod routes;

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use axum::Router;
 use cloud_images_domain::ports::{
     ContainerRepository, IdentityStore, ImageRepository, ImageStore, LinkedStorage,
-    MemberRepository, ObjectStore, TaskQueue, TaskRepository, WebSource,
+    MemberRepository, MetadefRepository, ObjectStore, TaskQueue, TaskRepository, WebSource,
 };
 use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
     ContainerService, EventDelivery, IdentityService, ImageAccess, ImageDataService, ImageService,
-    ImageStores, ImportService, LinkSealer, Links, MemberService, SigningKey, StagingService,
-    TaskRunner, TaskService, TaskSettings, TokenSigner,
+    ImageStores, ImportService, LinkSealer, Links, MemberService, MetadefService, SigningKey,
+    StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
 };
 
 use crate::{Backend, Config, EventSinks, StartupError, StoreLayout, StoreLocation};
@@ -188,6 +188,14 @@ impl Wiring {
         ))
     }
 
+    /// The metadata definitions catalogue, with the stock catalogue loaded into a store
+    /// that never had it (the local binary's first start; a function's first cold start).
+    pub async fn metadefs(&self) -> Result<MetadefService, StartupError> {
+        let service = MetadefService::new(self.metadef_repository().await?);
+        service.load_stock_catalogue().await?;
+        Ok(service)
+    }
+
     /// Runs queued tasks.
     pub async fn task_runner(&self) -> Result<TaskRunner, StartupError> {
         Ok(TaskRunner::new(
@@ -261,6 +269,14 @@ impl Wiring {
         ))
     }
 
+    /// The metadata definitions catalogue.
+    pub async fn metadefs_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::metadefs::router(
+            self.common(),
+            self.metadefs().await?,
+        ))
+    }
+
     /// Every route group on one router, as the local binary serves them.
     pub async fn all_routes(&self) -> Result<Router, StartupError> {
         Ok(self
@@ -271,7 +287,8 @@ impl Wiring {
             .merge(self.image_data_routes().await?)
             .merge(self.members_routes().await?)
             .merge(self.tasks_routes().await?)
-            .merge(self.objects_routes().await?))
+            .merge(self.objects_routes().await?)
+            .merge(self.metadefs_routes().await?))
     }
 
     // ---- adapters ----
@@ -435,6 +452,14 @@ impl Wiring {
             #[cfg(feature = "embedded")]
             Opened::Embedded(e) => e.backend.containers.clone(),
             Opened::Aws(aws) => Arc::new(aws.container_repository().await?),
+        })
+    }
+
+    async fn metadef_repository(&self) -> Result<Arc<dyn MetadefRepository>, StartupError> {
+        Ok(match &self.backend {
+            #[cfg(feature = "embedded")]
+            Opened::Embedded(e) => e.backend.metadefs.clone(),
+            Opened::Aws(aws) => Arc::new(aws.metadef_repository().await?),
         })
     }
 

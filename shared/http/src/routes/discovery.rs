@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::{RouteTable, mount, public_root, public_root_from};
 use crate::error::{ApiError, unknown_route};
-use crate::schemas;
 use crate::state::Common;
+use crate::{metadef_schemas, schemas};
 
 /// Image API versions offered, newest first; the first is `CURRENT`. 2.6 brought
 /// interoperable import, 2.8 stores, 2.12 an image's tasks (`GET /v2/images/{id}/tasks`).
@@ -25,6 +25,7 @@ pub fn table() -> RouteTable<Common> {
         ("/", get(root)),
         ("/versions", get(versions)),
         ("/v2/schemas/{name}", get(schema)),
+        ("/v2/schemas/metadefs/{name}", get(metadef_schema)),
         ("/openapi.json", get(openapi)),
     ]
 }
@@ -99,6 +100,15 @@ async fn schema(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     schemas::by_name(&name)
         .map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No schema named '{name}'")))
+}
+
+async fn metadef_schema(Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    metadef_schemas::by_name(&name).map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("No metadefs schema named '{name}'"),
+        )
+    })
 }
 
 /// The OpenAPI 3.1 description of every route, kept beside the handlers.

@@ -6,6 +6,7 @@ pub mod image_data;
 pub mod images;
 pub mod imports;
 pub mod members;
+pub mod metadefs;
 pub mod objects;
 pub mod staging;
 pub mod tasks;
@@ -40,7 +41,7 @@ pub fn paths<S>(table: RouteTable<S>) -> Vec<&'static str> {
 
 /// Each route group's name and the path templates it serves: the route groups one Lambda
 /// function serves a share of, and the local binary all of.
-fn route_groups() -> [(&'static str, Vec<&'static str>); 9] {
+fn route_groups() -> [(&'static str, Vec<&'static str>); 10] {
     [
         ("discovery", paths(discovery::table())),
         ("identity", paths(identity::table())),
@@ -51,6 +52,7 @@ fn route_groups() -> [(&'static str, Vec<&'static str>); 9] {
         ("members", paths(members::table())),
         ("tasks", paths(tasks::table())),
         ("objects", paths(objects::table())),
+        ("metadefs", paths(metadefs::table())),
     ]
 }
 
