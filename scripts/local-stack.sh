@@ -112,7 +112,7 @@ start_emulator() {
   echo "local-stack: ministack (pid $(cat "$state/ministack.pid")) at $AWS_ENDPOINT_URL"
 }
 
-# `sam build`: cargo-lambda builds the nine bootstrap binaries in their own target dir.
+# `sam build`: cargo-lambda builds the ten bootstrap binaries in their own target dir.
 sam_build() {
   if [ "${LOCAL_STACK_RELEASE:-}" = 1 ]; then
     unset SAM_BUILD_MODE CARGO_LAMBDA_COMPILER
@@ -170,7 +170,7 @@ cmd_up() {
 
   t=$(now)
   curl -sf -o /dev/null -X PUT "$AWS_ENDPOINT_URL/sam-artifacts" || true
-  # (The upload progress of nine ~15 MB zips is dropped from the log.)
+  # (The upload progress of ten ~15 MB zips is dropped from the log.)
   # The client tests serve web-download sources from loopback on this port
   # (tests/host-differences.json); on the emulator internal addresses are allowed.
   local web_port linked_port

@@ -74,6 +74,10 @@ fn each_route_goes_to_the_function_of_its_route_group() {
             "ObjectsIntegration",
             routes::paths(routes::objects::table()),
         ),
+        (
+            "MetadefsIntegration",
+            routes::paths(routes::metadefs::table()),
+        ),
     ];
     for (integration, paths) in groups {
         for path in paths {
@@ -93,7 +97,7 @@ fn every_function_in_the_template_is_a_binary_of_this_workspace() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Binary: "))
         .collect();
-    assert_eq!(binaries.len(), 9);
+    assert_eq!(binaries.len(), 10);
     for binary in binaries {
         let main = format!(
             "{}/../../functions/{binary}/src/main.rs",
