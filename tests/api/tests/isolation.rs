@@ -661,3 +661,307 @@ async fn every_caller_reaches_only_its_own_account_on_every_object_route() {
         failures.join("\n")
     );
 }
+
+/// Callers of the metadefs API: an administrator, a member and a reader of the tenant that
+/// owns the fixture namespace, a member of another tenant, and nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CatalogueCaller {
+    Owner,
+    OwnerReader,
+    Stranger,
+    Anonymous,
+    Admin,
+}
+
+/// Admin last: only its calls may change the fixture, and the others are checked against it.
+const CATALOGUE_CALLERS: [CatalogueCaller; 5] = [
+    CatalogueCaller::Owner,
+    CatalogueCaller::OwnerReader,
+    CatalogueCaller::Stranger,
+    CatalogueCaller::Anonymous,
+    CatalogueCaller::Admin,
+];
+
+/// What a metadefs route is to the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// A list any authenticated caller reads.
+    Everyone,
+    /// Creates a namespace: administrators only.
+    CreatesNamespace,
+    /// Reads within a namespace.
+    Reads,
+    /// Changes a namespace.
+    Writes,
+}
+
+/// Every metadefs route with what an administrator gets on the fixture (a namespace with
+/// object `o`, property `p`, tag `t` and an association with `OS::Glance::Image`), what it
+/// is to the matrix and the body it sends.
+fn catalogue_rows() -> Vec<(&'static str, &'static str, u16, Reach, Option<Value>)> {
+    use Reach::{CreatesNamespace, Everyone, Reads, Writes};
+    let ns = "/v2/metadefs/namespaces/{namespace}";
+    let rows: Vec<(&str, String, u16, Reach, Option<Value>)> = vec![
+        ("GET", "/v2/metadefs/namespaces".into(), 200, Everyone, None),
+        (
+            "POST",
+            "/v2/metadefs/namespaces".into(),
+            201,
+            CreatesNamespace,
+            Some(json!({ "namespace": "{fresh}" })),
+        ),
+        (
+            "GET",
+            "/v2/metadefs/resource_types".into(),
+            200,
+            Everyone,
+            None,
+        ),
+        ("GET", ns.into(), 200, Reads, None),
+        (
+            "PUT",
+            ns.into(),
+            200,
+            Writes,
+            Some(
+                json!({ "namespace": "{namespace}", "visibility": "{visibility}", "owner": "{owner}" }),
+            ),
+        ),
+        ("DELETE", ns.into(), 204, Writes, None),
+        ("GET", format!("{ns}/objects"), 200, Reads, None),
+        (
+            "POST",
+            format!("{ns}/objects"),
+            201,
+            Writes,
+            Some(json!({ "name": "o2" })),
+        ),
+        ("DELETE", format!("{ns}/objects"), 204, Writes, None),
+        ("GET", format!("{ns}/objects/{{object}}"), 200, Reads, None),
+        (
+            "PUT",
+            format!("{ns}/objects/{{object}}"),
+            200,
+            Writes,
+            Some(json!({ "name": "o" })),
+        ),
+        (
+            "DELETE",
+            format!("{ns}/objects/{{object}}"),
+            204,
+            Writes,
+            None,
+        ),
+        ("GET", format!("{ns}/properties"), 200, Reads, None),
+        (
+            "POST",
+            format!("{ns}/properties"),
+            201,
+            Writes,
+            Some(json!({ "name": "p2", "title": "P", "type": "string" })),
+        ),
+        ("DELETE", format!("{ns}/properties"), 204, Writes, None),
+        (
+            "GET",
+            format!("{ns}/properties/{{property}}"),
+            200,
+            Reads,
+            None,
+        ),
+        (
+            "PUT",
+            format!("{ns}/properties/{{property}}"),
+            200,
+            Writes,
+            Some(json!({ "name": "p", "title": "P2", "type": "string" })),
+        ),
+        (
+            "DELETE",
+            format!("{ns}/properties/{{property}}"),
+            204,
+            Writes,
+            None,
+        ),
+        ("GET", format!("{ns}/tags"), 200, Reads, None),
+        (
+            "POST",
+            format!("{ns}/tags"),
+            201,
+            Writes,
+            Some(json!({ "tags": [{ "name": "t2" }] })),
+        ),
+        ("DELETE", format!("{ns}/tags"), 204, Writes, None),
+        ("GET", format!("{ns}/tags/{{tag}}"), 200, Reads, None),
+        ("POST", format!("{ns}/tags/{{tag}}"), 201, Writes, None),
+        (
+            "PUT",
+            format!("{ns}/tags/{{tag}}"),
+            200,
+            Writes,
+            Some(json!({ "name": "t3" })),
+        ),
+        ("DELETE", format!("{ns}/tags/{{tag}}"), 204, Writes, None),
+        ("GET", format!("{ns}/resource_types"), 200, Reads, None),
+        (
+            "POST",
+            format!("{ns}/resource_types"),
+            201,
+            Writes,
+            Some(json!({ "name": "OS::Nova::Flavor" })),
+        ),
+        (
+            "DELETE",
+            format!("{ns}/resource_types/{{resource_type}}"),
+            204,
+            Writes,
+            None,
+        ),
+    ];
+    rows.into_iter()
+        .map(|(method, template, status, reach, body)| {
+            (
+                method,
+                &*Box::leak(template.into_boxed_str()),
+                status,
+                reach,
+                body,
+            )
+        })
+        .collect()
+}
+
+fn catalogue_expected(caller: CatalogueCaller, reach: Reach, admin: u16, visibility: &str) -> u16 {
+    use CatalogueCaller::{Admin, Anonymous, Owner, OwnerReader, Stranger};
+    match (caller, reach) {
+        (Anonymous, _) => 401,
+        (Admin, _) | (_, Reach::Everyone) => admin,
+        (_, Reach::CreatesNamespace) => 403,
+        (Stranger, _) if visibility == "private" => 404,
+        (Owner | OwnerReader | Stranger, Reach::Reads) => admin,
+        (Owner | OwnerReader | Stranger, Reach::Writes) => 403,
+    }
+}
+
+#[tokio::test]
+async fn the_catalogue_matrix_covers_every_metadefs_route_of_the_api() {
+    let server = Server::start().await;
+    let spec = json_body(
+        server
+            .request(Method::GET, "/openapi.json", None)
+            .checked()
+            .await,
+    )
+    .await;
+    let described: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.starts_with("/v2/metadefs/"))
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "parameters")
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let rows: BTreeSet<(String, String)> = catalogue_rows()
+        .iter()
+        .map(|(method, template, ..)| ((*method).to_owned(), (*template).to_owned()))
+        .collect();
+    assert_eq!(
+        rows, described,
+        "every metadefs route needs a row in catalogue_rows"
+    );
+}
+
+/// Every caller on every metadefs route, for a private and a public namespace owned by one
+/// tenant: only administrators change anything, the owning tenant reads its private
+/// namespace, and another tenant cannot tell a private namespace exists.
+#[tokio::test]
+async fn every_caller_gets_exactly_the_expected_status_on_every_metadefs_route() {
+    let server = Server::start().await;
+    let owner = server.account("catalogue", "cat-owner", "member").await;
+    let reader = server.account("catalogue", "cat-reader", "reader").await;
+    let stranger = server.account("elsewhere", "cat-stranger", "member").await;
+    let (owner_token, reader_token, stranger_token, admin_token) = tokio::join!(
+        server.token(&owner),
+        server.token(&reader),
+        server.token(&stranger),
+        server.token(server.first_admin.as_ref().unwrap()),
+    );
+    let token = |caller: CatalogueCaller| match caller {
+        CatalogueCaller::Owner => Some(owner_token.as_str()),
+        CatalogueCaller::OwnerReader => Some(reader_token.as_str()),
+        CatalogueCaller::Stranger => Some(stranger_token.as_str()),
+        CatalogueCaller::Admin => Some(admin_token.as_str()),
+        CatalogueCaller::Anonymous => None,
+    };
+    let rows = catalogue_rows();
+    let groups = rows
+        .iter()
+        .flat_map(|row| ["private", "public"].map(move |visibility| (row, visibility)));
+    let failures: Vec<String> = futures::stream::iter(groups)
+        .map(|((method, template, admin_status, reach, body), visibility)| {
+            let (server, owner, admin_token, token) = (&server, &owner, &admin_token, &token);
+            async move {
+                let namespace = format!("Isolation::{}", uuid::Uuid::new_v4().simple());
+                let created = server
+                    .request(Method::POST, "/v2/metadefs/namespaces", Some(admin_token))
+                    .json(&json!({
+                        "namespace": namespace, "visibility": visibility, "owner": owner.tenant_id,
+                        "resource_type_associations": [{ "name": "OS::Glance::Image" }],
+                        "properties": { "p": { "title": "P", "type": "string" } },
+                        "objects": [{ "name": "o" }], "tags": [{ "name": "t" }],
+                    }))
+                    .checked()
+                    .await;
+                assert_eq!(created.status(), 201, "{}", created.text());
+                let shown = || async {
+                    server
+                        .request(Method::GET, &format!("/v2/metadefs/namespaces/{namespace}"), Some(admin_token))
+                        .checked()
+                        .await
+                        .text()
+                };
+                let before = shown().await;
+                let fill = |text: &str| {
+                    text.replace("{namespace}", &namespace)
+                        .replace("{object}", "o")
+                        .replace("{property}", "p")
+                        .replace("{resource_type}", "OS::Glance::Image")
+                        .replace("{visibility}", visibility)
+                        .replace("{owner}", &owner.tenant_id)
+                };
+                let mut failures = Vec::new();
+                for caller in CATALOGUE_CALLERS {
+                    let path = fill(template).replace("{tag}", if *method == "POST" { "fresh" } else { "t" });
+                    let mut request = server.request(Method::from_bytes(method.as_bytes()).unwrap(), &path, token(caller));
+                    if let Some(body) = body {
+                        let fresh = format!("Isolation::{}", uuid::Uuid::new_v4().simple());
+                        let body: Value = serde_json::from_str(&fill(&body.to_string()).replace("{fresh}", &fresh)).unwrap();
+                        request = request.json(&body);
+                    }
+                    let got = request.checked().await.status().as_u16();
+                    let want = catalogue_expected(caller, *reach, *admin_status, visibility);
+                    if got != want {
+                        failures.push(format!("{method} {template} as {caller:?} on a {visibility} namespace: got {got}, want {want}"));
+                    }
+                    if caller != CatalogueCaller::Admin && shown().await != before {
+                        failures.push(format!("{method} {template} as {caller:?} changed a {visibility} namespace"));
+                    }
+                }
+                failures
+            }
+        })
+        .buffer_unordered(CELLS_AT_ONCE)
+        .flat_map(futures::stream::iter)
+        .collect()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "{} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
