@@ -15,7 +15,7 @@ use cloud_images_domain::import::ImportOffer;
 use cloud_images_domain::listing::{ListQuery, PageLimits};
 use cloud_images_domain::member::MemberStatus;
 use cloud_images_domain::ports::{ImageRepository, MemberRepository, Viewer};
-use cloud_images_domain::quota::TenantQuota;
+use cloud_images_domain::quota::{TenantQuota, TenantUsage};
 use cloud_images_domain::visibility;
 use cloud_images_domain::{DomainError, DomainResult};
 
@@ -203,6 +203,11 @@ impl ImageAccess {
     /// An image by id whoever owns it, for work already authorised (a task of its owner).
     pub(crate) async fn find(&self, id: ImageId) -> DomainResult<Option<Image>> {
         self.images.get(id).await
+    }
+
+    /// What `owner` keeps and the quotas that hold it (its counters: O(1)).
+    pub(crate) async fn usage(&self, owner: &str) -> DomainResult<(TenantUsage, TenantQuota)> {
+        Ok((self.images.usage(owner).await?, self.quota()))
     }
 
     /// The quotas every tenant's writes are held to.

@@ -43,6 +43,17 @@ impl ImageService {
         &self.access.settings().imports
     }
 
+    /// What the caller's tenant keeps and its quotas (`GET /v2/info/usage`).
+    pub async fn usage(
+        &self,
+        caller: &Caller,
+    ) -> DomainResult<(
+        cloud_images_domain::quota::TenantUsage,
+        cloud_images_domain::quota::TenantQuota,
+    )> {
+        self.access.usage(caller.tenant_id.as_str()).await
+    }
+
     /// Page sizes for parsing list queries.
     pub fn page_limits(&self) -> PageLimits {
         self.access.settings().page_limits

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cloud_images_api_tests::{
-    RawUpload, Server, World, eventually, id_of, json_body, sample_bytes, tool_digest,
+    Checked, RawUpload, Server, World, eventually, id_of, json_body, sample_bytes, tool_digest,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -607,4 +607,62 @@ async fn downloads_redirect_to_the_store_when_it_issues_urls_and_stream_otherwis
         .await
         .unwrap();
     assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
+}
+
+async fn usage_of(w: &World, token: &str) -> Value {
+    json_body(
+        w.server
+            .request(reqwest::Method::GET, "/v2/info/usage", Some(token))
+            .checked()
+            .await,
+    )
+    .await["usage"]
+        .clone()
+}
+
+/// Glance's quota usage API (2.13): what the tenant keeps, in MiB and images, moving as
+/// images are made and filled; -1 where there is no limit.
+#[tokio::test]
+async fn the_usage_api_shows_what_a_tenant_keeps() {
+    let w = World::new().await;
+    let before = usage_of(&w, &w.alice).await;
+    assert_eq!(
+        before["image_count_total"],
+        json!({ "usage": 0, "limit": -1 })
+    );
+    assert_eq!(
+        before["image_size_total"],
+        json!({ "usage": 0, "limit": -1 })
+    );
+    let id = id_of(
+        &w.server
+            .new_image(
+                &w.alice,
+                json!({ "disk_format": "raw", "container_format": "bare" }),
+            )
+            .await,
+    );
+    w.server
+        .upload(&w.alice, &id, vec![7; 3 * 1024 * 1024])
+        .await;
+    let after = usage_of(&w, &w.alice).await;
+    assert_eq!(after["image_count_total"]["usage"], 1);
+    assert_eq!(after["image_size_total"]["usage"], 3);
+    // Another tenant's usage is its own.
+    assert_eq!(usage_of(&w, &w.bob).await["image_count_total"]["usage"], 0);
+}
+
+#[tokio::test]
+async fn the_usage_api_names_the_configured_limits() {
+    let w = World::with_env(&[
+        ("CLOUD_IMAGES_STORAGE_QUOTA", "8M"),
+        ("CLOUD_IMAGES_MAX_IMAGES_PER_TENANT", "5"),
+    ])
+    .await;
+    let usage = usage_of(&w, &w.alice).await;
+    assert_eq!(
+        usage["image_count_total"],
+        json!({ "usage": 0, "limit": 5 })
+    );
+    assert_eq!(usage["image_size_total"], json!({ "usage": 0, "limit": 8 }));
 }

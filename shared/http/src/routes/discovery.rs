@@ -12,11 +12,15 @@ use crate::error::{ApiError, unknown_route};
 use crate::state::Common;
 use crate::{metadef_schemas, schemas};
 
-/// Image API versions offered, newest first; the first is `CURRENT`. 2.6 brought
-/// interoperable import, 2.8 stores, 2.12 an image's tasks (`GET /v2/images/{id}/tasks`).
+/// Image API versions offered, newest first; the first is `CURRENT`: exactly those whose
+/// features are served. 2.6 brought interoperable import, 2.8 stores, 2.10 deleting an
+/// image from one store, 2.12 an image's tasks (`GET /v2/images/{id}/tasks`), 2.13 quota
+/// usage (`GET /v2/info/usage`). Not 2.14 and later: 2.14, 2.16 and 2.18 are the cache
+/// API and 2.17 the locations API, which this service does not have (it does serve 2.15's
+/// `GET /v2/info/stores/detail`, but a version promises the ones before it too).
 const VERSIONS: &[&str] = &[
-    "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2",
-    "v2.1", "v2.0",
+    "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3",
+    "v2.2", "v2.1", "v2.0",
 ];
 
 /// `GET /`, `GET /versions`, `GET /v2/schemas/{name}` and `GET /openapi.json`.

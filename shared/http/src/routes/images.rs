@@ -36,6 +36,7 @@ pub fn table() -> RouteTable<Group<ImageService>> {
         ),
         ("/v2/images/{image_id}/actions/deactivate", post(deactivate)),
         ("/v2/images/{image_id}/actions/reactivate", post(reactivate)),
+        ("/v2/info/usage", get(usage)),
     ]
 }
 
@@ -211,4 +212,28 @@ async fn reactivate(
 ) -> Result<StatusCode, ApiError> {
     state.service.set_deactivated(&caller, &id, false).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// `{"usage": …}` as Glance's quota usage API (2.13) shows it: stored bytes in MiB, images
+/// by count, each with its limit (-1: none).
+async fn usage(
+    State(state): State<Group<ImageService>>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let (usage, quota) = state.service.usage(&caller).await?;
+    let limit = |max: Option<u64>| max.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX));
+    Ok(Json(serde_json::json!({
+        "usage": {
+            "image_size_total": {
+                "usage": usage.bytes / MIB,
+                "limit": limit(quota.max_bytes.map(|b| b / MIB)),
+            },
+            "image_count_total": {
+                "usage": usage.images,
+                "limit": limit(quota.max_images),
+            },
+        }
+    })))
 }
