@@ -112,6 +112,14 @@ impl FromStr for Role {
 #[serde(transparent)]
 pub struct AccountName(String);
 
+/// Whether `text` starts or ends with white space: Unicode's (what `str::trim` strips) or
+/// U+FEFF, which JSON Schema's `\s` also counts, so the API description's pattern
+/// `^[^\s\x85]([\s\S]*[^\s\x85])?$` says exactly what is refused.
+pub fn has_surrounding_space(text: &str) -> bool {
+    let space = |c: Option<char>| c.is_some_and(|c| c.is_whitespace() || c == '\u{feff}');
+    space(text.chars().next()) || space(text.chars().next_back())
+}
+
 impl AccountName {
     /// Validates a name given by an operator or a client.
     pub fn parse(raw: &str) -> DomainResult<Self> {
@@ -120,7 +128,7 @@ impl AccountName {
                 "a name must be 1 to 255 characters long".into(),
             ));
         }
-        if raw.chars().any(char::is_control) || raw.trim() != raw {
+        if raw.chars().any(char::is_control) || has_surrounding_space(raw) {
             return Err(DomainError::Invalid(
                 "a name must not contain control characters or surrounding spaces".into(),
             ));

@@ -143,7 +143,8 @@ fn non_negative(key: &str, value: &Value) -> DomainResult<u64> {
     let integral = || {
         value
             .as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            // (`u64::MAX as f64` is 2^64 itself: it must stay out.)
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
             .map(|f| f as u64)
     };
     value
@@ -366,6 +367,7 @@ mod tests {
             json!("1"),
             json!(null),
             json!(1e30),
+            json!(18_446_744_073_709_551_616.0_f64),
         ] {
             assert!(non_negative("min_ram", &bad).is_err(), "{bad}");
         }

@@ -188,7 +188,8 @@ impl Namespace {
 
 /// Checks a name of `what` is 1 to `max` characters with no surrounding space.
 pub fn check_name(what: &str, name: &str, max: usize) -> DomainResult<()> {
-    if name.is_empty() || name.chars().count() > max || name.trim() != name {
+    if name.is_empty() || name.chars().count() > max || crate::identity::has_surrounding_space(name)
+    {
         return Err(DomainError::Invalid(format!(
             "{what} must be 1 to {max} characters without leading or trailing spaces"
         )));
@@ -377,6 +378,8 @@ mod tests {
         assert!(check_name("name", "OS::Glance::Image", MAX_NAME).is_ok());
         assert!(check_name("name", "", MAX_NAME).is_err());
         assert!(check_name("name", " a", MAX_NAME).is_err());
+        assert!(check_name("name", "a\u{85}", MAX_NAME).is_err());
+        assert!(check_name("name", "\u{feff}a", MAX_NAME).is_err());
         assert!(check_name("name", &"x".repeat(81), MAX_NAME).is_err());
         assert!(check_name("name", &"é".repeat(80), MAX_NAME).is_ok());
     }

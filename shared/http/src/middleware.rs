@@ -79,11 +79,11 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     let (mut parts, body) = response.into_parts();
     let message = match parts.extensions.remove::<PendingError>() {
         Some(PendingError(message)) => message,
-        // Errors produced by the framework itself (405, 413 from the body cap) have no
-        // message of ours; name the status.
-        None => default_message(status),
+        // Errors produced by the framework itself (a query string its extractor refused,
+        // 405, 413 from the body cap) have no message of ours: keep the short text it
+        // wrote, else name the status.
+        None => framework_message(body, status).await,
     };
-    drop(body);
     let title = status.canonical_reason().unwrap_or("Error");
     // The numeric status in both forms, so a client reads `code` one way (webob's flat
     // form has "404 Not Found" there).
@@ -101,6 +101,19 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn framework_message(body: Body, status: StatusCode) -> String {
+    const MAX_TEXT: usize = 1024;
+    match axum::body::to_bytes(body, MAX_TEXT).await {
+        Ok(bytes) if !bytes.is_empty() && status != StatusCode::PAYLOAD_TOO_LARGE => {
+            match std::str::from_utf8(&bytes) {
+                Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
+                _ => default_message(status),
+            }
+        }
+        _ => default_message(status),
+    }
 }
 
 fn default_message(status: StatusCode) -> String {

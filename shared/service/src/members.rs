@@ -75,7 +75,7 @@ impl MemberService {
         require_shared(&image)?;
         if member_id.is_empty()
             || member_id.chars().count() > MAX_MEMBER_ID
-            || member_id.trim() != member_id
+            || cloud_images_domain::identity::has_surrounding_space(member_id)
         {
             return Err(DomainError::Invalid(format!(
                 "'member' must be a tenant id of 1 to {MAX_MEMBER_ID} characters"

@@ -17,7 +17,7 @@ use crate::error::{DomainError, DomainResult};
 const READ_ONLY: [&str; 4] = ["created_at", "updated_at", "schema", "self"];
 
 fn object_body(value: Value, what: &str) -> DomainResult<Map<String, Value>> {
-    let Value::Object(mut map) = value else {
+    let Value::Object(map) = value else {
         return Err(DomainError::Invalid(format!(
             "{what} must be a JSON object"
         )));
@@ -27,9 +27,20 @@ fn object_body(value: Value, what: &str) -> DomainResult<Map<String, Value>> {
             "Attribute '{field}' is read-only."
         )));
     }
-    // Glance's clients send these back from what they read; they are not the body's to set.
-    map.remove("objects_count");
+    refuse_nulls(&map)?;
     Ok(map)
+}
+
+/// A field given as `null` is refused (Glance's schemas type every field): only a
+/// property's `default` may be any JSON value.
+pub(super) fn refuse_nulls(map: &Map<String, Value>) -> DomainResult<()> {
+    match map
+        .iter()
+        .find(|(key, value)| value.is_null() && key.as_str() != "default")
+    {
+        Some((key, _)) => Err(DomainError::Invalid(format!("'{key}' may not be null"))),
+        None => Ok(()),
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(map: Map<String, Value>, what: &str) -> DomainResult<T> {
@@ -132,6 +143,11 @@ pub fn namespace_from(
         owner: fields.owner,
     };
     if !with_contents {
+        // A PUT ignores the contents (clients send back what they read), but not their types.
+        array_of(associations, "resource_type_associations")?;
+        map_of(properties, "properties")?;
+        array_of(objects, "objects")?;
+        array_of(tags, "tags")?;
         return Ok((header, Vec::new(), Contents::default()));
     }
     let name = header.namespace.clone();
@@ -195,10 +211,11 @@ fn map_of(value: Option<Value>, what: &str) -> DomainResult<Map<String, Value>> 
     }
 }
 
-/// A property kept under `name` in a map, as the body of a property with that name.
+/// A property kept under `name` in a map, as the body of a property with that name (a
+/// `name` of its own, which Glance's schema allows, must at least be a string).
 fn named(raw: Value, name: &str) -> Value {
     match raw {
-        Value::Object(mut map) => {
+        Value::Object(mut map) if map.get("name").is_none_or(Value::is_string) => {
             map.insert("name".into(), Value::String(name.to_owned()));
             Value::Object(map)
         }
@@ -335,6 +352,8 @@ mod tests {
     fn read_only_fields_are_forbidden_and_unknown_ones_invalid() {
         let read_only = namespace_from(json!({"namespace": "n", "created_at": "x"}), true, at());
         assert!(matches!(read_only, Err(DomainError::Forbidden(_))));
+        let null = namespace_from(json!({"namespace": "n", "visibility": null}), true, at());
+        assert!(matches!(null, Err(DomainError::Invalid(_))));
         let unknown = namespace_from(json!({"namespace": "n", "colour": "red"}), true, at());
         assert!(matches!(unknown, Err(DomainError::Invalid(_))));
         let nameless = namespace_from(json!({"display_name": "n"}), true, at());

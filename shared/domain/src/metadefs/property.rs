@@ -98,6 +98,24 @@ impl Property {
     /// A definition from its JSON form (without `name`): every field of the right type, no
     /// field Glance does not define, and bounds that can be met.
     pub fn from_json(value: Value) -> DomainResult<Self> {
+        // (serde would also read a struct from a JSON array, by position.)
+        let Value::Object(map) = &value else {
+            return Err(DomainError::Invalid(
+                "A property definition must be a JSON object".into(),
+            ));
+        };
+        super::document::refuse_nulls(map)?;
+        match map.get("items") {
+            None | Some(Value::Object(_)) => {}
+            Some(_) => {
+                return Err(DomainError::Invalid(
+                    "A property's 'items' must be a JSON object".into(),
+                ));
+            }
+        }
+        if let Some(Value::Object(items)) = map.get("items") {
+            super::document::refuse_nulls(items)?;
+        }
         let property: Property = serde_json::from_value(value)
             .map_err(|e| DomainError::Invalid(format!("Invalid property definition: {e}")))?;
         property.check()?;
@@ -153,6 +171,10 @@ mod tests {
             json!({"title": "T", "type": "integer", "minimum": 5, "maximum": 1}),
             json!({"title": "T", "type": "string", "minLength": 5, "maxLength": 1}),
             json!({"title": "T", "type": "string", "maxLength": -1}),
+            json!({"title": "T", "type": "string", "uniqueItems": null}),
+            json!({"title": "T", "type": "array", "items": {"type": null}}),
+            json!({"title": "T", "type": "array", "items": [null, null]}),
+            json!(["T", "string"]),
         ] {
             assert!(
                 matches!(

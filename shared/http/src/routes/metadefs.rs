@@ -238,12 +238,15 @@ fn limit(pairs: &[(String, String)], zero_allowed: bool) -> Result<Option<usize>
     let Some(raw) = last(pairs, "limit") else {
         return Ok(None);
     };
-    match raw.parse::<usize>() {
-        Ok(0) if !zero_allowed => Err(ApiError::bad_request("limit param must be positive")),
-        Ok(n) => Ok(Some(n)),
-        Err(_) => Err(ApiError::bad_request(
+    // Any run of digits is a limit: one past what a page holds is capped, not refused.
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
             "limit param must be a non-negative integer",
-        )),
+        ));
+    }
+    match raw.parse::<usize>().unwrap_or(usize::MAX) {
+        0 if !zero_allowed => Err(ApiError::bad_request("limit param must be positive")),
+        n => Ok(Some(n)),
     }
 }
 

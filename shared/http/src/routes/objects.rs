@@ -107,7 +107,8 @@ struct ListParams {
     delimiter: Option<String>,
     marker: Option<String>,
     end_marker: Option<String>,
-    limit: Option<usize>,
+    // Text, so that a limit too big for a number is capped rather than refused.
+    limit: Option<String>,
 }
 
 impl ListParams {
@@ -117,18 +118,38 @@ impl ListParams {
             self.delimiter.clone(),
             self.marker.clone(),
             self.end_marker.clone(),
-            self.limit,
+            self.limit()?,
         )?)
     }
 
-    /// Whether the client asked for JSON (`format=json` or `Accept: application/json`).
-    fn json(&self, headers: &HeaderMap) -> bool {
+    /// `limit` as a count: any run of digits, capped at the largest count there is.
+    fn limit(&self) -> Result<Option<usize>, ApiError> {
+        self.limit
+            .as_deref()
+            .map(|raw| {
+                if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ApiError::bad_request(
+                        "limit must be a non-negative integer",
+                    ));
+                }
+                Ok(raw.parse::<usize>().unwrap_or(usize::MAX))
+            })
+            .transpose()
+    }
+
+    /// Whether the client asked for JSON (`format=json` or `Accept: application/json`)
+    /// rather than plain text (`format=plain`); other formats are refused.
+    fn json(&self, headers: &HeaderMap) -> Result<bool, ApiError> {
         match self.format.as_deref() {
-            Some(format) => format == "json",
-            None => headers
+            Some("json") => Ok(true),
+            Some("plain") => Ok(false),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "format '{other}' is not offered; ask for json or plain"
+            ))),
+            None => Ok(headers
                 .get(ACCEPT)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("application/json")),
+                .is_some_and(|v| v.contains("application/json"))),
         }
     }
 }
@@ -220,7 +241,7 @@ async fn list_account(
         .map(|c| container_view(caller.tenant_id.as_str(), c))
         .collect();
     let names = containers.iter().map(|c| c.name.clone()).collect();
-    let mut response = listing(params.json(&headers), entries, names);
+    let mut response = listing(params.json(&headers)?, entries, names);
     account_headers(&mut response, &usage);
     Ok(response)
 }
@@ -275,7 +296,7 @@ async fn list_container(
             Listed::Subdir(s) => s,
         })
         .collect();
-    let mut response = listing(params.json(&headers), entries, names);
+    let mut response = listing(params.json(&headers)?, entries, names);
     container_headers(&mut response, &record);
     Ok(response)
 }
