@@ -40,7 +40,12 @@ def token_and_tenant(service, account):
     return access["token"]["id"], access["token"]["tenant"]["id"]
 
 
-@pytest.mark.parametrize("role", ["member", "reader", "admin"])
+# Every role against the local binary; on the stack, whose handlers are the same code behind
+# API Gateway and Lambda, one role (it takes two minutes there per role).
+ROLES = ["member"] if HOST == "stack" else ["member", "reader", "admin"]
+
+
+@pytest.mark.parametrize("role", ROLES)
 def test_schemathesis_finds_nothing(service, role, tmp_path):
     if role == "admin":
         account = service.admin
