@@ -204,10 +204,66 @@ def exercise(host):
     requests.delete(host.root + segments, headers={"X-Auth-Token": token}, timeout=60).raise_for_status()
     r.call("DELETE", container, f"{account}/parity", token=token)
 
+    exercise_metadefs(r, token, admin_token)
+    r.call("GET", "/v2/info/usage", token=token)
+
     r.call("DELETE", "/v2/images/{image_id}", one, token=token)
     r.call("DELETE", "/v2/images/{image_id}", one, token=token, case="gone")
     r.call("GET", "/v2/nothing/here", token=token)
     return r.seen
+
+
+# One namespace name for both hosts (a Location names it), new for each run.
+RUN = uuid.uuid4().hex[:8]
+
+
+def exercise_metadefs(r, token, admin_token):
+    """Every metadefs route: the administrator manages a namespace, a member reads it."""
+    r.call("GET", "/v2/schemas/metadefs/{name}", "/v2/schemas/metadefs/namespace")
+    base, ns = "/v2/metadefs/namespaces", f"Parity::{RUN}"
+    one = f"{base}/{ns}"
+    body = {"namespace": ns, "visibility": "public", "properties": {"p": {"title": "P", "type": "string"}}}
+    r.call("POST", base, token=admin_token, json=body)
+    r.call("POST", base, token=admin_token, json=body, case="taken")
+    r.call("POST", base, token=token, json={"namespace": f"{ns}::mine"}, case="a member")
+    r.call("GET", base, f"{base}?limit=1", token=token)
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}", one, token=token)
+    r.call("PUT", "/v2/metadefs/namespaces/{namespace}", one, token=admin_token,
+           json={"namespace": ns, "visibility": "public", "description": "parity"})
+    objects, properties, tags = f"{one}/objects", f"{one}/properties", f"{one}/tags"
+    r.call("POST", "/v2/metadefs/namespaces/{namespace}/objects", objects, token=admin_token, json={"name": "o"})
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}/objects", objects, token=token)
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}/objects/{object}", f"{objects}/o", token=token)
+    r.call("PUT", "/v2/metadefs/namespaces/{namespace}/objects/{object}", f"{objects}/o", token=admin_token,
+           json={"name": "o2"})
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/objects/{object}", f"{objects}/o2", token=admin_token)
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/objects", objects, token=admin_token)
+    r.call("POST", "/v2/metadefs/namespaces/{namespace}/properties", properties, token=admin_token,
+           json={"name": "q", "title": "Q", "type": "integer"})
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}/properties", properties, token=token)
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}/properties/{property}", f"{properties}/q", token=token)
+    r.call("PUT", "/v2/metadefs/namespaces/{namespace}/properties/{property}", f"{properties}/q",
+           token=admin_token, json={"name": "q", "title": "Q2", "type": "integer"})
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/properties/{property}", f"{properties}/q",
+           token=admin_token)
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/properties", properties, token=admin_token)
+    r.call("POST", "/v2/metadefs/namespaces/{namespace}/tags", tags, token=admin_token,
+           json={"tags": [{"name": "a"}, {"name": "b"}]})
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}/tags", tags, token=token)
+    r.call("POST", "/v2/metadefs/namespaces/{namespace}/tags/{tag}", f"{tags}/c", token=admin_token)
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}/tags/{tag}", f"{tags}/c", token=token)
+    r.call("PUT", "/v2/metadefs/namespaces/{namespace}/tags/{tag}", f"{tags}/c", token=admin_token,
+           json={"name": "d"})
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/tags/{tag}", f"{tags}/d", token=admin_token)
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/tags", tags, token=admin_token)
+    types = f"{one}/resource_types"
+    r.call("GET", "/v2/metadefs/resource_types", token=token)
+    r.call("POST", "/v2/metadefs/namespaces/{namespace}/resource_types", types, token=admin_token,
+           json={"name": "OS::Glance::Image"})
+    r.call("GET", "/v2/metadefs/namespaces/{namespace}/resource_types", types, token=token)
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
+           f"{types}/OS::Glance::Image", token=admin_token)
+    r.call("DELETE", "/v2/metadefs/namespaces/{namespace}", one, token=admin_token)
 
 
 def wait_for_active(host, token, image_id):
