@@ -371,8 +371,8 @@ async fn fixture(server: &Server, t: &Tenants, visibility: &str, kind: Fixture) 
     id
 }
 
-#[tokio::test]
-async fn the_matrix_covers_every_image_scoped_route_of_the_api() {
+/// Every (METHOD, path template) the served OpenAPI description lists under paths `keep`s.
+async fn described_routes(keep: impl Fn(&str) -> bool) -> BTreeSet<(String, String)> {
     let server = Server::start().await;
     let spec = json_body(
         server
@@ -381,11 +381,11 @@ async fn the_matrix_covers_every_image_scoped_route_of_the_api() {
             .await,
     )
     .await;
-    let described: BTreeSet<(String, String)> = spec["paths"]
+    spec["paths"]
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(path, _)| path.starts_with("/v2/images/{image_id}"))
+        .filter(|(path, _)| keep(path))
         .flat_map(|(path, item)| {
             item.as_object()
                 .unwrap()
@@ -393,7 +393,12 @@ async fn the_matrix_covers_every_image_scoped_route_of_the_api() {
                 .filter(|k| *k != "parameters")
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn the_matrix_covers_every_image_scoped_route_of_the_api() {
+    let described = described_routes(|path| path.starts_with("/v2/images/{image_id}")).await;
     let rows: BTreeSet<(String, String)> = table()
         .iter()
         .map(|r| (r.method.to_string(), r.template.to_owned()))
@@ -541,27 +546,7 @@ fn object_expected(caller: Caller, template: &str, owner: u16, writes: bool) -> 
 
 #[tokio::test]
 async fn the_object_matrix_covers_every_object_route_of_the_api() {
-    let server = Server::start().await;
-    let spec = json_body(
-        server
-            .request(Method::GET, "/openapi.json", None)
-            .checked()
-            .await,
-    )
-    .await;
-    let described: BTreeSet<(String, String)> = spec["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(path, _)| path.starts_with("/v1/") || *path == "/info")
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .keys()
-                .filter(|k| *k != "parameters")
-                .map(move |m| (m.to_uppercase(), path.clone()))
-        })
-        .collect();
+    let described = described_routes(|path| path.starts_with("/v1/") || path == "/info").await;
     let rows: BTreeSet<(String, String)> = OBJECT_ROWS
         .iter()
         .map(|(method, template, _, _)| ((*method).to_owned(), (*template).to_owned()))
@@ -844,27 +829,7 @@ fn catalogue_expected(caller: CatalogueCaller, reach: Reach, admin: u16, visibil
 
 #[tokio::test]
 async fn the_catalogue_matrix_covers_every_metadefs_route_of_the_api() {
-    let server = Server::start().await;
-    let spec = json_body(
-        server
-            .request(Method::GET, "/openapi.json", None)
-            .checked()
-            .await,
-    )
-    .await;
-    let described: BTreeSet<(String, String)> = spec["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(path, _)| path.starts_with("/v2/metadefs/"))
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .keys()
-                .filter(|k| *k != "parameters")
-                .map(move |m| (m.to_uppercase(), path.clone()))
-        })
-        .collect();
+    let described = described_routes(|path| path.starts_with("/v2/metadefs/")).await;
     let rows: BTreeSet<(String, String)> = catalogue_rows()
         .iter()
         .map(|(method, template, ..)| ((*method).to_owned(), (*template).to_owned()))

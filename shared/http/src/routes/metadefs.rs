@@ -26,6 +26,15 @@ type Metadefs = State<Group<MetadefService>>;
 
 const NAMESPACES: &str = "/v2/metadefs/namespaces";
 
+/// The `DELETE` handler of a contents collection.
+macro_rules! clearing {
+    ($kind:expr) => {
+        |state: Metadefs, caller: Authenticated, namespace: Path<String>| {
+            clear(state, caller, namespace, $kind)
+        }
+    };
+}
+
 /// Every metadefs route.
 pub fn table() -> RouteTable<Group<MetadefService>> {
     vec![
@@ -38,7 +47,9 @@ pub fn table() -> RouteTable<Group<MetadefService>> {
         ),
         (
             "/v2/metadefs/namespaces/{namespace}/objects",
-            get(list_objects).post(create_object).delete(clear_objects),
+            get(list_objects)
+                .post(create_object)
+                .delete(clearing!(ContentKind::Objects)),
         ),
         (
             "/v2/metadefs/namespaces/{namespace}/objects/{object}",
@@ -48,7 +59,7 @@ pub fn table() -> RouteTable<Group<MetadefService>> {
             "/v2/metadefs/namespaces/{namespace}/properties",
             get(list_properties)
                 .post(create_property)
-                .delete(clear_properties),
+                .delete(clearing!(ContentKind::Properties)),
         ),
         (
             "/v2/metadefs/namespaces/{namespace}/properties/{property}",
@@ -58,7 +69,9 @@ pub fn table() -> RouteTable<Group<MetadefService>> {
         ),
         (
             "/v2/metadefs/namespaces/{namespace}/tags",
-            get(list_tags).post(create_tags).delete(clear_tags),
+            get(list_tags)
+                .post(create_tags)
+                .delete(clearing!(ContentKind::Tags)),
         ),
         (
             "/v2/metadefs/namespaces/{namespace}/tags/{tag}",
@@ -400,38 +413,16 @@ async fn delete_namespace(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Empties one kind of a namespace's contents (`DELETE .../objects`, `.../properties`,
+/// `.../tags`).
 async fn clear(
-    state: &Group<MetadefService>,
-    caller: &cloud_images_domain::identity::Caller,
-    namespace: &str,
+    State(state): Metadefs,
+    Authenticated(caller): Authenticated,
+    Path(namespace): Path<String>,
     kind: ContentKind,
 ) -> Result<StatusCode, ApiError> {
-    state.service.clear(caller, namespace, kind).await?;
+    state.service.clear(&caller, &namespace, kind).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn clear_objects(
-    State(state): Metadefs,
-    Authenticated(caller): Authenticated,
-    Path(namespace): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    clear(&state, &caller, &namespace, ContentKind::Objects).await
-}
-
-async fn clear_properties(
-    State(state): Metadefs,
-    Authenticated(caller): Authenticated,
-    Path(namespace): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    clear(&state, &caller, &namespace, ContentKind::Properties).await
-}
-
-async fn clear_tags(
-    State(state): Metadefs,
-    Authenticated(caller): Authenticated,
-    Path(namespace): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    clear(&state, &caller, &namespace, ContentKind::Tags).await
 }
 
 // ---- objects ----
