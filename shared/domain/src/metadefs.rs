@@ -47,6 +47,9 @@ pub const MAX_NAME: usize = 80;
 pub const MAX_TAG: usize = 80;
 /// Longest namespace description.
 pub const MAX_DESCRIPTION: usize = 500;
+/// Most bytes a namespace's header and contents take as JSON: a record must fit one
+/// DynamoDB item (400 KB) with room to spare; Glance's largest stock namespace takes 20 KB.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 
 /// A namespace's header: what lists show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,6 +271,22 @@ pub fn remove_named<T>(
     items
         .remove(name)
         .ok_or_else(|| missing(kind, name, namespace))
+}
+
+/// Refuses a namespace whose header and contents would take more than
+/// [`MAX_RECORD_BYTES`] as stored.
+pub fn check_record_size(namespace: &Namespace, contents: &Contents) -> DomainResult<()> {
+    fn json_len(value: &impl Serialize) -> usize {
+        serde_json::to_vec(value).map_or(usize::MAX, |bytes| bytes.len())
+    }
+    if json_len(namespace).saturating_add(json_len(contents)) > MAX_RECORD_BYTES {
+        return Err(DomainError::QuotaExceeded(format!(
+            "The namespace {} would take more than {} KiB of definitions; split it",
+            namespace.namespace,
+            MAX_RECORD_BYTES / 1024
+        )));
+    }
+    Ok(())
 }
 
 impl Contents {

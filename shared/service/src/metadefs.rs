@@ -118,6 +118,7 @@ impl MetadefService {
         let mut namespace = header.create(caller.tenant_id.as_str(), at);
         self.add_resource_types(&associations).await?;
         namespace.resource_type_associations = associations;
+        metadefs::check_record_size(&namespace, &contents)?;
         self.repository
             .insert_namespace(&namespace, &contents)
             .await?;
@@ -159,6 +160,7 @@ impl MetadefService {
             let mut namespace = current.namespace.clone();
             let mut contents = current.contents.clone();
             let out = change(&mut namespace, &mut contents)?;
+            metadefs::check_record_size(&namespace, &contents)?;
             if namespace.namespace != name
                 && self
                     .repository

@@ -1065,3 +1065,49 @@ async fn what_a_namespace_shows_validates_against_the_schema_glanceclient_fetche
         assert!(validator.is_valid(item), "{item}");
     }
 }
+
+#[tokio::test]
+async fn a_namespace_too_big_for_one_record_is_413_and_stays_as_it_was() {
+    let w = World::new().await;
+    let ns = new_namespace(&w, json!({ "namespace": unique("Big") })).await;
+    let description = "d".repeat(60_000);
+    for n in 0..4 {
+        let property = json!({ "name": format!("p{n}"), "title": "P", "type": "string", "description": description });
+        expect(
+            &w,
+            Method::POST,
+            &format!("{NAMESPACES}/{ns}/properties"),
+            &w.admin,
+            Some(property),
+            201,
+        )
+        .await;
+    }
+    let one_more =
+        json!({ "name": "p4", "title": "P", "type": "string", "description": description });
+    let refused = send(
+        &w,
+        Method::POST,
+        &format!("{NAMESPACES}/{ns}/properties"),
+        &w.admin,
+        Some(one_more),
+    )
+    .await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        refused.text()
+    );
+    assert!(refused.text().contains("split it"));
+    let properties = expect(
+        &w,
+        Method::GET,
+        &format!("{NAMESPACES}/{ns}/properties"),
+        &w.admin,
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(properties["properties"].as_object().unwrap().len(), 4);
+}
