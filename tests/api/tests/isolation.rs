@@ -561,20 +561,39 @@ async fn the_object_matrix_covers_every_object_route_of_the_api() {
     );
 }
 
-/// Every caller on every object route of one tenant's account: only the owner's tenant gets
-/// in, and only its writers change anything; nothing another tenant does touches it.
-#[tokio::test]
-async fn every_caller_reaches_only_its_own_account_on_every_object_route() {
-    let server = Server::start().await;
-    let owner = server.account("storage", "owner", "member").await;
-    let reader = server.account("storage", "reader", "reader").await;
-    let stranger = server.account("outsider", "stranger", "member").await;
+/// A member and a reader of one tenant, a member of another, and the first administrator:
+/// the owning member's account and the four tokens in that order.
+async fn four_callers(
+    server: &Server,
+    [tenant, member, reader]: [&str; 3],
+    [other_tenant, stranger]: [&str; 2],
+) -> (cloud_images_api_tests::Account, [String; 4]) {
+    let owner = server.account(tenant, member, "member").await;
+    let reader = server.account(tenant, reader, "reader").await;
+    let stranger = server.account(other_tenant, stranger, "member").await;
     let (owner_token, reader_token, stranger_token, admin_token) = tokio::join!(
         server.token(&owner),
         server.token(&reader),
         server.token(&stranger),
         server.token(server.first_admin.as_ref().unwrap()),
     );
+    (
+        owner,
+        [owner_token, reader_token, stranger_token, admin_token],
+    )
+}
+
+/// Every caller on every object route of one tenant's account: only the owner's tenant gets
+/// in, and only its writers change anything; nothing another tenant does touches it.
+#[tokio::test]
+async fn every_caller_reaches_only_its_own_account_on_every_object_route() {
+    let server = Server::start().await;
+    let (owner, [owner_token, reader_token, stranger_token, admin_token]) = four_callers(
+        &server,
+        ["storage", "owner", "reader"],
+        ["outsider", "stranger"],
+    )
+    .await;
     let account = format!("/v1/AUTH_{}", owner.tenant_id);
     let callers = [
         (Caller::Owner, Some(owner_token.as_str())),
@@ -840,15 +859,12 @@ async fn the_catalogue_matrix_covers_every_metadefs_route_of_the_api() {
 #[tokio::test]
 async fn every_caller_gets_exactly_the_expected_status_on_every_metadefs_route() {
     let server = Server::start().await;
-    let owner = server.account("catalogue", "cat-owner", "member").await;
-    let reader = server.account("catalogue", "cat-reader", "reader").await;
-    let stranger = server.account("elsewhere", "cat-stranger", "member").await;
-    let (owner_token, reader_token, stranger_token, admin_token) = tokio::join!(
-        server.token(&owner),
-        server.token(&reader),
-        server.token(&stranger),
-        server.token(server.first_admin.as_ref().unwrap()),
-    );
+    let (owner, [owner_token, reader_token, stranger_token, admin_token]) = four_callers(
+        &server,
+        ["catalogue", "cat-owner", "cat-reader"],
+        ["elsewhere", "cat-stranger"],
+    )
+    .await;
     let token = |caller: CatalogueCaller| match caller {
         CatalogueCaller::Owner => Some(owner_token.as_str()),
         CatalogueCaller::OwnerReader => Some(reader_token.as_str()),
