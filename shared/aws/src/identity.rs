@@ -3,14 +3,15 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
 use cloud_images_domain::identity::{AccountName, Tenant, TenantId, User, UserId};
 use cloud_images_domain::ports::IdentityStore;
 use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::dynamo::{
-    GSI1PK, GSI1SK, Item, PK, SK, failed, get_item, get_opt_s, get_s, get_time, is_cancelled, n,
-    query_index, s,
+    GSI1PK, GSI1SK, Item, PK, SK, building, condition_failed, failed, get_item, get_n, get_opt_s,
+    get_s, get_time, is_cancelled, n, n_u64, query_index, s,
 };
 
 /// [`IdentityStore`] over the single table.
@@ -34,27 +35,10 @@ impl DynamoIdentityStore {
 
     /// Writes a record and its name claim together; `Conflict` when either exists.
     async fn put_claimed(&self, item: Item, claim: Item, conflict: String) -> DomainResult<()> {
-        let put = |item: Item| -> DomainResult<TransactWriteItem> {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| DomainError::unavailable("building a put", e))?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
-        let written = self
-            .client
-            .transact_write_items()
-            .transact_items(put(item)?)
-            .transact_items(put(claim)?)
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) if is_cancelled(&e) => Err(DomainError::Conflict(conflict)),
-            Err(e) => Err(failed("writing an identity record", e)),
-        }
+        let items = vec![self.claim(item)?, self.claim(claim)?];
+        self.transact(items, "writing an identity record")
+            .await
+            .map_err(|e| e.unwrap_or(DomainError::Conflict(conflict)))
     }
 }
 
@@ -76,16 +60,31 @@ fn tenant_from(item: &Item) -> DomainResult<Tenant> {
     })
 }
 
-fn user_item(user: &User, pk: String, sk: &str) -> Item {
+fn user_key(id: &UserId) -> (String, &'static str) {
+    (format!("USER#{id}"), "USER")
+}
+
+fn user_name_key(name: &AccountName) -> (String, &'static str) {
+    (format!("USER_NAME#{name}"), "USER_NAME")
+}
+
+/// The user's record: everything about it lives here, its name claim holds only its id.
+fn user_item(user: &User) -> Item {
+    let (pk, sk) = user_key(&user.id);
     let mut item = Item::from([
         (PK.to_owned(), s(pk)),
         (SK.to_owned(), s(sk)),
+        (GSI1PK.to_owned(), s("USERS")),
+        (GSI1SK.to_owned(), s(user.name.as_str())),
         ("id".to_owned(), s(user.id.as_str())),
         ("name".to_owned(), s(user.name.as_str())),
         ("tenant_id".to_owned(), s(user.tenant_id.as_str())),
         ("role".to_owned(), s(user.role.as_str())),
         ("api_key_hash".to_owned(), s(user.api_key_hash.clone())),
         ("created_at".to_owned(), n(user.created_at.timestamp())),
+        ("enabled".to_owned(), n(i64::from(user.enabled))),
+        ("token_epoch".to_owned(), n_u64(user.token_epoch)),
+        ("revision".to_owned(), n_u64(user.revision)),
     ]);
     if let Some(hash) = &user.password_hash {
         item.insert("password_hash".to_owned(), s(hash.clone()));
@@ -93,7 +92,28 @@ fn user_item(user: &User, pk: String, sk: &str) -> Item {
     item
 }
 
+fn user_name_claim(user: &User) -> Item {
+    let (pk, sk) = user_name_key(&user.name);
+    Item::from([
+        (PK.to_owned(), s(pk)),
+        (SK.to_owned(), s(sk)),
+        ("id".to_owned(), s(user.id.as_str())),
+    ])
+}
+
+/// A number attribute that records written before it existed lack.
+fn n_or(item: &Item, name: &str, default: i64) -> DomainResult<i64> {
+    if item.contains_key(name) {
+        get_n(item, name)
+    } else {
+        Ok(default)
+    }
+}
+
 fn user_from(item: &Item) -> DomainResult<User> {
+    let count = |name: &str| -> DomainResult<u64> {
+        Ok(u64::try_from(n_or(item, name, 0)?).unwrap_or_default())
+    };
     Ok(User {
         id: UserId::from_trusted(get_s(item, "id")?),
         name: AccountName::parse(&get_s(item, "name")?)?,
@@ -102,6 +122,15 @@ fn user_from(item: &Item) -> DomainResult<User> {
         password_hash: get_opt_s(item, "password_hash"),
         api_key_hash: get_s(item, "api_key_hash")?,
         created_at: get_time(item, "created_at")?,
+        enabled: n_or(item, "enabled", 1)? != 0,
+        token_epoch: count("token_epoch")?,
+        failed_logins: u32::try_from(count("failed_logins")?).unwrap_or(u32::MAX),
+        last_failed_login: if item.contains_key("last_failed_login") {
+            Some(get_time(item, "last_failed_login")?)
+        } else {
+            None
+        },
+        revision: count("revision")?,
     })
 }
 
@@ -155,32 +184,26 @@ impl IdentityStore for DynamoIdentityStore {
     }
 
     async fn insert_user(&self, user: &User) -> DomainResult<()> {
-        let mut record = user_item(user, format!("USER#{}", user.id), "USER");
-        record.insert(GSI1PK.to_owned(), s("USERS"));
-        record.insert(GSI1SK.to_owned(), s(user.name.as_str()));
-        let claim = user_item(user, format!("USER_NAME#{}", user.name), "USER_NAME");
         self.put_claimed(
-            record,
-            claim,
+            user_item(user),
+            user_name_claim(user),
             format!("a user named '{}' already exists", user.name),
         )
         .await
     }
 
     async fn user_by_name(&self, name: &AccountName) -> DomainResult<Option<User>> {
-        self.get(format!("USER_NAME#{name}"), "USER_NAME")
-            .await?
-            .as_ref()
-            .map(user_from)
-            .transpose()
+        let (pk, sk) = user_name_key(name);
+        let Some(claim) = self.get(pk, sk).await? else {
+            return Ok(None);
+        };
+        self.user_by_id(&UserId::from_trusted(get_s(&claim, "id")?))
+            .await
     }
 
     async fn user_by_id(&self, id: &UserId) -> DomainResult<Option<User>> {
-        self.get(format!("USER#{id}"), "USER")
-            .await?
-            .as_ref()
-            .map(user_from)
-            .transpose()
+        let (pk, sk) = user_key(id);
+        self.get(pk, sk).await?.as_ref().map(user_from).transpose()
     }
 
     async fn list_users(&self) -> DomainResult<Vec<User>> {
@@ -190,5 +213,207 @@ impl IdentityStore for DynamoIdentityStore {
             .map(user_from)
             .collect::<DomainResult<Vec<_>>>()?;
         Ok(sorted_by_name(users, |u| u.name.to_string()))
+    }
+
+    async fn update_user(&self, next: &User, current: &User) -> DomainResult<()> {
+        let mut items = vec![self.replace_user(next, current)?];
+        if next.name != current.name {
+            items.push(self.release_name(user_name_key(&current.name), current.id.as_str())?);
+            items.push(self.claim(user_name_claim(next))?);
+        }
+        let written = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) if is_cancelled(&e) => match self.user_by_id(&current.id).await? {
+                None => Err(gone_user(&current.id)),
+                Some(stored) if stored.revision != current.revision => Err(DomainError::Conflict(
+                    format!("user '{}' changed meanwhile", current.id),
+                )),
+                Some(_) => Err(DomainError::Conflict(format!(
+                    "a user named '{}' already exists",
+                    next.name
+                ))),
+            },
+            Err(e) => Err(failed("updating a user", e)),
+        }
+    }
+
+    async fn delete_user(&self, user: &User) -> DomainResult<()> {
+        let (pk, sk) = user_key(&user.id);
+        let record = self.delete_existing(pk, sk)?;
+        let claim = self.release_name(user_name_key(&user.name), user.id.as_str())?;
+        self.transact(vec![record, claim], "deleting a user")
+            .await
+            .map_err(|e| e.unwrap_or_else(|| gone_user(&user.id)))
+    }
+
+    async fn delete_tenant(&self, tenant: &Tenant) -> DomainResult<()> {
+        let record = self.delete_existing(format!("TENANT#{}", tenant.id), "TENANT")?;
+        let claim = self.release_name(
+            (format!("TENANT_NAME#{}", tenant.name), "TENANT_NAME"),
+            tenant.id.as_str(),
+        )?;
+        self.transact(vec![record, claim], "deleting a tenant")
+            .await
+            .map_err(|e| {
+                e.unwrap_or_else(|| {
+                    DomainError::NotFound(format!("no tenant with id '{}'", tenant.id))
+                })
+            })
+    }
+
+    async fn record_failed_login(&self, user: &UserId, at: DateTime<Utc>) -> DomainResult<()> {
+        let (pk, sk) = user_key(user);
+        self.update_counters(
+            pk,
+            sk,
+            "ADD failed_logins :one SET last_failed_login = :at",
+            [(":one", n(1)), (":at", n(at.timestamp()))],
+        )
+        .await
+    }
+
+    async fn clear_failed_logins(&self, user: &UserId) -> DomainResult<()> {
+        let (pk, sk) = user_key(user);
+        self.update_counters(
+            pk,
+            sk,
+            "SET failed_logins = :zero REMOVE last_failed_login",
+            [(":zero", n(0))],
+        )
+        .await
+    }
+}
+
+fn gone_user(id: &UserId) -> DomainError {
+    DomainError::NotFound(format!("no user with id '{id}'"))
+}
+
+impl DynamoIdentityStore {
+    /// The user's record as `next` has it, if it is still at `current`'s revision. An update,
+    /// not a put: failed-login counts move apart from revisions and must not be lost.
+    fn replace_user(&self, next: &User, current: &User) -> DomainResult<TransactWriteItem> {
+        let condition = if current.revision == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(revision) OR revision = :expected)"
+        } else {
+            "attribute_exists(pk) AND revision = :expected"
+        };
+        let mut expression = "SET #name = :name, gsi1sk = :name, #role = :role, \
+             api_key_hash = :key, enabled = :enabled, token_epoch = :epoch, revision = :revision"
+            .to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(user_key(&next.id).0))
+            .key(SK, s("USER"))
+            .condition_expression(condition)
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":expected", n_u64(current.revision))
+            .expression_attribute_values(":name", s(next.name.as_str()))
+            .expression_attribute_values(":role", s(next.role.as_str()))
+            .expression_attribute_values(":key", s(next.api_key_hash.clone()))
+            .expression_attribute_values(":enabled", n(i64::from(next.enabled)))
+            .expression_attribute_values(":epoch", n_u64(next.token_epoch))
+            .expression_attribute_values(":revision", n_u64(next.revision));
+        match &next.password_hash {
+            Some(hash) => {
+                expression.push_str(", password_hash = :password");
+                update = update.expression_attribute_values(":password", s(hash.clone()));
+            }
+            None => expression.push_str(" REMOVE password_hash"),
+        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(building)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Deletes a name claim if it is still `owner`'s.
+    fn release_name(
+        &self,
+        (pk, sk): (String, &'static str),
+        owner: &str,
+    ) -> DomainResult<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .condition_expression("id = :owner")
+            .expression_attribute_values(":owner", s(owner))
+            .build()
+            .map_err(building)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    fn claim(&self, item: Item) -> DomainResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(building)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete_existing(&self, pk: String, sk: &str) -> DomainResult<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(building)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Runs a transaction; `Err(None)` when a condition cancelled it.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        context: &str,
+    ) -> Result<(), Option<DomainError>> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_cancelled(&e) => Err(None),
+            Err(e) => Err(Some(failed(context, e))),
+        }
+    }
+
+    /// An atomic counter update of a user that exists; one that is gone is left gone.
+    async fn update_counters<const N: usize>(
+        &self,
+        pk: String,
+        sk: &str,
+        expression: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> DomainResult<()> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)");
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(failed("counting a failed login", e)),
+        }
     }
 }

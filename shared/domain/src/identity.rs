@@ -176,6 +176,73 @@ pub struct User {
     pub api_key_hash: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// A disabled user can neither log in nor use the tokens it holds.
+    pub enabled: bool,
+    /// Tokens carry the epoch they were issued in; raising it revokes every older token.
+    pub token_epoch: u64,
+    /// Failed password logins since the last successful one (or the last lockout's end).
+    pub failed_logins: u32,
+    /// When the latest of those failures happened.
+    pub last_failed_login: Option<DateTime<Utc>>,
+    /// Bumped by every stored change: updates are compare-and-set on it.
+    pub revision: u64,
+}
+
+impl User {
+    /// Whether tokens issued in `epoch` still speak for this user.
+    pub fn honours(&self, epoch: u64) -> bool {
+        self.enabled && self.token_epoch == epoch
+    }
+
+    /// The user after a change that must end its existing sessions (a new secret, a new
+    /// name, being disabled).
+    pub fn with_tokens_revoked(mut self) -> Self {
+        self.token_epoch += 1;
+        self
+    }
+}
+
+/// Keystone's `lockout_failure_attempts` and `lockout_duration`: after `attempts` failed
+/// password logins in a row a user's password is refused, right or wrong, until `duration`
+/// has passed since the last failure. `attempts == 0` turns lockout off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the password.
+    pub attempts: u32,
+    /// How long the lock lasts after the last failure.
+    pub duration: std::time::Duration,
+}
+
+/// Where a user stands against the lockout policy at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStanding {
+    /// The password may be tried.
+    Open,
+    /// The password may be tried, and the earlier failures no longer count: the lock they
+    /// made has run out.
+    LockExpired,
+    /// The password is refused without being checked.
+    Locked,
+}
+
+impl LockoutPolicy {
+    /// Where `user` stands at `now`.
+    pub fn standing(&self, user: &User, now: DateTime<Utc>) -> LoginStanding {
+        if self.attempts == 0 || user.failed_logins < self.attempts {
+            return LoginStanding::Open;
+        }
+        let duration = chrono::Duration::from_std(self.duration).unwrap_or(chrono::Duration::MAX);
+        match user.last_failed_login {
+            Some(at)
+                if now
+                    < at.checked_add_signed(duration)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC) =>
+            {
+                LoginStanding::Locked
+            }
+            _ => LoginStanding::LockExpired,
+        }
+    }
 }
 
 /// The authenticated principal of a request, as carried by a verified token.
@@ -280,6 +347,76 @@ mod tests {
             AccountName::parse("acme-prod").map(|n| n.to_string()).ok(),
             Some("acme-prod".into())
         );
+    }
+
+    fn user_with(failed_logins: u32, last_failed_login: Option<DateTime<Utc>>) -> User {
+        User {
+            id: UserId::random(),
+            name: AccountName::parse("u").unwrap_or_else(|e| panic!("{e}")),
+            tenant_id: TenantId::random(),
+            role: Role::Member,
+            password_hash: None,
+            api_key_hash: String::new(),
+            created_at: Utc::now(),
+            enabled: true,
+            token_epoch: 0,
+            failed_logins,
+            last_failed_login,
+            revision: 0,
+        }
+    }
+
+    #[test]
+    fn a_password_locks_after_the_set_number_of_failures_until_the_duration_passes() {
+        let policy = LockoutPolicy {
+            attempts: 3,
+            duration: std::time::Duration::from_secs(60),
+        };
+        let now = Utc::now();
+        assert_eq!(
+            policy.standing(&user_with(2, Some(now)), now),
+            LoginStanding::Open
+        );
+        assert_eq!(
+            policy.standing(&user_with(3, Some(now)), now),
+            LoginStanding::Locked
+        );
+        let later = now + chrono::Duration::seconds(59);
+        assert_eq!(
+            policy.standing(&user_with(9, Some(now)), later),
+            LoginStanding::Locked
+        );
+        let after = now + chrono::Duration::seconds(60);
+        assert_eq!(
+            policy.standing(&user_with(3, Some(now)), after),
+            LoginStanding::LockExpired
+        );
+    }
+
+    #[test]
+    fn no_attempt_count_locks_when_lockout_is_off() {
+        let off = LockoutPolicy {
+            attempts: 0,
+            duration: std::time::Duration::from_secs(60),
+        };
+        let now = Utc::now();
+        assert_eq!(
+            off.standing(&user_with(1000, Some(now)), now),
+            LoginStanding::Open
+        );
+    }
+
+    #[test]
+    fn revoking_tokens_ends_the_current_epoch_and_disabling_ends_all() {
+        let user = user_with(0, None);
+        assert!(user.honours(0));
+        let revoked = user.clone().with_tokens_revoked();
+        assert!(!revoked.honours(0) && revoked.honours(1));
+        let disabled = User {
+            enabled: false,
+            ..user
+        };
+        assert!(!disabled.honours(0));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Ports: what the use cases need from storage, implemented by the embedded and AWS adapters.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::containers::{AccountUsage, ContainerRecord, ObjectRecord};
 use crate::error::{DomainError, DomainResult};
@@ -34,6 +35,19 @@ pub trait IdentityStore: Send + Sync {
     async fn user_by_id(&self, id: &UserId) -> DomainResult<Option<User>>;
     /// Lists every user, ordered by name.
     async fn list_users(&self) -> DomainResult<Vec<User>>;
+    /// Replaces `current` with `next` (whose `revision` is one more) if the stored user is
+    /// still at `current.revision`; `Conflict` when it moved on or when `next` takes a name
+    /// another user has, `NotFound` when it is gone. Failed-login counts are not touched.
+    async fn update_user(&self, next: &User, current: &User) -> DomainResult<()>;
+    /// Deletes a user and frees its name; `NotFound` when it is already gone.
+    async fn delete_user(&self, user: &User) -> DomainResult<()>;
+    /// Deletes a tenant and frees its name; `NotFound` when it is already gone. Its users are
+    /// deleted first (the store need not check).
+    async fn delete_tenant(&self, tenant: &Tenant) -> DomainResult<()>;
+    /// Counts one failed password login at `at`; concurrent counts all land.
+    async fn record_failed_login(&self, user: &UserId, at: DateTime<Utc>) -> DomainResult<()>;
+    /// Forgets a user's failed logins (a good login, or a lock that ran out).
+    async fn clear_failed_logins(&self, user: &UserId) -> DomainResult<()>;
 }
 
 /// Who is listing, for the visibility scope of a query.

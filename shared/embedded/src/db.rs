@@ -216,6 +216,15 @@ CREATE TABLE metadef_state (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // The account lifecycle: disabling, revoking tokens, password lockout, updates as
+    // compare-and-set.
+    r#"
+ALTER TABLE users ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE users ADD COLUMN token_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN last_failed_login TEXT;
+ALTER TABLE users ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// One writer connection and a few readers on one database file.

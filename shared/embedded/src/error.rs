@@ -46,6 +46,15 @@ impl EmbeddedError {
                     || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
         )
     }
+
+    /// Whether a write failed because a row another refers to would be orphaned.
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+        )
+    }
 }
 
 impl From<EmbeddedError> for DomainError {

@@ -25,7 +25,8 @@ impl SqliteIdentityStore {
 }
 
 const TENANT_COLUMNS: &str = "id, name, created_at";
-const USER_COLUMNS: &str = "id, name, tenant_id, role, password_hash, api_key_hash, created_at";
+const USER_COLUMNS: &str = "id, name, tenant_id, role, password_hash, api_key_hash, created_at, \
+     enabled, token_epoch, failed_logins, last_failed_login, revision";
 
 fn timestamp(raw: &str) -> Result<DateTime<Utc>, EmbeddedError> {
     DateTime::parse_from_rfc3339(raw)
@@ -57,6 +58,14 @@ fn user_from(row: &Row<'_>) -> Result<User, EmbeddedError> {
         password_hash: row.get(4)?,
         api_key_hash: row.get(5)?,
         created_at: timestamp(&row.get::<_, String>(6)?)?,
+        enabled: row.get(7)?,
+        token_epoch: row.get(8)?,
+        failed_logins: row.get(9)?,
+        last_failed_login: row
+            .get::<_, Option<String>>(10)?
+            .map(|at| timestamp(&at))
+            .transpose()?,
+        revision: row.get(11)?,
     })
 }
 
@@ -147,8 +156,9 @@ impl IdentityStore for SqliteIdentityStore {
         self.db
             .write(move |tx| {
                 tx.execute(
-                    "INSERT INTO users (id, name, tenant_id, role, password_hash, api_key_hash, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO users (id, name, tenant_id, role, password_hash, api_key_hash, created_at,
+                                        enabled, token_epoch, revision)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         u.id.as_str(),
                         u.name.as_str(),
@@ -156,7 +166,10 @@ impl IdentityStore for SqliteIdentityStore {
                         u.role.as_str(),
                         u.password_hash,
                         u.api_key_hash,
-                        u.created_at.to_rfc3339()
+                        u.created_at.to_rfc3339(),
+                        u.enabled,
+                        u.token_epoch,
+                        u.revision
                     ],
                 )?;
                 Ok(())
@@ -182,4 +195,107 @@ impl IdentityStore for SqliteIdentityStore {
         )
         .await
     }
+
+    async fn update_user(&self, next: &User, current: &User) -> DomainResult<()> {
+        let (n, expected) = (next.clone(), current.revision);
+        let changed = self
+            .db
+            .write(move |tx| {
+                Ok(tx.execute(
+                    "UPDATE users SET name = ?2, role = ?3, password_hash = ?4, api_key_hash = ?5,
+                            enabled = ?6, token_epoch = ?7, revision = ?8
+                     WHERE id = ?1 AND revision = ?9",
+                    params![
+                        n.id.as_str(),
+                        n.name.as_str(),
+                        n.role.as_str(),
+                        n.password_hash,
+                        n.api_key_hash,
+                        n.enabled,
+                        n.token_epoch,
+                        n.revision,
+                        expected
+                    ],
+                )?)
+            })
+            .await
+            .map_err(|e| conflict_or(e, format!("a user named '{}' already exists", next.name)))?;
+        if changed == 1 {
+            return Ok(());
+        }
+        match self.user_by_id(&current.id).await? {
+            Some(_) => Err(DomainError::Conflict(format!(
+                "user '{}' changed meanwhile",
+                current.id
+            ))),
+            None => Err(gone_user(&current.id)),
+        }
+    }
+
+    async fn delete_user(&self, user: &User) -> DomainResult<()> {
+        let id = user.id.to_string();
+        let deleted = self
+            .db
+            .write(move |tx| Ok(tx.execute("DELETE FROM users WHERE id = ?1", [id])?))
+            .await?;
+        if deleted == 0 {
+            return Err(gone_user(&user.id));
+        }
+        Ok(())
+    }
+
+    async fn delete_tenant(&self, tenant: &Tenant) -> DomainResult<()> {
+        let id = tenant.id.to_string();
+        let deleted = self
+            .db
+            .write(move |tx| Ok(tx.execute("DELETE FROM tenants WHERE id = ?1", [id])?))
+            .await
+            .map_err(|e| {
+                if e.is_foreign_key_violation() {
+                    DomainError::Conflict(format!("tenant '{}' still has users", tenant.name))
+                } else {
+                    e.into()
+                }
+            })?;
+        if deleted == 0 {
+            return Err(DomainError::NotFound(format!(
+                "no tenant with id '{}'",
+                tenant.id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn record_failed_login(&self, user: &UserId, at: DateTime<Utc>) -> DomainResult<()> {
+        let (id, at) = (user.to_string(), at.to_rfc3339());
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE users SET failed_logins = failed_logins + 1, last_failed_login = ?2
+                     WHERE id = ?1",
+                    params![id, at],
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_failed_logins(&self, user: &UserId) -> DomainResult<()> {
+        let id = user.to_string();
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE users SET failed_logins = 0, last_failed_login = NULL WHERE id = ?1",
+                    [id],
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn gone_user(id: &UserId) -> DomainError {
+    DomainError::NotFound(format!("no user with id '{id}'"))
 }

@@ -10,7 +10,8 @@ use crate::middleware::RequestId;
 use crate::state::WithCommon;
 
 /// The verified caller of a request. Extracting it rejects with 401 when the token is
-/// missing, malformed, forged or expired; no store is consulted.
+/// missing, malformed, forged, expired or revoked; the store is consulted at most once per
+/// user per revocation interval.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Caller);
 
@@ -26,11 +27,7 @@ impl<S: WithCommon + Send + Sync> FromRequestParts<S> for Authenticated {
             })?
             .to_str()
             .map_err(|_| DomainError::Unauthenticated("the token is malformed".into()))?;
-        let mut caller = state
-            .common()
-            .tokens
-            .verify(token.trim(), chrono::Utc::now())?
-            .caller;
+        let mut caller = state.common().tokens.verify(token.trim()).await?.caller;
         caller.request_id = parts
             .extensions
             .get::<RequestId>()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cloud_images_service::TokenSigner;
+use cloud_images_service::TokenVerifier;
 
 /// Settings that shape HTTP answers.
 #[derive(Debug, Clone)]
@@ -26,11 +26,12 @@ impl Default for HttpSettings {
 }
 
 /// What every route group's handlers share: the token check and the HTTP settings. Tokens
-/// are verified by signature alone, so no route group but identity needs the account store.
+/// are verified by signature, and their users' standing read from the account store at
+/// most once per user per revocation interval.
 #[derive(Clone)]
 pub struct Common {
     /// Verifies `X-Auth-Token`.
-    pub tokens: TokenSigner,
+    pub tokens: TokenVerifier,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
 }

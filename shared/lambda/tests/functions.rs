@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use cloud_images_lambda::{Wiring, config_from, handle_batch, http_app};
-use cloud_images_service::NewUser;
+use cloud_images_service::{NewUser, Principal};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -61,7 +61,7 @@ async fn token(wiring: &Wiring) -> String {
     identity.create_tenant("acme").await.unwrap();
     let created = identity
         .create_user(NewUser {
-            tenant_name: "acme".into(),
+            tenant: Principal::Name("acme".into()),
             name: "alice".into(),
             role: "member".parse().unwrap(),
             password: None,

@@ -2,6 +2,8 @@
 //! Embedded Metric Format. Its own test binary: the collector is the process's one recorder.
 
 #![allow(clippy::unwrap_used)]
+// Building every route group in one async test nests futures past the default 128 levels.
+#![recursion_limit = "256"]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

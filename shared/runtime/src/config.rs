@@ -146,6 +146,27 @@ pub struct Config {
     #[arg(long, global = true, env = "CLOUD_IMAGES_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
     pub token_ttl: Duration,
 
+    /// How stale a process's view of a user's standing may be: a user disabled, deleted or
+    /// given a new password or API key elsewhere loses its tokens within this time (at once
+    /// in the process that made the change). `0` reads the account store on every request.
+    #[arg(long, global = true, env = "CLOUD_IMAGES_TOKEN_REVOCATION_CHECK", default_value = "60s", value_parser = parse_duration_or_zero)]
+    pub token_revocation_check: Duration,
+
+    /// Failed password logins in a row that lock a user's password (Keystone's
+    /// `lockout_failure_attempts`); `0` turns lockout off.
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_IMAGES_LOCKOUT_FAILURE_ATTEMPTS",
+        default_value_t = 5
+    )]
+    pub lockout_failure_attempts: u32,
+
+    /// How long a locked password stays locked after the last failure (Keystone's
+    /// `lockout_duration`).
+    #[arg(long, global = true, env = "CLOUD_IMAGES_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub lockout_duration: Duration,
+
     /// Hex key (≥ 32 bytes) that signs tokens; by default one is generated and kept in the
     /// data directory. Every process serving one deployment needs the same key.
     #[arg(

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use cloud_images_domain::identity::LockoutPolicy;
 use cloud_images_domain::ports::{
     ContainerRepository, IdentityStore, ImageRepository, ImageStore, LinkedStorage,
     MemberRepository, MetadefRepository, ObjectStore, TaskQueue, TaskRepository, WebSource,
@@ -16,7 +17,8 @@ use cloud_images_http::{Common, HttpSettings, routes};
 use cloud_images_service::{
     ContainerService, EventDelivery, IdentityService, ImageAccess, ImageDataService, ImageService,
     ImageStores, ImportService, LinkSealer, Links, MemberService, MetadefService, SigningKey,
-    StagingService, TaskRunner, TaskService, TaskSettings, TokenSigner,
+    StagingService, TaskRunner, TaskService, TaskSettings, TenantHoldings, TokenSigner,
+    TokenVerifier,
 };
 
 use crate::{Backend, Config, EventSinks, StartupError, StoreLayout, StoreLocation};
@@ -31,6 +33,7 @@ pub struct Wiring {
     config: Config,
     backend: Opened,
     signer: TokenSigner,
+    verifier: tokio::sync::OnceCell<TokenVerifier>,
     task_settings: Arc<TaskSettings>,
     http: Arc<HttpSettings>,
     web: std::sync::OnceLock<Arc<dyn WebSource>>,
@@ -85,6 +88,7 @@ impl Wiring {
             sealer,
             linked: std::sync::OnceLock::new(),
             signer: TokenSigner::new(key, config.token_ttl),
+            verifier: tokio::sync::OnceCell::new(),
             task_settings: Arc::new(config.task_settings()),
             http: Arc::new(HttpSettings {
                 public_url: config.public_url.clone(),
@@ -108,10 +112,36 @@ impl Wiring {
 
     /// Authentication and accounts.
     pub async fn identity(&self) -> Result<IdentityService, StartupError> {
+        let holdings = TenantHoldings {
+            images: self.image_repository().await?,
+            containers: self.container_repository().await?,
+        };
+        let lockout = LockoutPolicy {
+            attempts: self.config.lockout_failure_attempts,
+            duration: self.config.lockout_duration,
+        };
         Ok(IdentityService::new(
             self.identity_store().await?,
-            self.signer.clone(),
+            self.token_verifier().await?,
+            lockout,
+            Some(holdings),
         ))
+    }
+
+    /// The one token check of this process: its cache of users' standing is what lets a
+    /// change made here revoke tokens here at once.
+    async fn token_verifier(&self) -> Result<TokenVerifier, StartupError> {
+        let verifier = self
+            .verifier
+            .get_or_try_init(|| async {
+                Ok::<_, StartupError>(TokenVerifier::new(
+                    self.signer.clone(),
+                    self.identity_store().await?,
+                    self.config.token_revocation_check,
+                ))
+            })
+            .await?;
+        Ok(verifier.clone())
     }
 
     async fn access(&self) -> Result<ImageAccess, StartupError> {
@@ -210,36 +240,39 @@ impl Wiring {
 
     // ---- routers, one per route group ----
 
-    fn common(&self) -> Common {
-        Common {
-            tokens: self.signer.clone(),
+    async fn common(&self) -> Result<Common, StartupError> {
+        Ok(Common {
+            tokens: self.token_verifier().await?,
             settings: self.http.clone(),
-        }
+        })
     }
 
     /// `GET /`, versions, schemas: no store at all.
     pub async fn discovery_routes(&self) -> Result<Router, StartupError> {
-        Ok(routes::discovery::router(self.common()))
+        Ok(routes::discovery::router(self.common().await?))
     }
 
     /// Tokens, projects, users.
     pub async fn identity_routes(&self) -> Result<Router, StartupError> {
         Ok(routes::identity::router(
-            self.common(),
+            self.common().await?,
             self.identity().await?,
         ))
     }
 
     /// Image metadata routes.
     pub async fn images_routes(&self) -> Result<Router, StartupError> {
-        Ok(routes::images::router(self.common(), self.images().await?))
+        Ok(routes::images::router(
+            self.common().await?,
+            self.images().await?,
+        ))
     }
 
     /// Image data routes, direct and staged.
     pub async fn image_data_routes(&self) -> Result<Router, StartupError> {
         Ok(
-            routes::image_data::router(self.common(), self.image_data().await?).merge(
-                routes::staging::router(self.common(), self.staging().await?),
+            routes::image_data::router(self.common().await?, self.image_data().await?).merge(
+                routes::staging::router(self.common().await?, self.staging().await?),
             ),
         )
     }
@@ -247,7 +280,7 @@ impl Wiring {
     /// Member routes.
     pub async fn members_routes(&self) -> Result<Router, StartupError> {
         Ok(routes::members::router(
-            self.common(),
+            self.common().await?,
             self.members().await?,
         ))
     }
@@ -255,8 +288,8 @@ impl Wiring {
     /// Task routes, and interoperable import (which makes tasks).
     pub async fn tasks_routes(&self) -> Result<Router, StartupError> {
         Ok(
-            routes::tasks::router(self.common(), self.tasks().await?).merge(
-                routes::imports::router(self.common(), self.imports().await?),
+            routes::tasks::router(self.common().await?, self.tasks().await?).merge(
+                routes::imports::router(self.common().await?, self.imports().await?),
             ),
         )
     }
@@ -264,7 +297,7 @@ impl Wiring {
     /// The object API: containers and objects.
     pub async fn objects_routes(&self) -> Result<Router, StartupError> {
         Ok(routes::objects::router(
-            self.common(),
+            self.common().await?,
             self.containers().await?,
         ))
     }
@@ -272,7 +305,7 @@ impl Wiring {
     /// The metadata definitions catalogue.
     pub async fn metadefs_routes(&self) -> Result<Router, StartupError> {
         Ok(routes::metadefs::router(
-            self.common(),
+            self.common().await?,
             self.metadefs().await?,
         ))
     }

@@ -10,6 +10,7 @@ pub mod imports;
 pub mod link_sealing;
 pub mod members;
 pub mod metadefs;
+pub mod revocation;
 pub mod secrets;
 pub mod staging;
 pub mod stores;
@@ -20,13 +21,16 @@ pub mod tokens;
 pub use access::{ImageAccess, ImageSettings};
 pub use containers::{ContainerService, ContainerSettings, Links};
 pub use events::EventDelivery;
-pub use identity::{Credentials, IdentityService, NewUser, Principal, Session};
+pub use identity::{
+    Actor, Credentials, IdentityService, NewUser, Principal, Session, TenantHoldings, UserChanges,
+};
 pub use image_data::{Download, ImageDataService};
 pub use images::{ImagePage, ImageService};
 pub use imports::ImportService;
 pub use link_sealing::LinkSealer;
 pub use members::MemberService;
 pub use metadefs::{ContentKind, MetadefService, TagQuery};
+pub use revocation::TokenVerifier;
 pub use staging::{StagedUploadOffer, StagingService};
 pub use stores::ImageStores;
 pub use task_runner::{Outcome, TaskRunner};

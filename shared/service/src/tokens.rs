@@ -73,6 +73,9 @@ pub struct Claims {
     pub exp: i64,
     /// Random audit id, distinguishing tokens issued in the same second.
     pub aid: String,
+    /// The user's token epoch when issued: raising the user's epoch revokes the token.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl Claims {
@@ -114,13 +117,15 @@ impl TokenSigner {
         <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key.0).expect("HMAC takes any key length")
     }
 
-    /// Issues a token for `caller`, valid from `now` for the configured lifetime.
-    pub fn issue(&self, caller: Caller, now: DateTime<Utc>) -> IssuedToken {
+    /// Issues a token for `caller` in its user's token `epoch`, valid from `now` for the
+    /// configured lifetime.
+    pub fn issue(&self, caller: Caller, epoch: u64, now: DateTime<Utc>) -> IssuedToken {
         let claims = Claims {
             caller,
             iat: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
             aid: crate::secrets::random_hex(8),
+            epoch,
         };
         let body = serde_json::to_vec(&claims).expect("claims serialize");
         let signed = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(body));
@@ -184,7 +189,7 @@ mod tests {
     #[test]
     fn a_token_verifies_to_the_caller_it_was_issued_for() {
         let now = Utc::now();
-        let token = signer(1).issue(caller(), now);
+        let token = signer(1).issue(caller(), 0, now);
         let claims = signer(1).verify(&token.id, now).expect("valid");
         assert_eq!(claims, token.claims);
         assert_eq!(claims.exp - claims.iat, 3600);
@@ -193,7 +198,7 @@ mod tests {
     #[test]
     fn a_token_is_rejected_once_expired() {
         let now = Utc::now();
-        let token = signer(1).issue(caller(), now);
+        let token = signer(1).issue(caller(), 0, now);
         let later = now + Duration::seconds(3600);
         assert!(matches!(
             signer(1).verify(&token.id, later),
@@ -204,14 +209,14 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_key_is_rejected() {
         let now = Utc::now();
-        let token = signer(1).issue(caller(), now);
+        let token = signer(1).issue(caller(), 0, now);
         assert!(signer(2).verify(&token.id, now).is_err());
     }
 
     #[test]
     fn a_token_with_altered_claims_is_rejected() {
         let now = Utc::now();
-        let token = signer(1).issue(caller(), now);
+        let token = signer(1).issue(caller(), 0, now);
         let (_, tag) = token.id.rsplit_once('.').expect("tag");
         let mut forged_claims = token.claims.clone();
         forged_claims.caller.roles = Role::Admin.with_implied();

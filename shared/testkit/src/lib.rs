@@ -465,6 +465,11 @@ pub async fn identity_store_contract(store: &dyn IdentityStore) {
         password_hash: password.map(str::to_owned),
         api_key_hash: format!("key-hash-of-{user_name}"),
         created_at: at,
+        enabled: true,
+        token_epoch: 0,
+        failed_logins: 0,
+        last_failed_login: None,
+        revision: 0,
     };
     let zed = user("zed", Role::Reader, None);
     let alice = user("alice", Role::Admin, Some("pw-hash"));
@@ -495,6 +500,105 @@ pub async fn identity_store_contract(store: &dyn IdentityStore) {
         .map(|u| u.name.to_string())
         .collect();
     assert_eq!(users, ["alice", "zed"]);
+    user_lifecycle_contract(store, &beta, alice, zed).await;
+}
+
+/// Updates are compare-and-set on `revision` and move names; failed logins count apart from
+/// revisions; deletes free names.
+async fn user_lifecycle_contract(store: &dyn IdentityStore, beta: &Tenant, alice: User, zed: User) {
+    let renamed = User {
+        name: name("alicia"),
+        enabled: false,
+        password_hash: Some("new-pw-hash".into()),
+        revision: 1,
+        ..alice.clone()
+    }
+    .with_tokens_revoked();
+    store.update_user(&renamed, &alice).await.unwrap();
+    assert_eq!(store.user_by_name(&name("alice")).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_name(&name("alicia")).await.unwrap(),
+        Some(renamed.clone())
+    );
+    let stale = User {
+        revision: 1,
+        ..alice.clone()
+    };
+    assert!(
+        matches!(
+            store.update_user(&stale, &alice).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "an update from a stale revision landed"
+    );
+    let onto_zed = User {
+        name: name("zed"),
+        revision: 2,
+        ..renamed.clone()
+    };
+    assert!(
+        matches!(
+            store.update_user(&onto_zed, &renamed).await,
+            Err(DomainError::Conflict(_))
+        ),
+        "a rename onto another user's name landed"
+    );
+    assert_eq!(
+        store.user_by_name(&name("zed")).await.unwrap(),
+        Some(zed.clone())
+    );
+
+    let failed_at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 5, 0).unwrap();
+    let failures = (0..6).map(|_| store.record_failed_login(&zed.id, failed_at));
+    for counted in futures_util::future::join_all(failures).await {
+        counted.unwrap();
+    }
+    let counted = store.user_by_id(&zed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (counted.failed_logins, counted.last_failed_login),
+        (6, Some(failed_at))
+    );
+    let promoted = User {
+        role: Role::Member,
+        revision: 1,
+        ..counted.clone()
+    };
+    store.update_user(&promoted, &counted).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_id(&zed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_logins,
+        6,
+        "an update lost the failed-login count"
+    );
+    store.clear_failed_logins(&zed.id).await.unwrap();
+    let cleared = store.user_by_id(&zed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (cleared.failed_logins, cleared.last_failed_login),
+        (0, None)
+    );
+
+    store.delete_user(&cleared).await.unwrap();
+    assert!(matches!(
+        store.delete_user(&cleared).await,
+        Err(DomainError::NotFound(_))
+    ));
+    assert_eq!(store.user_by_name(&name("zed")).await.unwrap(), None);
+    store.record_failed_login(&zed.id, failed_at).await.unwrap();
+    assert_eq!(
+        store.user_by_id(&zed.id).await.unwrap(),
+        None,
+        "a count made a user"
+    );
+    store.delete_tenant(beta).await.unwrap();
+    assert_eq!(store.tenant_by_name(&name("beta")).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_tenant(beta).await,
+        Err(DomainError::NotFound(_))
+    ));
 }
 
 fn image_owned_by(owner: &str) -> Image {

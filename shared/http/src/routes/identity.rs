@@ -2,7 +2,7 @@
 //! so OpenStack clients and the Rackspace curl flow authenticate the ordinary way.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use crate::json::JsonBody;
 use crate::state::{Common, Group};
 
 /// The one domain; requests may name it by id (`default`) or name (`Default`).
-const DOMAIN_ID: &str = "default";
+pub(super) const DOMAIN_ID: &str = "default";
 const DOMAIN_NAME: &str = "Default";
 
 /// Token, discovery and project routes under `/v2.0` and `/v3`.
@@ -35,10 +35,10 @@ pub fn table() -> RouteTable<Group<IdentityService>> {
         ("/v3/", get(v3_discovery)),
         ("/v3/auth/tokens", post(v3_tokens).get(v3_validate)),
         ("/v3/auth/projects", get(v3_my_projects)),
-        ("/v3/projects", get(v3_all_projects)),
-        ("/v3/projects/{project_id}", get(v3_project)),
-        ("/v3/users", get(v3_users)),
     ]
+    .into_iter()
+    .chain(super::accounts::table())
+    .collect()
 }
 
 /// The identity routes over their service.
@@ -334,6 +334,7 @@ async fn v3_validate(
     let claims = state
         .service
         .verify(subject)
+        .await
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "The subject token is not valid"))?;
     let body = v3_token_body(
         &public_root(&state.common, &headers),
@@ -396,24 +397,12 @@ fn v3_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn project_document(root: &str, tenant: &Tenant) -> Value {
+pub(super) fn project_document(root: &str, tenant: &Tenant) -> Value {
     json!({
         "id": tenant.id, "name": tenant.name, "domain_id": DOMAIN_ID, "parent_id": DOMAIN_ID,
         "description": "", "enabled": true, "is_domain": false, "tags": [], "options": {},
         "links": { "self": format!("{root}/v3/projects/{}", tenant.id) },
     })
-}
-
-async fn v3_project(
-    State(state): State<Group<IdentityService>>,
-    Authenticated(caller): Authenticated,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let tenant = state.service.project(&caller, &id).await?;
-    Ok(Json(
-        json!({ "project": project_document(&public_root(&state.common, &headers), &tenant) }),
-    ))
 }
 
 /// `GET /v3/auth/projects`: the projects the caller's token may be scoped to (its own).
@@ -429,50 +418,5 @@ async fn v3_my_projects(
         .await?;
     Ok(Json(
         json!({ "projects": [project_document(&root, &tenant)], "links": { "self": format!("{root}/v3/auth/projects") } }),
-    ))
-}
-
-/// `GET /v3/projects`: every project, for administrators.
-async fn v3_all_projects(
-    State(state): State<Group<IdentityService>>,
-    Authenticated(caller): Authenticated,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    caller.require_admin()?;
-    let root = public_root(&state.common, &headers);
-    let projects: Vec<Value> = state
-        .service
-        .list_tenants()
-        .await?
-        .iter()
-        .map(|t| project_document(&root, t))
-        .collect();
-    Ok(Json(
-        json!({ "projects": projects, "links": { "self": format!("{root}/v3/projects") } }),
-    ))
-}
-
-/// `GET /v3/users`: every user, for administrators. Secrets are never part of the view.
-async fn v3_users(
-    State(state): State<Group<IdentityService>>,
-    Authenticated(caller): Authenticated,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    caller.require_admin()?;
-    let root = public_root(&state.common, &headers);
-    let users: Vec<Value> = state
-        .service
-        .list_users()
-        .await?
-        .iter()
-        .map(|(u, t)| {
-            json!({
-                "id": u.id, "name": u.name, "domain_id": DOMAIN_ID, "enabled": true,
-                "default_project_id": t.id, "links": { "self": format!("{root}/v3/users/{}", u.id) },
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "users": users, "links": { "self": format!("{root}/v3/users") } }),
     ))
 }

@@ -1,5 +1,6 @@
 //! Route groups, one module each; a Lambda function hosts one group.
 
+pub mod accounts;
 pub mod discovery;
 pub mod identity;
 pub mod image_data;
