@@ -276,6 +276,7 @@ impl IdentityService {
             None => decoy_hash().await,
         };
         let started = Instant::now();
+        metrics::counter!("cloud_images_secret_checks_total").increment(1);
         let matches = secrets::verify_off_thread(secret, hash).await;
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.check_micros.store(took, Ordering::Relaxed);
