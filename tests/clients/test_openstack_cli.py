@@ -45,3 +45,28 @@ def test_openstack_image_commands_create_upload_share_and_delete(service, tmp_pa
     assert "osc-image" not in ok(openstack_cli(service, alice, "image", "list"))
     missing = openstack_cli(service, alice, "image", "show", "osc-image")
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
+
+
+def test_openstack_identity_commands_manage_projects_and_users(service):
+    admin = service.admin
+    project, user = "osc-project" + service.suffix, "osc-user" + service.suffix
+    ok(openstack_cli(service, admin, "project", "create", project))
+    assert project in ok(openstack_cli(service, admin, "project", "list", "-f", "value", "-c", "Name"))
+    ok(openstack_cli(service, admin, "user", "create", "--project", project, "--password", "first-pw", user))
+    newcomer = {"user_name": user, "password": "first-pw", "tenant_name": project}
+    ok(openstack_cli(service, newcomer, "image", "list"))
+
+    ok(openstack_cli(service, admin, "user", "set", "--disable", user))
+    refused = openstack_cli(service, newcomer, "image", "list")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    ok(openstack_cli(service, admin, "user", "set", "--enable", user))
+    ok(openstack_cli(service, newcomer, "image", "list"))
+
+    ok(openstack_cli(service, admin, "user", "set", "--password", "second-pw", user))
+    newcomer["password"] = "second-pw"
+    ok(openstack_cli(service, newcomer, "image", "list"))
+
+    ok(openstack_cli(service, admin, "user", "delete", user))
+    assert user not in ok(openstack_cli(service, admin, "user", "list", "-f", "value", "-c", "Name"))
+    ok(openstack_cli(service, admin, "project", "delete", project))
+    assert project not in ok(openstack_cli(service, admin, "project", "list", "-f", "value", "-c", "Name"))

@@ -15,6 +15,9 @@ use cloud_images_domain::{DomainError, DomainResult};
 
 use crate::tokens::{Claims, TokenSigner};
 
+/// How long a standing that refuses a token is trusted (see [`TokenVerifier::standing`]).
+const REFUSAL_RECHECK: Duration = Duration::from_secs(1);
+
 /// Standings remembered before old ones are swept out.
 const REMEMBERED_USERS: usize = 10_000;
 
@@ -49,7 +52,7 @@ impl TokenVerifier {
     /// The claims of a token that is genuine, unexpired and not revoked.
     pub async fn verify(&self, token: &str) -> DomainResult<Claims> {
         let claims = self.signer.verify(token, Utc::now())?;
-        if self.standing(&claims.caller.user_id).await? != Some(claims.epoch) {
+        if self.standing(&claims.caller.user_id, claims.epoch).await? != Some(claims.epoch) {
             return Err(DomainError::Unauthenticated(
                 "the token has been revoked".into(),
             ));
@@ -63,11 +66,18 @@ impl TokenVerifier {
         self.remembered().remove(user);
     }
 
-    async fn standing(&self, user: &UserId) -> DomainResult<Standing> {
+    /// The user's standing, as remembered while it is fresh. What refuses a token is trusted
+    /// for only a second: a token newer than what this process knows (a user enabled again,
+    /// a login after a key reset elsewhere) works within a second, not a whole interval,
+    /// while a revoked token replayed costs at most one read a second.
+    async fn standing(&self, user: &UserId, claimed: u64) -> DomainResult<Standing> {
         let fresh = self
             .remembered()
             .get(user)
-            .filter(|(read_at, _)| read_at.elapsed() < self.recheck)
+            .filter(|(read_at, standing)| {
+                let age = read_at.elapsed();
+                age < self.recheck && (*standing == Some(claimed) || age < REFUSAL_RECHECK)
+            })
             .map(|(_, standing)| *standing);
         if let Some(standing) = fresh {
             return Ok(standing);

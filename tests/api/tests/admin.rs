@@ -145,3 +145,88 @@ async fn users_created_concurrently_with_a_running_server_can_all_log_in() {
         assert_eq!(response.status(), StatusCode::OK, "{name}");
     }
 }
+
+#[tokio::test]
+async fn the_account_commands_disable_enable_reset_set_and_delete_with_json_answers() {
+    let server = Server::start().await;
+    let alice = server.account("acme", "alice", "member").await;
+    let name = alice.user_name.as_str();
+    let logs_in = |key: String| {
+        let server = &server;
+        async move { server.api_key_auth(name, &key).await.status() }
+    };
+
+    let disabled = server.cli(&["user", "disable", name]).await;
+    assert_eq!(disabled["enabled"], false);
+    assert_eq!(
+        logs_in(alice.api_key.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let enabled = server.cli(&["user", "enable", name]).await;
+    assert_eq!(enabled["enabled"], true);
+    assert_eq!(logs_in(alice.api_key.clone()).await, StatusCode::OK);
+
+    let reset = server.cli(&["user", "reset-key", name]).await;
+    let new_key = reset["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        logs_in(alice.api_key.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(logs_in(new_key.clone()).await, StatusCode::OK);
+
+    let mut set = server.cli_command(&["user", "set-password", name, "--password-stdin"]);
+    set.stdin(std::process::Stdio::piped());
+    let mut child = set.spawn().unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"piped-secret\n").await.unwrap();
+    drop(stdin);
+    assert!(child.wait_with_output().await.unwrap().status.success());
+    let tenant = alice.tenant_name.as_str();
+    let by_password = server
+        .v2_password_auth(name, "piped-secret", Some(tenant))
+        .await;
+    assert_eq!(by_password.status(), StatusCode::OK);
+
+    let tenants = server.cli(&["tenant", "list"]).await;
+    let listed = tenants["tenants"].as_array().unwrap();
+    assert!(
+        listed.iter().any(|t| t["tenant_name"] == tenant),
+        "{tenants}"
+    );
+    let deleted = server.cli(&["user", "delete", name]).await;
+    assert_eq!(deleted["user_name"], name);
+    assert_eq!(logs_in(new_key).await, StatusCode::UNAUTHORIZED);
+    let gone = server.cli(&["tenant", "delete", tenant]).await;
+    assert_eq!(gone["tenant_name"], tenant);
+    let tenants = server.cli(&["tenant", "list"]).await;
+    assert!(
+        !tenants.to_string().contains(&format!("\"{tenant}\"")),
+        "{tenants}"
+    );
+
+    let missing = server.cli_raw(&["user", "delete", name]).await;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named"));
+}
+
+#[tokio::test]
+async fn a_locked_password_opens_again_once_the_lockout_duration_has_passed() {
+    let settings = [
+        ("CLOUD_IMAGES_LOCKOUT_FAILURE_ATTEMPTS", "2"),
+        ("CLOUD_IMAGES_LOCKOUT_DURATION", "2s"),
+    ];
+    let server = Server::start_in(cloud_images_api_tests::DataDir::new(), &settings).await;
+    let bob = server.account("acme", "bob", "member").await;
+    let (name, tenant) = (bob.user_name.as_str(), Some(bob.tenant_name.as_str()));
+    let password = bob.password.as_deref().unwrap();
+    for _ in 0..2 {
+        let wrong = server.v2_password_auth(name, "wrong", tenant).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = server.v2_password_auth(name, password, tenant).await;
+    assert_eq!(locked.status(), StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let open = server.v2_password_auth(name, password, tenant).await;
+    assert_eq!(open.status(), StatusCode::OK);
+}
