@@ -112,7 +112,7 @@ start_emulator() {
   echo "local-stack: ministack (pid $(cat "$state/ministack.pid")) at $AWS_ENDPOINT_URL"
 }
 
-# `sam build`: cargo-lambda builds the ten bootstrap binaries in their own target dir.
+# `sam build`: cargo-lambda builds the eleven bootstrap binaries in their own target dir.
 sam_build() {
   if [ "${LOCAL_STACK_RELEASE:-}" = 1 ]; then
     unset SAM_BUILD_MODE CARGO_LAMBDA_COMPILER

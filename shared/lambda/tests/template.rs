@@ -97,7 +97,7 @@ fn every_function_in_the_template_is_a_binary_of_this_workspace() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Binary: "))
         .collect();
-    assert_eq!(binaries.len(), 10);
+    assert_eq!(binaries.len(), 11);
     for binary in binaries {
         let main = format!(
             "{}/../../functions/{binary}/src/main.rs",

@@ -260,6 +260,14 @@ impl Wiring {
         ))
     }
 
+    /// The console's pages and session.
+    pub async fn console_routes(&self) -> Result<Router, StartupError> {
+        Ok(routes::console::router(
+            self.common().await?,
+            self.identity().await?,
+        ))
+    }
+
     /// Image metadata routes.
     pub async fn images_routes(&self) -> Result<Router, StartupError> {
         Ok(routes::images::router(
@@ -316,6 +324,7 @@ impl Wiring {
             .discovery_routes()
             .await?
             .merge(self.identity_routes().await?)
+            .merge(self.console_routes().await?)
             .merge(self.images_routes().await?)
             .merge(self.image_data_routes().await?)
             .merge(self.members_routes().await?)

@@ -1,6 +1,7 @@
 //! Route groups, one module each; a Lambda function hosts one group.
 
 pub mod accounts;
+pub mod console;
 pub mod discovery;
 pub mod identity;
 pub mod image_data;
@@ -42,8 +43,9 @@ pub fn paths<S>(table: RouteTable<S>) -> Vec<&'static str> {
 
 /// Each route group's name and the path templates it serves: the route groups one Lambda
 /// function serves a share of, and the local binary all of.
-fn route_groups() -> [(&'static str, Vec<&'static str>); 10] {
+fn route_groups() -> [(&'static str, Vec<&'static str>); 11] {
     [
+        ("console", paths(console::table())),
         ("discovery", paths(discovery::table())),
         ("identity", paths(identity::table())),
         ("images", paths(images::table())),

@@ -1,0 +1,241 @@
+"""The console in a real browser: Debian's chromium, driven by Selenium through Debian's
+chromedriver (nothing is downloaded), against the real binary. Every page's screenshot goes
+to target/console-screenshots/; any message the browser logs as an error fails the test."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import HOST
+
+pytestmark = pytest.mark.skipif(HOST == "stack", reason="the browser drives the local binary; "
+                                "scripts/local-stack.sh test loads the stack's console")
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "target" / "console-screenshots"
+
+
+@pytest.fixture
+def browser():
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=DriverService(driver_path), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+class Console:
+    """A person at the console: each step waits for what the page shows, as a person would."""
+
+    def __init__(self, driver, root):
+        self.driver, self.root = driver, root
+        self.wait = WebDriverWait(driver, 30)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def open(self, hash_path):
+        self.driver.get(f"{self.root}/console/{hash_path}")
+        self.wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def find(self, css):
+        return self.wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+    def click(self, css):
+        self.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, css))).click()
+
+    def click_text(self, text):
+        self.wait.until(EC.element_to_be_clickable((By.XPATH, f"//*[self::a or self::button][normalize-space()='{text}']"))).click()
+
+    def type(self, css, text):
+        element = self.find(css)
+        element.clear()
+        element.send_keys(text)
+
+    def text_appears(self, css, text):
+        self.wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+
+    def banner(self):
+        return self.driver.find_element(By.ID, "banner").text
+
+    def shot(self, name):
+        self.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+    def errors(self):
+        """What the browser logged as errors since the last call (CSP violations, script
+        errors, failed loads)."""
+        return [entry for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+    def log_in(self, account):
+        self.driver.delete_all_cookies()
+        self.open("#/login")
+        self.type("#login-form input[name=username]", account["user_name"])
+        self.type("#login-form input[name=password]", account["password"])
+        self.click("#login-form button")
+        self.find("#images, .empty")
+
+    def log_out(self):
+        self.click("#logout")
+        self.find("#login-form")
+
+
+def wait_for(check, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_a_person_manages_images_sharing_tasks_and_account_in_the_console(service, browser, tmp_path):
+    alice = service.account("acme", "alice")
+    bob = service.account("globex", "bob")
+    console = Console(browser, service.root)
+
+    console.open("#/login")
+    console.find("#login-form")
+    console.shot("login")
+    assert "HttpOnly" not in browser.page_source
+    console.log_in(alice)
+    assert not browser.execute_script("return document.cookie"), "the session cookie is readable by scripts"
+    assert browser.execute_script("return JSON.stringify(localStorage)") in ("{}", "")
+    console.text_appears("main", "No images match")
+    console.shot("images-empty")
+
+    # Create and upload, with progress, until active.
+    disk = tmp_path / "console-disk.raw"
+    disk.write_bytes((b"cloud images console test\n" * 41000)[:1 << 20])
+    console.click_text("Create image")
+    console.type("#new-image input[name=name]", "console-image")
+    console.find("#new-image input[name=file]").send_keys(str(disk))
+    console.shot("create-image")
+    console.click("#new-image button[type=submit]")
+    console.text_appears("h1", "console-image")
+    console.find("#properties")
+    assert "active" in console.find("main").text
+    console.shot("image-details")
+    image_id = browser.current_url.rsplit("/", 1)[-1]
+
+    # Edit a property.
+    properties = console.find("#edit-image textarea[name=properties]")
+    properties.send_keys("os_distro=debian\nos_version=12")
+    console.click("#edit-image button[type=submit]")
+    console.text_appears("#banner", "Saved")
+    console.text_appears("#properties", "os_version")
+    assert "12" in console.find("#properties").text
+    shown = subprocess.run(["curl", "-s", "-H", f"X-Auth-Token: {token_of(service, alice)}",
+                            f"{service.root}/v2/images/{image_id}"], capture_output=True, text=True, check=True)
+    assert json.loads(shown.stdout)["os_distro"] == "debian"
+
+    # Share with bob's tenant.
+    Select(console.find("#edit-image select[name=visibility]")).select_by_value("shared")
+    console.click("#edit-image button[type=submit]")
+    console.text_appears("#banner", "Saved")
+    console.type("#member-id", bob["tenant_id"])
+    console.click("#add-member")
+    console.text_appears("#members", "pending")
+    console.shot("sharing")
+
+    # Export the image to a container, then import it back, watching both tasks finish.
+    console.click_text("Export…")
+    console.type("#export-form input[name=container]", "backups")
+    console.click("#export-form button[type=submit]")
+    console.text_appears("#task", "success")
+    console.shot("task-export")
+    console.open("#/tasks")
+    console.type("#import-form input[name=container]", "backups")
+    console.type("#import-form input[name=object]", f"{image_id}.vhd")
+    console.type("#import-form input[name=name]", "reimported")
+    console.click("#import-form button[type=submit]")
+    console.text_appears("#task", "success")
+    console.click_text("Open the imported image")
+    console.text_appears("h1", "reimported")
+    console.open("#/tasks")
+    console.find("#tasks")
+    console.shot("tasks")
+    assert console.errors() == []
+
+    # Reset the API key: the new key works with curl, the old one no longer does.
+    console.open("#/account")
+    browser.execute_script("window.confirm = () => true")
+    console.click("#reset-key")
+    new_key = console.find("#api-key").text.strip()
+    console.shot("account-new-key")
+    assert new_key and new_key != alice["api_key"]
+    assert curl_login(service, alice["user_name"], new_key) == 200
+    assert curl_login(service, alice["user_name"], alice["api_key"]) == 401
+    console.log_in(alice)
+    console.log_out()
+    assert not [c for c in browser.get_cookies() if c["name"] == "cloud_images_session"]
+
+    # Bob sees the offer, accepts it, and then finds the image among his own.
+    console.log_in(bob)
+    console.click_text("Shared with me")
+    console.text_appears("#offers", "pending")
+    console.shot("shared-with-me")
+    console.click_text("console-image")
+    console.click("#accept")
+    console.text_appears("#banner", "accepted")
+    console.click_text("Images")
+    console.text_appears("#images", "console-image")
+    console.log_out()
+    assert console.errors() == []
+
+
+def test_the_console_refuses_cross_site_changes_and_serves_a_strict_policy(service):
+    alice = service.account("acme", "alice")
+    login = subprocess.run(["curl", "-s", "-i", "-H", "Content-Type: application/json", "-d",
+                            json.dumps({"username": alice["user_name"], "password": alice["password"]}),
+                            f"{service.root}/console/session"], capture_output=True, text=True, check=True)
+    cookie_line = next(line for line in login.stdout.splitlines() if line.lower().startswith("set-cookie:"))
+    assert "HttpOnly" in cookie_line and "SameSite=Strict" in cookie_line and "Path=/" in cookie_line
+    cookie = cookie_line.split(":", 1)[1].split(";", 1)[0].strip()
+
+    # A read with the cookie works; a change without the console's header is refused, as a
+    # form another site posted would be, and changes nothing.
+    listed = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Cookie: {cookie}",
+                             f"{service.root}/v2/images"], capture_output=True, text=True)
+    assert listed.stdout == "200"
+    forged = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-H", f"Cookie: {cookie}", "-H",
+                             "Content-Type: application/json", "-d", '{"name": "csrf"}', f"{service.root}/v2/images"],
+                            capture_output=True, text=True)
+    body, status = forged.stdout.rsplit("\n", 1)
+    assert status == "403" and "X-Console-Request" in json.loads(body)["error"]["message"]
+    images = subprocess.run(["curl", "-s", "-H", f"Cookie: {cookie}", f"{service.root}/v2/images"],
+                            capture_output=True, text=True)
+    assert json.loads(images.stdout)["images"] == []
+
+    page = subprocess.run(["curl", "-s", "-i", f"{service.root}/console/"], capture_output=True, text=True)
+    headers = page.stdout.lower()
+    assert "content-security-policy: default-src 'none'; script-src 'self'" in headers
+    assert "x-frame-options: deny" in headers and "<script" in headers and "inline" not in headers
+
+
+def token_of(service, account):
+    reply = subprocess.run(["curl", "-s", "-H", "Content-Type: application/json", "-d", json.dumps(
+        {"auth": {"RAX-KSKEY:apiKeyCredentials": {"username": account["user_name"], "apiKey": account["api_key"]}}}),
+        f"{service.root}/v2.0/tokens"], capture_output=True, text=True, check=True)
+    return json.loads(reply.stdout)["access"]["token"]["id"]
+
+
+def curl_login(service, user, api_key):
+    reply = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json",
+                            "-d", json.dumps({"auth": {"RAX-KSKEY:apiKeyCredentials": {"username": user, "apiKey": api_key}}}),
+                            f"{service.root}/v2.0/tokens"], capture_output=True, text=True)
+    return int(reply.stdout)
