@@ -407,6 +407,21 @@ _, payload, _ = call("POST", f"/v2/images/{staged_id}/file/complete", producer,
 finished(producer, as_json(payload)["id"])
 wait_active(producer, staged_id, big)
 
+step("console: its page and script, a password session in an HttpOnly cookie that reads the API")
+_, page, hdrs = call("GET", "/console/")
+if "script-src 'self'" not in hdrs.get("Content-Security-Policy", "") or b'src="/console/app.js"' not in page:
+    fail("GET /console/ is not the console page with its policy", 200, page)
+call("GET", "/console/app.js")
+_, payload, hdrs = call("POST", "/console/session", expect=(201,),
+                        body={"username": f"alice-{run}", "password": f"pw-alice-{run}-{run}"})
+cookie = hdrs.get("Set-Cookie", "")
+if "HttpOnly" not in cookie or "SameSite=Strict" not in cookie:
+    fail(f"the console's session cookie is not HttpOnly and SameSite=Strict: {cookie}")
+request = urllib.request.Request(endpoint + "/v2/images", headers={"Host": host, "Cookie": cookie.split(";")[0]})
+with opener.open(request, timeout=60) as r:
+    if staged_id not in [i["id"] for i in json.loads(r.read())["images"]]:
+        fail("the console session does not see the producer's images")
+
 step("all passed")
 PY
   timing "test" "$(took "$t")"

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(HOST == "stack", reason="the browser drives the 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -82,11 +83,11 @@ class Console:
         return [entry for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
 
     def log_in(self, account):
+        """Logs in with the keyboard alone: type, Tab, type, Enter."""
         self.driver.delete_all_cookies()
         self.open("#/login")
-        self.type("#login-form input[name=username]", account["user_name"])
-        self.type("#login-form input[name=password]", account["password"])
-        self.click("#login-form button")
+        self.type("#login-form input[name=username]", account["user_name"] + Keys.TAB)
+        self.driver.switch_to.active_element.send_keys(account["password"] + Keys.ENTER)
         self.find("#images, .empty")
 
     def log_out(self):
@@ -169,6 +170,9 @@ def test_a_person_manages_images_sharing_tasks_and_account_in_the_console(servic
     console.open("#/tasks")
     console.find("#tasks")
     console.shot("tasks")
+    console.open("#/images")
+    console.text_appears("#images", "reimported")
+    console.shot("images")
     assert console.errors() == []
 
     # Reset the API key: the new key works with curl, the old one no longer does.
@@ -194,6 +198,15 @@ def test_a_person_manages_images_sharing_tasks_and_account_in_the_console(servic
     console.text_appears("#banner", "accepted")
     console.click_text("Images")
     console.text_appears("#images", "console-image")
+
+    # On a phone the pages still fit the screen.
+    browser.set_window_size(390, 844)
+    for page in ("#/shared", "#/tasks", "#/account", "#/images"):
+        console.open(page)
+        console.find("main h1")
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), page
+    console.shot("images-phone")
+    browser.set_window_size(1280, 1000)
     console.log_out()
     assert console.errors() == []
 

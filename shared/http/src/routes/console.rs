@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Json, Redirect, Response};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use chrono::Utc;
 use cloud_images_domain::identity::Caller;
@@ -51,7 +51,9 @@ const ASSETS: [(&str, &str, &str); 4] = [
 /// The console's pages and its session.
 pub fn table() -> RouteTable<Group<IdentityService>> {
     vec![
-        ("/console", get(to_console)),
+        // The page names its files by absolute path, so it is served the same at both (API
+        // Gateway hands a function `/console/` as `/console`).
+        ("/console", get(index)),
         ("/console/", get(index)),
         (
             "/console/session",
@@ -64,10 +66,6 @@ pub fn table() -> RouteTable<Group<IdentityService>> {
 /// The console routes over the identity service (which opens sessions).
 pub fn router(common: Common, service: IdentityService) -> axum::Router {
     mount(table(), Group { common, service })
-}
-
-async fn to_console() -> Redirect {
-    Redirect::permanent("/console/")
 }
 
 async fn index() -> Response {
