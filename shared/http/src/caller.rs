@@ -74,3 +74,40 @@ pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(|(_, token)| token)
         .filter(|token| !token.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue, header::COOKIE};
+
+    fn with_cookies(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                COOKIE,
+                HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn the_session_is_found_among_other_cookies_and_cookie_headers() {
+        let headers = with_cookies(&["theme=dark; cloud_images_session=ci1.abc.def", "lang=en"]);
+        assert_eq!(session_cookie(&headers), Some("ci1.abc.def"));
+        let second = with_cookies(&["lang=en", "cloud_images_session=ci1.x.y"]);
+        assert_eq!(session_cookie(&second), Some("ci1.x.y"));
+    }
+
+    #[test]
+    fn lookalike_names_and_an_empty_value_are_no_session() {
+        for value in [
+            "xcloud_images_session=t",
+            "cloud_images_session_old=t",
+            "cloud_images_session=",
+            "nothing",
+        ] {
+            assert_eq!(session_cookie(&with_cookies(&[value])), None, "{value}");
+        }
+    }
+}

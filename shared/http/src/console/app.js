@@ -55,11 +55,16 @@ function when(text) {
   return text ? new Date(text).toLocaleString() : "—";
 }
 
+/// What to insert of a list that may hold skipped parts (`cond && node` gives false).
+function present(nodes) {
+  return nodes.filter((node) => node !== undefined && node !== null && node !== false);
+}
+
 function show(...nodes) {
   for (const t of timers) clearInterval(t);
   timers = [];
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...present(nodes));
   // Keyboard and screen-reader users land on the new page's content.
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
@@ -521,12 +526,12 @@ function startTask(body) {
 
 async function taskPage(id) {
   const details = h("div", { class: "card", id: "task" });
-  const render = (task) => details.replaceChildren(
+  const render = (task) => details.replaceChildren(...present([
     h("p", {}, "Status: ", status(task.status), task.status === "pending" || task.status === "processing" ? h("span", { class: "muted" }, " (updating live)") : null),
     h("dl", { class: "props" }, ["type", "created_at", "updated_at", "expires_at"].flatMap((k) => [h("dt", {}, k), h("dd", {}, display(task[k]))]),
       h("dt", {}, "input"), h("dd", {}, display(task.input)), h("dt", {}, "result"), h("dd", {}, display(task.result)),
       h("dt", {}, "message"), h("dd", { id: "task-message" }, task.message || "—")),
-    task.result && task.result.image_id ? h("p", {}, h("a", { href: `#/images/${task.result.image_id}` }, "Open the imported image")) : null);
+    task.result && task.result.image_id ? h("p", {}, h("a", { href: `#/images/${task.result.image_id}` }, "Open the imported image")) : null]));
   show(h("h1", {}, "Task"), details, h("p", {}, h("a", { href: "#/tasks" }, "All tasks")));
   const refresh = async () => {
     const task = (await api("GET", `/v2/tasks/${id}`)).data;

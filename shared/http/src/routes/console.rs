@@ -123,21 +123,13 @@ async fn open_session(
     let session = state.service.authenticate(credentials, None).await?;
     let claims = &session.token.claims;
     let lifetime = (claims.expires_at() - Utc::now()).num_seconds().max(0);
-    let secure = if is_https(&state.common, &headers) {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; Max-Age={lifetime}; HttpOnly; SameSite=Strict{secure}",
-        session.token.id
-    );
     let mut response = (
         StatusCode::CREATED,
         Json(session_document(&claims.caller, Some(claims.expires_at()))),
     )
         .into_response();
-    set_cookie(&mut response, &cookie)?;
+    let secure = is_https(&state.common, &headers);
+    set_session_cookie(&mut response, &session.token.id, lifetime, secure)?;
     Ok(response)
 }
 
@@ -157,19 +149,25 @@ async fn close_session(
     State(state): State<Group<IdentityService>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let secure = if is_https(&state.common, &headers) {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}");
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_cookie(&mut response, &cookie)?;
+    set_session_cookie(&mut response, "", 0, is_https(&state.common, &headers))?;
     Ok(response)
 }
 
-fn set_cookie(response: &mut Response, cookie: &str) -> Result<(), ApiError> {
-    let value = HeaderValue::from_str(cookie)
+/// Sets the session cookie: `HttpOnly` (no script reads it), `SameSite=Strict` (no other
+/// site's request carries it), `Secure` over HTTPS; path `/` because the console calls the
+/// API's own paths (see [`crate::caller`] for what a cookie alone may do).
+fn set_session_cookie(
+    response: &mut Response,
+    token: &str,
+    max_age: i64,
+    secure: bool,
+) -> Result<(), ApiError> {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    );
+    let value = HeaderValue::from_str(&cookie)
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cookie not encodable"))?;
     response.headers_mut().insert(SET_COOKIE, value);
     Ok(())
