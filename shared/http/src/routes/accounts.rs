@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use cloud_images_domain::identity::{Tenant, User};
 use cloud_images_service::{Actor, IdentityService, NewUser, Principal, UserChanges};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use super::identity::{DOMAIN_ID, project_document};
@@ -171,13 +171,24 @@ struct UserRequest {
 }
 
 /// The fields of a user a request may give; Keystone's others (description, email) are
-/// accepted and not kept.
+/// accepted and not kept. Each may be left out, none may be null.
 #[derive(Deserialize, Default)]
 struct UserFields {
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     password: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     default_project_id: Option<String>,
+}
+
+/// A field given, which must then hold a value: `null` is refused, not read as "left out".
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    field: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(field).map(Some)
 }
 
 /// `POST /v3/users`: a user in an existing project, with the `member` role. The answer
