@@ -587,12 +587,13 @@ function accountPage() {
     h("div", { class: "card" }, h("h2", {}, "Password"), password));
 }
 
-async function adminPage() {
+/// The administrators' page; `notice` (a key shown once) goes on top of the fresh page.
+async function adminPage(notice) {
   if (!isAdmin()) return show(h("div", { class: "card empty" }, "This page is for administrators."));
   const projects = (await api("GET", "/v3/projects")).data.projects;
   const users = (await api("GET", "/v3/users")).data.users;
   const nameOf = new Map(projects.map((p) => [p.id, p.name]));
-  const secretArea = h("div", {});
+  const secretArea = h("div", {}, notice);
   const newProject = h("form", { class: "grid", id: "new-project" }, field("Tenant name", h("input", { name: "name", required: true })), h("button", { type: "submit" }, "Create tenant"));
   newProject.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -610,8 +611,7 @@ async function adminPage() {
     if (data.get("password")) user.password = data.get("password");
     attempt(async () => {
       const created = (await api("POST", "/v3/users", { user })).data.user;
-      await adminPage();
-      secretArea.replaceChildren(secretCard(`API key of ${created.name}`, created["RAX-KSKEY:apiKeyCredentials"].apiKey, "Shown only now: hand it to the user."));
+      await adminPage(secretCard(`API key of ${created.name}`, created["RAX-KSKEY:apiKeyCredentials"].apiKey, "Shown only now: hand it to the user."));
     });
   });
   const userRow = (u) => h("tr", {}, h("td", {}, u.name), h("td", {}, nameOf.get(u.default_project_id) || u.default_project_id), h("td", {}, u.enabled ? "yes" : "no"),
