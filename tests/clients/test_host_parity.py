@@ -205,6 +205,8 @@ def exercise(host):
     r.call("DELETE", container, f"{account}/parity", token=token)
 
     exercise_metadefs(r, token, admin_token)
+    exercise_accounts(r, host, admin_token)
+    exercise_console(r, alice)
     r.call("GET", "/v2/info/usage", token=token)
 
     r.call("DELETE", "/v2/images/{image_id}", one, token=token)
@@ -264,6 +266,39 @@ def exercise_metadefs(r, token, admin_token):
     r.call("DELETE", "/v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
            f"{types}/OS::Glance::Image", token=admin_token)
     r.call("DELETE", "/v2/metadefs/namespaces/{namespace}", one, token=admin_token)
+
+
+def exercise_accounts(r, host, admin_token):
+    """The account lifecycle: a project and a user made, changed and removed again."""
+    project = r.call("POST", "/v3/projects", token=admin_token,
+                     json={"project": {"name": f"parity-{uuid.uuid4().hex[:10]}"}}).json()["project"]
+    name = f"parity-{uuid.uuid4().hex[:10]}"
+    user = r.call("POST", "/v3/users", token=admin_token, json={"user": {
+        "name": name, "password": "pw-parity", "default_project_id": project["id"]}}).json()["user"]
+    one = f"/v3/users/{user['id']}"
+    r.call("GET", "/v3/users/{user_id}", one, token=admin_token)
+    own = requests.post(host.root + "/v3/auth/tokens", timeout=60, json=v3_password(
+        {"user_name": name, "password": "pw-parity", "tenant_name": project["name"]})).headers["X-Subject-Token"]
+    r.call("POST", "/v3/users/{user_id}/password", f"{one}/password", token=own,
+           json={"user": {"original_password": "pw-parity", "password": "pw-parity-2"}})
+    r.call("POST", "/v2.0/users/{user_id}/OS-KSADM/credentials/RAX-KSKEY:apiKeyCredentials/RAX-AUTH/reset",
+           f"/v2.0/users/{user['id']}/OS-KSADM/credentials/RAX-KSKEY:apiKeyCredentials/RAX-AUTH/reset",
+           token=admin_token)
+    r.call("PATCH", "/v3/users/{user_id}", one, token=admin_token, json={"user": {"enabled": False}})
+    r.call("DELETE", "/v3/users/{user_id}", one, token=admin_token)
+    r.call("DELETE", "/v3/projects/{project_id}", f"/v3/projects/{project['id']}", token=admin_token)
+
+
+def exercise_console(r, account):
+    """The console's page, files and session (its cookie carried by hand)."""
+    for path in ("/console", "/console/"):
+        r.call("GET", path)
+    r.call("GET", "/console/{asset}", "/console/app.js")
+    opened = r.call("POST", "/console/session",
+                    json={"username": account["user_name"], "password": account["password"]})
+    cookie = opened.headers["Set-Cookie"].split(";")[0]
+    r.call("GET", "/console/session", headers={"Cookie": cookie})
+    r.call("DELETE", "/console/session", headers={"Cookie": cookie, "X-Console-Request": "1"})
 
 
 def wait_for_active(host, token, image_id):
