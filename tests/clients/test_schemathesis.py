@@ -54,10 +54,13 @@ def test_schemathesis_finds_nothing(service, role, tmp_path):
     token, tenant = token_and_tenant(service, account)
     env = dict(os.environ, SCHEMATHESIS_HOOKS=str(CONFIG / "hooks.py"),
                CLOUD_IMAGES_ST_ACCOUNT=f"AUTH_{tenant}")
+    # One worker: schemathesis parses schemas with `ast` from its worker threads, and CPython
+    # 3.11 can then crash ("AST constructor recursion depth mismatch", a runtime error of the
+    # tool, not a finding); it did once in CI.
     run = subprocess.run(
         [str(SCHEMATHESIS), "--config-file", str(CONFIG / "schemathesis.toml"), "run",
          f"{service.root}/openapi.json", "--checks", "all", "--header", f"X-Auth-Token: {token}",
-         "--max-examples", str(EXAMPLES[HOST]), "--seed", SEED, "--workers", "2", "--no-color"],
+         "--max-examples", str(EXAMPLES[HOST]), "--seed", SEED, "--workers", "1", "--no-color"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1200,
     )
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-2000:]
