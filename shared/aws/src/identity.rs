@@ -221,15 +221,11 @@ impl IdentityStore for DynamoIdentityStore {
             items.push(self.release_name(user_name_key(&current.name), current.id.as_str())?);
             items.push(self.claim(user_name_claim(next))?);
         }
-        let written = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) if is_cancelled(&e) => match self.user_by_id(&current.id).await? {
+        match self.transact(items, "updating a user").await {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            // A condition failed: say which, from what is stored now.
+            Err(None) => match self.user_by_id(&current.id).await? {
                 None => Err(gone_user(&current.id)),
                 Some(stored) if stored.revision != current.revision => Err(DomainError::Conflict(
                     format!("user '{}' changed meanwhile", current.id),
@@ -239,7 +235,6 @@ impl IdentityStore for DynamoIdentityStore {
                     next.name
                 ))),
             },
-            Err(e) => Err(failed("updating a user", e)),
         }
     }
 
