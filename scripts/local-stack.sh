@@ -182,6 +182,7 @@ cmd_up() {
   sam deploy --config-env local --parameter-overrides \
     "TokenSigningKey=$(cat "$state/signing-key")" "EndpointUrl=$AWS_ENDPOINT_URL" LogRetentionDays=1 \
     "WebDownloadAllowedPorts=80,443,$web_port,$linked_port" "LinkStsEndpoint=http://127.0.0.1:$linked_port" StoreId=fast SecondStoreId=cheap \
+    "ConsoleOrigins=http://*.execute-api.localhost:${AWS_ENDPOINT_URL##*:}" \
     2>&1 | grep -v 'Uploading to'
   timing "sam deploy" "$(took "$t")"
 

@@ -3,6 +3,7 @@ chromedriver (nothing is downloaded), against the real binary and the deployed s
 API host name resolves to the emulator). Every page's screenshot goes to
 target/console-screenshots/<host>/; any message the browser logs as an error fails the test."""
 
+import hashlib
 import json
 import os
 import pathlib
@@ -80,6 +81,11 @@ class Console:
         """What the browser logged as errors since the last call (CSP violations, script
         errors, failed loads)."""
         return [entry for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+    def errors_besides(self, *expected):
+        """The errors logged since the last call but those naming one of `expected`: the
+        failures a test provoked on purpose."""
+        return [e for e in self.errors() if not any(text in e["message"] for text in expected)]
 
     def log_in(self, account):
         """Logs in with the keyboard alone: type, Tab, type, Enter."""
@@ -270,6 +276,81 @@ def test_an_administrator_is_told_why_a_protected_image_stays_and_manages_accoun
     console.wait.until(lambda d: not d.find_elements(By.XPATH, project_row))
     console.log_out()
     assert console.errors() == []
+
+
+def test_a_big_upload_resumes_after_a_reload_then_downloads_and_deactivates(service, browser, tmp_path):
+    """9 MiB from the browser. The local binary takes it in one PUT; the stack (a 4 MiB
+    direct limit) in two parts PUT in parallel straight to presigned S3 URLs, a
+    cross-origin upload its bucket's CORS rule and the page's CSP must both allow. There the
+    network fails the first part; after a reload the same file resumes, sending only it."""
+    admin = service.admin
+    console = Console(browser, service.root)
+    console.log_in(admin)
+    data = os.urandom(9 << 20)
+    disk = tmp_path / "big.raw"
+    disk.write_bytes(data)
+    name = "big" + service.suffix
+    console.click_text("Create image")
+    console.type("#new-image input[name=name]", name)
+    console.click("#new-image button[type=submit]")
+    console.find("#upload-file")
+    image_id = browser.current_url.rsplit("/", 1)[-1]
+
+    in_parts = HOST == "stack"
+    if in_parts:
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*partNumber=1&*", "*partNumber=1"]})
+    console.find("#upload-file").send_keys(str(disk))
+    console.click_text("Upload")
+    if in_parts:
+        console.wait.until(lambda d: "failed" in console.banner())
+        assert wait_for(lambda: saved_plan(browser, image_id)["done"] == [2]), saved_plan(browser, image_id)
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        browser.refresh()
+        console.text_appears("main", "was interrupted")
+        console.shot("upload-interrupted")
+        console.find("#upload-file").send_keys(str(disk))
+        console.click_text("Upload")
+    console.wait.until(lambda d: d.find_elements(By.ID, "download"))
+    assert "active" in console.find("main").text
+    if in_parts:
+        parts_sent = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('partNumber='))")
+        assert len(parts_sent) == 1 and "partNumber=1" in parts_sent[0] and "partNumber=2" not in parts_sent[0], parts_sent
+        assert saved_plan(browser, image_id) is None
+    stored = json.loads(subprocess.run(["curl", "-s", "-H", f"X-Auth-Token: {token_of(service, admin)}",
+                                        f"{service.root}/v2/images/{image_id}"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert stored["size"] == len(data) and stored["os_hash_value"] == hashlib.sha512(data).hexdigest()
+
+    # Download: the same bytes land in the browser's download folder.
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    console.click("#download")
+    assert wait_for(lambda: [f for f in downloads.iterdir() if f.stat().st_size == len(data)
+                             and not f.name.endswith(".crdownload")]), list(downloads.iterdir())
+    assert next(downloads.iterdir()).read_bytes() == data
+
+    # An administrator deactivates it (no download while so) and reactivates it.
+    console.click_text("Deactivate")
+    console.text_appears("main", "deactivated")
+    assert not browser.find_elements(By.ID, "download")
+    console.shot("image-deactivated")
+    colleague = service.account("admin", "operator")  # a member of the image's own tenant
+    refused = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                              f"X-Auth-Token: {token_of(service, colleague)}",
+                              f"{service.root}/v2/images/{image_id}/file"], capture_output=True, text=True)
+    assert refused.stdout == "403", refused.stdout
+    console.click_text("Reactivate")
+    console.find("#download")
+    assert console.errors_besides("status of 413", "ERR_BLOCKED_BY_CLIENT") == []
+
+
+def saved_plan(browser, image_id):
+    """The console's note, in localStorage, of how far the staged upload of an image got."""
+    saved = browser.execute_script("return localStorage.getItem('cloud-images-uploads')")
+    return json.loads(saved or "{}").get(image_id)
 
 
 def curl_password_login(service, user, password):

@@ -13,6 +13,8 @@ pub struct HttpSettings {
     pub region: String,
     /// Largest JSON request body accepted, in bytes.
     pub max_json_body: usize,
+    /// Origins besides its own the console may send bytes to (staged-upload part URLs).
+    pub console_upload_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -21,6 +23,7 @@ impl Default for HttpSettings {
             public_url: None,
             region: "RegionOne".into(),
             max_json_body: 1024 * 1024,
+            console_upload_origins: Vec::new(),
         }
     }
 }

@@ -261,6 +261,13 @@ pub struct Config {
     #[arg(long, global = true, env = "CLOUD_IMAGES_DIRECT_UPLOAD_LIMIT", value_parser = parse_bytes)]
     pub direct_upload_limit: Option<u64>,
 
+    /// Origins besides its own that the console's pages may send bytes to: where the part
+    /// URLs of a staged upload point, so a browser can upload the parts (the serverless stack
+    /// sets its bucket's). Comma-separated `scheme://host[:port]`, e.g.
+    /// `https://my-bucket.s3.us-east-1.amazonaws.com`.
+    #[arg(long, global = true, env = "CLOUD_IMAGES_CONSOLE_UPLOAD_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub console_upload_origins: Vec<String>,
+
     /// How long the part URLs of a staged upload stay valid.
     #[arg(long, global = true, env = "CLOUD_IMAGES_STAGED_UPLOAD_EXPIRY", default_value = "6h", value_parser = parse_duration)]
     pub staged_upload_expiry: Duration,
@@ -361,6 +368,29 @@ fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), Stri
         .parse()
         .map_err(|_| format!("'{text}' is not {what}"))?;
     Ok((n, unit))
+}
+
+/// Parses a web origin, `http(s)://host[:port]`, into its canonical form (lower case, no
+/// trailing slash). Anything else is refused: the value is written into a
+/// Content-Security-Policy, where a space or `;` would add a directive.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let refuse = || format!("'{text}' is not an origin like https://host or http://host:port");
+    let lower = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = lower.split_once("://").ok_or_else(refuse)?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    if matches!(scheme, "http" | "https") && host_ok && port_ok {
+        Ok(lower)
+    } else {
+        Err(refuse())
+    }
 }
 
 /// Parses `1048576`, `512K`, `100M`, `20G` or `2T` (powers of 1024) into bytes.
@@ -542,6 +572,33 @@ mod tests {
         assert_eq!(parse_bytes("20g"), Ok(20 << 30));
         assert!(parse_bytes("12X").is_err());
         assert!(parse_bytes("99999999999T").is_err());
+    }
+
+    #[test]
+    fn origins_are_canonical_and_nothing_else_passes() {
+        assert_eq!(
+            parse_origin("HTTPS://Bucket.s3.us-east-1.amazonaws.com/"),
+            Ok("https://bucket.s3.us-east-1.amazonaws.com".into())
+        );
+        assert_eq!(
+            parse_origin("http://127.0.0.1:4566"),
+            Ok("http://127.0.0.1:4566".into())
+        );
+        for bad in [
+            "",
+            "bucket.example",
+            "ftp://host",
+            "https://",
+            "https://host/path",
+            "https://host:0",
+            "https://host:99999",
+            "https://a..b",
+            "https://host; script-src *",
+            "https://host 'unsafe-inline'",
+            "https://*.example",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Wiring {
                 public_url: config.public_url.clone(),
                 region: config.region.clone(),
                 max_json_body: config.max_json_body,
+                console_upload_origins: config.console_upload_origins.clone(),
             }),
             config: config.clone(),
             backend,

@@ -291,6 +291,8 @@ async function upload(id, file, where) {
   const label = h("span", { class: "muted" }, "Uploading…");
   where.replaceChildren(bar, label);
   const report = (sent) => { bar.value = sent; label.textContent = `Uploaded ${bytes(sent)} of ${bytes(file.size)}`; };
+  // An interrupted staged upload of this file goes on where it stopped.
+  if (resumablePlan(id, file)) return uploadInParts(id, file, report, label);
   const direct = await send("PUT", `/v2/images/${id}/file`, file, report, { "X-Console-Request": "1", "Content-Type": "application/octet-stream" });
   if (direct.status === 413 && /staged|parts/i.test(direct.text)) return uploadInParts(id, file, report, label);
   if (direct.status >= 300) throw new ApiError(direct.status, messageOf(direct.text));
@@ -316,14 +318,20 @@ function send(method, url, body, onProgress, headers) {
   });
 }
 
+function resumablePlan(id, file) {
+  const plan = JSON.parse(localStorage.getItem(RESUMABLE) || "{}")[id];
+  return plan && plan.size === file.size ? plan : null;
+}
+
 async function uploadInParts(id, file, report, label) {
   const saved = JSON.parse(localStorage.getItem(RESUMABLE) || "{}");
-  let plan = saved[id] && saved[id].size === file.size ? saved[id] : null;
+  let plan = resumablePlan(id, file);
   if (!plan) {
     const offer = (await api("POST", `/v2/images/${id}/file/parts`, { size: file.size })).data;
     plan = { size: file.size, upload_id: offer.upload_id, part_size: offer.part_size, parts: offer.parts, done: [] };
   }
   const remember = () => { saved[id] = plan; localStorage.setItem(RESUMABLE, JSON.stringify(saved)); };
+  const forget = () => { delete saved[id]; localStorage.setItem(RESUMABLE, JSON.stringify(saved)); };
   remember();
   const sent = new Map(plan.done.map((n) => [n, plan.parts.find((p) => p.part_number === n).size]));
   const total = () => [...sent.values()].reduce((a, b) => a + b, 0);
@@ -332,7 +340,8 @@ async function uploadInParts(id, file, report, label) {
     for (let part = queue.shift(); part; part = queue.shift()) {
       const start = (part.part_number - 1) * plan.part_size;
       const result = await send("PUT", part.url, file.slice(start, start + part.size), (n) => { sent.set(part.part_number, n); report(total()); });
-      if (result.status >= 300) throw new ApiError(result.status, `part ${part.part_number} was refused by the store`);
+      if (result.status === 403 || result.status === 404) forget();
+      if (result.status >= 300) throw new ApiError(result.status, `part ${part.part_number} was refused by the store${result.status === 403 || result.status === 404 ? " (its upload expired or was cancelled): choose the file again to start over" : ""}`);
       sent.set(part.part_number, part.size);
       plan.done.push(part.part_number);
       remember();
@@ -340,9 +349,15 @@ async function uploadInParts(id, file, report, label) {
   };
   await Promise.all([worker(), worker(), worker()]);
   label.textContent = "Joining the parts and checking the image…";
-  await api("POST", `/v2/images/${id}/file/complete`, { upload_id: plan.upload_id });
-  delete saved[id];
-  localStorage.setItem(RESUMABLE, JSON.stringify(saved));
+  try {
+    await api("POST", `/v2/images/${id}/file/complete`, { upload_id: plan.upload_id });
+  } catch (error) {
+    // Refused (the image checks the joined bytes): nothing is left to resume. A failure of
+    // the service or the network keeps the plan, and the next try completes it.
+    if (error.status >= 400 && error.status < 500) forget();
+    throw error;
+  }
+  forget();
 }
 
 async function imagePage(id) {

@@ -17,12 +17,27 @@ use super::{RouteTable, mount};
 use crate::caller::{Authenticated, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::state::{Common, Group};
+use crate::state::{Common, Group, HttpSettings};
 
-/// Pages and scripts come only from here; nothing inline, nothing framed, no other origin.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
-     base-uri 'none'; frame-ancestors 'none'";
+/// Pages and scripts come only from here; nothing inline, nothing framed. Scripts talk to
+/// this origin and, with bytes only, to the origins of staged-upload part URLs.
+fn content_security_policy(upload_origins: &[String]) -> String {
+    // Startup checked the origins (config::parse_origin); this filter keeps the header
+    // valid and unextendable even if a caller skipped that.
+    let plain = |origin: &&String| {
+        origin
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".:/-".contains(c))
+    };
+    let connect = std::iter::once("'self'")
+        .chain(upload_origins.iter().filter(plain).map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src {connect}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
 
 /// The console's files: name, media type, contents.
 const ASSETS: [(&str, &str, &str); 4] = [
@@ -68,15 +83,15 @@ pub fn router(common: Common, service: IdentityService) -> axum::Router {
     mount(table(), Group { common, service })
 }
 
-async fn index() -> Response {
-    serve("index.html")
+async fn index(State(state): State<Group<IdentityService>>) -> Response {
+    serve("index.html", &state.common.settings)
 }
 
-async fn asset(Path(name): Path<String>) -> Response {
-    serve(&name)
+async fn asset(State(state): State<Group<IdentityService>>, Path(name): Path<String>) -> Response {
+    serve(&name, &state.common.settings)
 }
 
-fn serve(name: &str) -> Response {
+fn serve(name: &str, settings: &HttpSettings) -> Response {
     let Some((_, media_type, contents)) = ASSETS.iter().find(|(file, _, _)| *file == name) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
@@ -89,8 +104,12 @@ fn serve(name: &str) -> Response {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(media_type));
     // Small files that change with each release: always revalidate.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(policy) =
+        HeaderValue::from_str(&content_security_policy(&settings.console_upload_origins))
+    {
+        headers.insert(HeaderName::from_static("content-security-policy"), policy);
+    }
     for (name, value) in [
-        ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
@@ -195,4 +214,24 @@ fn is_https(common: &Common, headers: &HeaderMap) -> bool {
         .as_deref()
         .is_some_and(|url| url.starts_with("https://"));
     forwarded || configured
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_upload_origins_only_in_connect_src() {
+        let policy = content_security_policy(&["https://b.s3.us-east-1.amazonaws.com".into()]);
+        assert!(policy.contains("connect-src 'self' https://b.s3.us-east-1.amazonaws.com;"));
+        assert!(policy.contains("script-src 'self';"));
+        assert_eq!(policy.matches("amazonaws").count(), 1);
+    }
+
+    #[test]
+    fn an_origin_that_would_extend_the_policy_is_left_out() {
+        let policy = content_security_policy(&["https://x; script-src *".into()]);
+        assert!(policy.contains("connect-src 'self';"));
+        assert!(!policy.contains("script-src *"));
+    }
 }
