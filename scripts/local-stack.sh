@@ -413,6 +413,17 @@ _, page, hdrs = call("GET", "/console/")
 if "script-src 'self'" not in hdrs.get("Content-Security-Policy", "") or b'src="/console/app.js"' not in page:
     fail("GET /console/ is not the console page with its policy", 200, page)
 call("GET", "/console/app.js")
+# The console uploads big images' parts from the browser: its policy must let scripts reach
+# the part URLs' origin, and the bucket's CORS rule must take a PUT from the console's origin
+# (this emulator answers every preflight itself, so the rule is read back, not exercised).
+parts = urllib.parse.urlsplit(offer["parts"][0]["url"])
+if f" {parts.scheme}://{parts.netloc}" not in hdrs.get("Content-Security-Policy", "").split("connect-src", 1)[-1].split(";")[0]:
+    fail(f"the console's connect-src does not name the part URLs' origin {parts.netloc}: {hdrs.get('Content-Security-Policy')}")
+import fnmatch
+rules = boto3.client("s3").get_bucket_cors(Bucket=out["BucketName"])["CORSRules"]
+if not any("PUT" in r["AllowedMethods"] and any(fnmatch.fnmatchcase(f"http://{host}", o) for o in r["AllowedOrigins"])
+           for r in rules):
+    fail(f"the bucket's CORS rules do not let the console at http://{host} PUT parts: {rules}")
 _, payload, hdrs = call("POST", "/console/session", expect=(201,),
                         body={"username": f"alice-{run}", "password": f"pw-alice-{run}-{run}"})
 cookie = hdrs.get("Set-Cookie", "")

@@ -311,7 +311,8 @@ def test_a_big_upload_resumes_after_a_reload_then_downloads_and_deactivates(serv
         console.shot("upload-interrupted")
         console.find("#upload-file").send_keys(str(disk))
         console.click_text("Upload")
-    console.wait.until(lambda d: d.find_elements(By.ID, "download"))
+    # The stack imports the joined parts in the background; the page follows until active.
+    WebDriverWait(browser, 180).until(lambda d: d.find_elements(By.ID, "download"))
     assert "active" in console.find("main").text
     if in_parts:
         parts_sent = browser.execute_script(

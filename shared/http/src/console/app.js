@@ -365,13 +365,18 @@ async function imagePage(id) {
   const mine = image.owner === session.project.id;
   const props = h("dl", { class: "props", id: "properties" },
     Object.keys(image).sort().flatMap((key) => [h("dt", {}, key), h("dd", {}, display(image[key]))]));
+  // A queued image waits for its data: the upload comes first.
+  const awaitingData = mine && canWrite() && image.status === "queued";
   const sections = [h("h1", {}, image.name || image.id), h("p", {}, status(image.status), " ", image.visibility),
-    actionsFor(image, mine), h("div", { class: "card" }, h("h2", {}, "Properties"), props)];
+    actionsFor(image, mine), awaitingData ? uploadCard(image) : null, h("div", { class: "card" }, h("h2", {}, "Properties"), props)];
   if (mine && canWrite()) sections.push(editForm(image));
-  if (mine && canWrite() && image.status === "queued") sections.push(uploadCard(image));
   if (mine && image.visibility === "shared") sections.push(await membersCard(image));
   if (!mine && image.visibility === "shared") sections.push(await offerCard(image));
+  const settling = ["saving", "uploading", "importing"].includes(image.status);
+  if (settling) sections.splice(2, 0, h("p", { class: "muted", id: "settling" }, "The service is still storing this image's data; this page updates by itself."));
   show(...sections);
+  // Until the data settles (active or killed), look again; leaving the page stops it.
+  if (settling) timers.push(setTimeout(() => { if (location.hash === `#/images/${id}`) imagePage(id).catch((e) => banner(e.message)); }, 2000));
 }
 
 function display(value) {
