@@ -324,14 +324,21 @@ function resumablePlan(id, file) {
 }
 
 async function uploadInParts(id, file, report, label) {
-  const saved = JSON.parse(localStorage.getItem(RESUMABLE) || "{}");
   let plan = resumablePlan(id, file);
   if (!plan) {
     const offer = (await api("POST", `/v2/images/${id}/file/parts`, { size: file.size })).data;
     plan = { size: file.size, upload_id: offer.upload_id, part_size: offer.part_size, parts: offer.parts, done: [] };
   }
-  const remember = () => { saved[id] = plan; localStorage.setItem(RESUMABLE, JSON.stringify(saved)); };
-  const forget = () => { delete saved[id]; localStorage.setItem(RESUMABLE, JSON.stringify(saved)); };
+  // Read afresh each time: another tab may be uploading another image. Once forgotten, a
+  // plan stays forgotten even if a part still in flight finishes.
+  let abandoned = false;
+  const keep = (change) => {
+    const saved = JSON.parse(localStorage.getItem(RESUMABLE) || "{}");
+    change(saved);
+    localStorage.setItem(RESUMABLE, JSON.stringify(saved));
+  };
+  const remember = () => { if (!abandoned) keep((saved) => { saved[id] = plan; }); };
+  const forget = () => { abandoned = true; keep((saved) => { delete saved[id]; }); };
   remember();
   const sent = new Map(plan.done.map((n) => [n, plan.parts.find((p) => p.part_number === n).size]));
   const total = () => [...sent.values()].reduce((a, b) => a + b, 0);
