@@ -18,6 +18,7 @@ import os
 import pathlib
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -258,8 +259,19 @@ def service(tmp_path):
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; a file named `*.slow` trickles out, 64 KiB every 250 ms, so a test
+    can watch an import while it runs."""
+
     def log_message(self, *args):
         pass
+
+    def copyfile(self, source, outputfile):
+        if not self.path.endswith(".slow"):
+            return super().copyfile(source, outputfile)
+        while piece := source.read(64 * 1024):
+            outputfile.write(piece)
+            outputfile.flush()
+            time.sleep(0.25)
 
 
 @pytest.fixture

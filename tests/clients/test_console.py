@@ -348,6 +348,45 @@ def test_a_big_upload_resumes_after_a_reload_then_downloads_and_deactivates(serv
     assert console.errors_besides("status of 413", "ERR_BLOCKED_BY_CLIENT") == []
 
 
+def test_a_running_import_shows_its_progress_live_until_it_ends(importing, web, browser):
+    """A web-download import of 2 MiB trickling in over 8 s (the worker reports every 4 s):
+    its task page shows a progress bar that moves, then success and no bar."""
+    directory, base = web
+    data = (b"console import progress\n" * 90_000)[:32 * 64 * 1024]
+    (directory / "disk.slow").write_bytes(data)
+    alice = importing.account("acme", "alice")
+    token = token_of(importing, alice)
+    image_id = curl_json(importing, token, "POST", "/v2/images",
+                         {"name": "trickled", "disk_format": "raw", "container_format": "bare"})["id"]
+    curl_json(importing, token, "POST", f"/v2/images/{image_id}/import",
+              {"method": {"name": "web-download", "uri": f"{base}/disk.slow"}})
+    task_id = curl_json(importing, token, "GET", f"/v2/images/{image_id}/tasks")["tasks"][0]["id"]
+
+    console = Console(browser, importing.root)
+    console.log_in(alice)
+    console.open(f"#/tasks/{task_id}")
+    bar = "#task-progress progress"
+    console.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, bar)
+                       and 0 < float(d.find_element(By.CSS_SELECTOR, bar).get_attribute("value")))
+    shown = browser.find_element(By.CSS_SELECTOR, bar)
+    assert int(shown.get_attribute("max")) == len(data)
+    assert float(shown.get_attribute("value")) < len(data), "the bar appeared only once all bytes were in"
+    assert "MiB moved" in console.find("#task-progress").text
+    console.shot("task-progress")
+    WebDriverWait(browser, 180).until(EC.text_to_be_present_in_element((By.ID, "task"), "success"))
+    assert not browser.find_elements(By.ID, "task-progress")
+    assert console.errors() == []
+
+
+def curl_json(service, token, method, path, body=None):
+    """An API call with curl, as a person with a token would make it; the reply's JSON."""
+    command = ["curl", "-s", "-f", "-X", method, "-H", f"X-Auth-Token: {token}", f"{service.root}{path}"]
+    if body is not None:
+        command += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    reply = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(reply) if reply.strip() else None
+
+
 def saved_plan(browser, image_id):
     """The console's note, in localStorage, of how far the staged upload of an image got."""
     saved = browser.execute_script("return localStorage.getItem('cloud-images-uploads')")

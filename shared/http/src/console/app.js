@@ -551,10 +551,19 @@ function startTask(body) {
   });
 }
 
+/// How far a running import got, as its worker last said (every few seconds).
+function taskProgress(progress) {
+  const of = progress.total ? ` of ${bytes(progress.total)}` : "";
+  return h("p", { id: "task-progress" },
+    progress.total ? h("progress", { max: progress.total, value: progress.done, "aria-label": "Task progress" }) : null,
+    h("span", { class: "muted" }, ` ${bytes(progress.done)}${of} moved`));
+}
+
 async function taskPage(id) {
   const details = h("div", { class: "card", id: "task" });
   const render = (task) => details.replaceChildren(...present([
     h("p", {}, "Status: ", status(task.status), task.status === "pending" || task.status === "processing" ? h("span", { class: "muted" }, " (updating live)") : null),
+    task.progress && task.status === "processing" ? taskProgress(task.progress) : null,
     h("dl", { class: "props" }, ["type", "created_at", "updated_at", "expires_at"].flatMap((k) => [h("dt", {}, k), h("dd", {}, display(task[k]))]),
       h("dt", {}, "input"), h("dd", {}, display(task.input)), h("dt", {}, "result"), h("dd", {}, display(task.result)),
       h("dt", {}, "message"), h("dd", { id: "task-message" }, task.message || "—")),
