@@ -347,8 +347,11 @@ async function uploadInParts(id, file, report, label) {
     for (let part = queue.shift(); part; part = queue.shift()) {
       const start = (part.part_number - 1) * plan.part_size;
       const result = await send("PUT", part.url, file.slice(start, start + part.size), (n) => { sent.set(part.part_number, n); report(total()); });
-      if (result.status === 403 || result.status === 404) forget();
-      if (result.status >= 300) throw new ApiError(result.status, `part ${part.part_number} was refused by the store${result.status === 403 || result.status === 404 ? " (its upload expired or was cancelled): choose the file again to start over" : ""}`);
+      if (result.status >= 300) {
+        const expired = result.status === 403 || result.status === 404;
+        if (expired) forget();
+        throw new ApiError(result.status, `part ${part.part_number} was refused by the store${expired ? " (its upload expired or was cancelled): choose the file again to start over" : ""}`);
+      }
       sent.set(part.part_number, part.size);
       plan.done.push(part.part_number);
       remember();
