@@ -319,9 +319,7 @@ def test_a_big_upload_resumes_after_a_reload_then_downloads_and_deactivates(serv
             "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('partNumber='))")
         assert len(parts_sent) == 1 and "partNumber=1" in parts_sent[0] and "partNumber=2" not in parts_sent[0], parts_sent
         assert saved_plan(browser, image_id) is None
-    stored = json.loads(subprocess.run(["curl", "-s", "-H", f"X-Auth-Token: {token_of(service, admin)}",
-                                        f"{service.root}/v2/images/{image_id}"],
-                                       capture_output=True, text=True, check=True).stdout)
+    stored = curl_json(service, token_of(service, admin), "GET", f"/v2/images/{image_id}")
     assert stored["size"] == len(data) and stored["os_hash_value"] == hashlib.sha512(data).hexdigest()
 
     # Download: the same bytes land in the browser's download folder.
